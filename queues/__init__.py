@@ -1,0 +1,1 @@
+"""Taskweb's reusable app: queues, jobs, workers and everything that moves them."""

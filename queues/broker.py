@@ -1,0 +1,650 @@
+"""Every change of a job's status, attempts, lease or dead letter happens here.
+
+Each transition is a conditional UPDATE filtered by the statuses it may start
+from (``states.TRANSITIONS``) and, for a running job, by the attempt number and
+the worker holding it: a late or duplicate actor matches no row and changes
+nothing, so it can never overwrite a newer outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from . import registry
+from .conf import conf
+from .engines import get_engine
+from .exceptions import InvalidJob, JobNotFound, JobStateError, UnknownQueue
+from .models import QUEUE_NAME_VALIDATOR, Attempt, DeadLetter, Job, Queue, Worker, WorkerStatus
+from .retry import backoff_seconds
+from .states import TRANSITIONS, Outcome, Status
+
+PRIORITY_NAMES = {"critical": 100, "high": 10, "normal": 0, "low": -10}
+
+
+# --- value objects -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything needed to enqueue one job; validated by ``enqueue``."""
+
+    task_path: str
+    args: Sequence[Any] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    queue: str = "default"
+    priority: int | str = 0
+    run_after: datetime | None = None
+    max_attempts: int | None = None
+    timeout: int | None = None
+    idempotency_key: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job a worker has just claimed: what it needs to run it and to report back."""
+
+    id: int
+    task_path: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int
+    attempt_offset: int
+    max_attempts: int
+    timeout: int
+    queue_name: str
+
+    @property
+    def has_attempts_left(self) -> bool:
+        return self.attempt - self.attempt_offset < self.max_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """How one attempt ended, as the worker saw it."""
+
+    job: ClaimedJob
+    outcome: Outcome
+    started_at: datetime
+    finished_at: datetime
+    result_json: str | None = None
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    retryable: bool = True
+
+    @property
+    def duration(self) -> float:
+        return max((self.finished_at - self.started_at).total_seconds(), 0.0)
+
+
+# --- enqueue -----------------------------------------------------------------------
+
+
+def parse_priority(value: int | str) -> int:
+    """A priority as a number in -100..100 or one of the names critical/high/normal/low."""
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name in PRIORITY_NAMES:
+            return PRIORITY_NAMES[name]
+        try:
+            value = int(name)
+        except ValueError:
+            raise InvalidJob(
+                f"Priority {value!r} is neither a number in -100..100 nor one of "
+                f"{', '.join(PRIORITY_NAMES)}.",
+                field="priority",
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int) or not -100 <= value <= 100:
+        raise InvalidJob(f"Priority must be a whole number in -100..100, not {value!r}.", "priority")
+    return value
+
+
+def _json_text(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"The {what} are not JSON-serialisable: {exc}", field=what) from exc
+
+
+def _positive(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidJob(f"{what} must be a whole number of at least 1, not {value!r}.", what)
+    return value
+
+
+def get_queue(name: str) -> Queue:
+    """The queue called ``name``; created on first use only if QUEUES_AUTO_CREATE is on."""
+    if not isinstance(name, str) or not QUEUE_NAME_VALIDATOR.regex.match(name):
+        raise InvalidJob(f"{name!r} is not a valid queue name: {QUEUE_NAME_VALIDATOR.message}", "queue")
+    try:
+        return Queue.objects.get(name=name)
+    except Queue.DoesNotExist:
+        if not conf.QUEUES_AUTO_CREATE:
+            raise UnknownQueue(name) from None
+        queue, _ = Queue.objects.get_or_create(name=name)
+        return queue
+
+
+def _build_job(spec: JobSpec, queue: Queue, now: datetime) -> Job:
+    if spec.task_path != Job.RAW_TASK:
+        registry.get_task(spec.task_path)
+    priority = parse_priority(spec.priority)
+    if not isinstance(spec.args, (list, tuple)):
+        raise InvalidJob(f"args must be a list, not {type(spec.args).__name__}.", "args")
+    if not isinstance(spec.kwargs, dict) or not all(isinstance(k, str) for k in spec.kwargs):
+        raise InvalidJob("kwargs must be an object with string keys.", "kwargs")
+    args = json.loads(_json_text(list(spec.args), "args"))
+    kwargs = json.loads(_json_text(spec.kwargs, "kwargs"))
+    meta = json.loads(_json_text(spec.meta or {}, "meta"))
+    run_after = spec.run_after or now
+    if settings.USE_TZ and timezone.is_naive(run_after):
+        raise InvalidJob("run_after must be a timezone-aware datetime.", "run_after")
+    key = spec.idempotency_key
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 255):
+        raise InvalidJob("idempotency_key must be a string of 1 to 255 characters.", "idempotency_key")
+    return Job(
+        queue=queue,
+        task_path=spec.task_path,
+        args=args,
+        kwargs=kwargs,
+        priority=priority,
+        status=Status.SCHEDULED if run_after > now else Status.QUEUED,
+        max_attempts=_positive(spec.max_attempts, "max_attempts") or queue.max_attempts,
+        timeout=_positive(spec.timeout, "timeout") or queue.timeout,
+        run_after=run_after,
+        idempotency_key=key,
+        enqueued_at=now,
+        updated_at=now,
+        meta=meta,
+    )
+
+
+def _existing(queue: Queue, key: str | None) -> Job | None:
+    if key is None:
+        return None
+    return Job.objects.filter(queue=queue, idempotency_key=key).first()
+
+
+def enqueue(spec: JobSpec) -> tuple[Job, bool]:
+    """Insert one job (inside the caller's transaction, if any) and wake workers on commit.
+
+    Returns the job and whether it was created: a key already held by a live job
+    in the same queue gives back that job instead of a second one.
+    """
+    queue = get_queue(spec.queue)
+    now = timezone.now()
+    job = _build_job(spec, queue, now)
+    if existing := _existing(queue, job.idempotency_key):
+        return existing, False
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            _count_enqueued([job], queue.name, now)
+            get_engine().notify([queue.name])
+    except IntegrityError:
+        if existing := _existing(queue, job.idempotency_key):
+            return existing, False
+        raise
+    return job, True
+
+
+def enqueue_many(specs: Sequence[JobSpec], batch_size: int = 1000) -> list[tuple[Job, bool]]:
+    """Insert many jobs with bulk INSERTs; same validation and idempotency as ``enqueue``.
+
+    Either every job is valid and the batch is written, or nothing is.
+    """
+    now = timezone.now()
+    queues = {name: get_queue(name) for name in {spec.queue for spec in specs}}
+    jobs = [_build_job(spec, queues[spec.queue], now) for spec in specs]
+    found: dict[tuple[int, str], Job] = {}
+    keyed = defaultdict(set)
+    for job in jobs:
+        if job.idempotency_key is not None:
+            keyed[job.queue_id].add(job.idempotency_key)
+    with transaction.atomic():
+        for queue_id, keys in keyed.items():
+            for existing in Job.objects.filter(queue_id=queue_id, idempotency_key__in=keys):
+                found[(queue_id, existing.idempotency_key)] = existing
+        results: list[tuple[Job, bool]] = []
+        new: list[Job] = []
+        for job in jobs:
+            key = (job.queue_id, job.idempotency_key)
+            if job.idempotency_key is not None and key in found:
+                results.append((found[key], False))
+                continue
+            if job.idempotency_key is not None:
+                found[key] = job
+            new.append(job)
+            results.append((job, True))
+        Job.objects.bulk_create(new, batch_size=batch_size)
+        for name, queue in queues.items():
+            _count_enqueued([job for job in new if job.queue_id == queue.id], name, now)
+        get_engine().notify([spec.queue for spec in specs])
+    return results
+
+
+def _count_enqueued(jobs: Iterable[Job], queue_name: str, now: datetime) -> None:
+    per_task: dict[str, int] = defaultdict(int)
+    for job in jobs:
+        per_task[job.task_path] += 1
+    minute = now.replace(second=0, microsecond=0)
+    get_engine().upsert_minute_stats(
+        [(minute, queue_name, task, count, 0, 0, 0, 0, 0.0) for task, count in per_task.items()]
+    )
+
+
+# --- claim, heartbeat, finish ------------------------------------------------------
+
+
+def lease_duration() -> timedelta:
+    return timedelta(seconds=conf.QUEUES_HEARTBEAT_INTERVAL * conf.QUEUES_LOST_AFTER_HEARTBEATS)
+
+
+def _queue_names_by_id() -> dict[int, str]:
+    return dict(Queue.objects.values_list("id", "name"))
+
+
+def claim(worker_id: str, queue_names: Sequence[str] | None, limit: int) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due jobs, highest priority then oldest first, in one statement.
+
+    Jobs of paused queues are skipped. ``queue_names`` None means every queue.
+    """
+    if limit < 1:
+        return []
+    engine = get_engine()
+    now = timezone.now()
+    if not engine.has_due_jobs(queue_names, now):
+        return []
+    rows = engine.claim(
+        worker_id=worker_id,
+        queue_names=queue_names,
+        limit=limit,
+        now=now,
+        lease_until=now + lease_duration(),
+    )
+    if not rows:
+        return []
+    names = _queue_names_by_id()
+    claimed = [
+        ClaimedJob(
+            id=row[0],
+            task_path=row[1],
+            args=_loads(row[2]),
+            kwargs=_loads(row[3]),
+            attempt=row[4],
+            attempt_offset=row[5],
+            max_attempts=row[6],
+            timeout=row[7],
+            queue_name=names.get(row[8], "?"),
+        )
+        for row in rows
+    ]
+    claimed.sort(key=lambda job: job.id)
+    return claimed
+
+
+def _loads(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def register_worker(worker: Worker) -> Worker:
+    now = timezone.now()
+    worker.started_at = worker.last_heartbeat = now
+    worker.expires_at = now + lease_duration()
+    worker.status = WorkerStatus.ALIVE
+    worker.save(force_insert=True)
+    return worker
+
+
+def heartbeat(worker_id: str, running: dict[int, int]) -> set[int]:
+    """Renew the worker and the leases of its running jobs ({job id: attempt}).
+
+    Returns the ids it still holds: a job missing from the answer was cancelled or
+    recovered elsewhere, and the worker must stop running it.
+    """
+    now = timezone.now()
+    expires = now + lease_duration()
+    Worker.objects.filter(id=worker_id).update(
+        last_heartbeat=now, expires_at=expires, status=WorkerStatus.ALIVE
+    )
+    if not running:
+        return set()
+    held = Job.objects.filter(id__in=running, status=Status.RUNNING, worker_id=worker_id)
+    held.update(lease_expires_at=expires)
+    return {
+        job_id
+        for job_id, attempts in held.values_list("id", "attempts")
+        if running.get(job_id) == attempts
+    }
+
+
+def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
+    """Record a batch of finished attempts of jobs held by ``worker_id``.
+
+    Successes are written with one statement; failures are retried with back-off or
+    sent to the dead letters. Returns the ids whose outcome was recorded; the others
+    were no longer held by this attempt (recovered or cancelled) and are ignored.
+    """
+    if not finished:
+        return set()
+    now = timezone.now()
+    with transaction.atomic():
+        applied = _succeed(worker_id, [f for f in finished if f.outcome == Outcome.SUCCEEDED], now)
+        retried, dead = set(), set()
+        for item in finished:
+            if item.outcome != Outcome.SUCCEEDED:
+                status = _fail(worker_id, item, now)
+                if status is not None:
+                    applied.add(item.job.id)
+                    (dead if status == Status.DEAD else retried).add(item.job.id)
+        recorded = [f for f in finished if f.job.id in applied]
+        Attempt.objects.bulk_create(
+            Attempt(
+                job_id=f.job.id,
+                number=f.job.attempt,
+                worker_id=worker_id,
+                started_at=f.started_at,
+                finished_at=f.finished_at,
+                duration=f.duration,
+                outcome=f.outcome,
+                error_type=f.error_type,
+                error_message=f.error_message,
+                traceback=f.traceback,
+            )
+            for f in recorded
+        )
+        _count_finished(recorded, retried, dead, now)
+        failed = sum(1 for f in recorded if f.outcome != Outcome.SUCCEEDED)
+        if recorded:
+            Worker.objects.filter(id=worker_id).update(
+                jobs_done=F("jobs_done") + len(recorded) - failed,
+                jobs_failed=F("jobs_failed") + failed,
+            )
+    return applied
+
+
+def _succeed(worker_id: str, items: Sequence[Finished], now: datetime) -> set[int]:
+    if not items:
+        return set()
+    engine = get_engine()
+    cte, params = engine.values_cte(
+        "done",
+        ("id", "attempt", "result"),
+        [(f.job.id, f.job.attempt, f.result_json) for f in items],
+        json_columns=frozenset({"result"}),
+    )
+    sql = (
+        f"{cte} UPDATE queues_job SET status = %s, result = done.result, finished_at = %s, "
+        "updated_at = %s, lease_expires_at = NULL, progress = 100 FROM done "
+        "WHERE queues_job.id = done.id AND queues_job.attempts = done.attempt "
+        "AND queues_job.status = %s AND queues_job.worker_id = %s RETURNING queues_job.id"
+    )
+    params += [Status.SUCCEEDED.value, engine.dt(now), engine.dt(now), Status.RUNNING.value, worker_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _fail(worker_id: str, item: Finished, now: datetime) -> Status | None:
+    """Retry the job after a back-off, or kill it; None if the attempt was no longer held."""
+    job = item.job
+    retry = item.retryable and job.has_attempts_left
+    status = Status.SCHEDULED if retry else Status.DEAD
+    error = f"{item.error_type}: {item.error_message}" if item.error_message else item.error_type
+    changes: dict[str, Any] = {
+        "status": status,
+        "updated_at": now,
+        "lease_expires_at": None,
+        "last_error": error,
+    }
+    if retry:
+        changes["run_after"] = now + timedelta(seconds=backoff_seconds(job.attempt - job.attempt_offset))
+    else:
+        changes["finished_at"] = now
+    updated = Job.objects.filter(
+        id=job.id, status__in=TRANSITIONS["fail"], attempts=job.attempt, worker_id=worker_id
+    ).update(**changes)
+    if not updated:
+        return None
+    if not retry:
+        DeadLetter.objects.create(
+            job_id=job.id,
+            queue_name=job.queue_name,
+            task_path=job.task_path,
+            reason="not retryable" if not item.retryable else "attempts exhausted",
+            error_type=item.error_type,
+            error_message=item.error_message,
+            traceback=item.traceback,
+            created_at=now,
+        )
+    return status
+
+
+def _count_finished(recorded: Sequence[Finished], retried: set[int], dead: set[int], now: datetime) -> None:
+    minute = now.replace(second=0, microsecond=0)
+    counts: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0.0])
+    for item in recorded:
+        row = counts[(item.job.queue_name, item.job.task_path)]
+        row[0 if item.outcome == Outcome.SUCCEEDED else 1] += 1
+        row[2] += item.job.id in retried
+        row[3] += item.job.id in dead
+        row[4] += item.duration
+    get_engine().upsert_minute_stats(
+        [(minute, queue, task, 0, *values) for (queue, task), values in counts.items()]
+    )
+
+
+def release(worker_id: str, job_ids: Iterable[int]) -> int:
+    """Give unfinished jobs back to the queue on shutdown; the cut attempt is not counted."""
+    now = timezone.now()
+    return Job.objects.filter(
+        id__in=list(job_ids), status__in=TRANSITIONS["release"], worker_id=worker_id
+    ).update(
+        status=Status.QUEUED,
+        attempts=F("attempts") - 1,
+        started_at=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+
+
+def stop_worker(worker_id: str) -> None:
+    Worker.objects.filter(id=worker_id).update(
+        status=WorkerStatus.STOPPED, stopped_at=timezone.now()
+    )
+
+
+def report_progress(job_id: int, attempt: int, percent: int, message: str = "") -> bool:
+    """Store a running attempt's progress; False if that attempt no longer runs."""
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
+        raise InvalidJob(f"Progress must be a number from 0 to 100, not {percent!r}.", "progress")
+    return bool(
+        Job.objects.filter(id=job_id, status=Status.RUNNING, attempts=attempt).update(
+            progress=int(percent), progress_message=str(message)[:255], updated_at=timezone.now()
+        )
+    )
+
+
+# --- maintenance -------------------------------------------------------------------
+
+
+def recover_lost(limit: int = 500) -> int:
+    """Fail, as WorkerLost, the running attempts whose worker stopped heartbeating.
+
+    A worker whose heartbeat expired is marked lost; every job it was running, and
+    any running job whose lease ran out, is retried per policy or dead-lettered.
+    """
+    now = timezone.now()
+    lost = list(
+        Worker.objects.filter(status=WorkerStatus.ALIVE, expires_at__lt=now).values_list("id", flat=True)
+    )
+    if lost:
+        Worker.objects.filter(id__in=lost, expires_at__lt=now).update(status=WorkerStatus.LOST)
+    stale = Job.objects.filter(status__in=TRANSITIONS["recover"]).filter(
+        Q(lease_expires_at__lt=now) | Q(worker_id__in=lost)
+    )
+    names = None
+    by_worker: dict[str, list[Finished]] = defaultdict(list)
+    for job in stale.order_by("id")[:limit]:
+        names = names or _queue_names_by_id()
+        claimed = ClaimedJob(
+            id=job.id,
+            task_path=job.task_path,
+            args=job.args,
+            kwargs=job.kwargs,
+            attempt=job.attempts,
+            attempt_offset=job.attempt_offset,
+            max_attempts=job.max_attempts,
+            timeout=job.timeout,
+            queue_name=names.get(job.queue_id, "?"),
+        )
+        by_worker[job.worker_id or ""].append(
+            Finished(
+                job=claimed,
+                outcome=Outcome.LOST,
+                started_at=job.started_at or now,
+                finished_at=now,
+                error_type="WorkerLost",
+                error_message=f"worker {job.worker_id} stopped heartbeating; its lease expired",
+            )
+        )
+    return sum(len(finish(worker_id, items)) for worker_id, items in by_worker.items())
+
+
+def promote_due(limit: int = 1000) -> int:
+    """Move scheduled jobs whose time has come to queued (for what people see)."""
+    now = timezone.now()
+    due = Job.objects.filter(status__in=TRANSITIONS["promote"], run_after__lte=now).order_by()
+    ids = list(due.values_list("id", flat=True)[:limit])
+    if not ids:
+        return 0
+    return Job.objects.filter(id__in=ids, status=Status.SCHEDULED).update(
+        status=Status.QUEUED, updated_at=now
+    )
+
+
+def prune(batch_size: int | None = None) -> int:
+    """Delete one bounded batch of finished jobs past their retention; returns how many."""
+    batch_size = batch_size or conf.QUEUES_PRUNE_BATCH
+    now = timezone.now()
+    expired = Q(status=Status.DEAD, finished_at__lt=now - timedelta(days=conf.QUEUES_DEAD_RETENTION_DAYS))
+    for queue_id, retention in Queue.objects.values_list("id", "retention"):
+        expired |= Q(
+            queue_id=queue_id,
+            status__in=[Status.SUCCEEDED, Status.CANCELLED],
+            finished_at__lt=now - retention,
+        )
+    ids = list(Job.objects.filter(expired).order_by().values_list("id", flat=True)[:batch_size])
+    if ids:
+        _delete_rows(ids)
+    return len(ids)
+
+
+def _delete_rows(ids: list[int]) -> None:
+    with transaction.atomic():
+        Attempt.objects.filter(job_id__in=ids).delete()
+        DeadLetter.objects.filter(job_id__in=ids).delete()
+        Job.objects.filter(id__in=ids).delete()
+
+
+# --- operator actions --------------------------------------------------------------
+
+
+def _refuse(job_id: int, action: str) -> None:
+    """Explain why a guarded update matched nothing: no such job, or the wrong status."""
+    status = Job.objects.filter(id=job_id).values_list("status", flat=True).first()
+    if status is None:
+        raise JobNotFound(job_id)
+    raise JobStateError(job_id, action, status, TRANSITIONS[action])
+
+
+def cancel(job_id: int) -> Job:
+    """Cancel a waiting or running job; a running attempt is stopped by its worker."""
+    now = timezone.now()
+    if not Job.objects.filter(id=job_id, status__in=TRANSITIONS["cancel"]).update(
+        status=Status.CANCELLED, finished_at=now, updated_at=now, lease_expires_at=None
+    ):
+        _refuse(job_id, "cancel")
+    return Job.objects.get(id=job_id)
+
+
+def retry(job_id: int, by: str = "") -> Job:
+    """Run the job again now with a fresh attempt budget (a dead job is replayed)."""
+    status = Job.objects.filter(id=job_id).values_list("status", flat=True).first()
+    if status == Status.DEAD:
+        return replay(job_id, by=by)
+    now = timezone.now()
+    if not Job.objects.filter(id=job_id, status__in=TRANSITIONS["retry"] - {Status.DEAD}).update(
+        **_requeued(now)
+    ):
+        _refuse(job_id, "retry")
+    return Job.objects.get(id=job_id)
+
+
+def _requeued(now: datetime) -> dict[str, Any]:
+    return {
+        "status": Status.QUEUED,
+        "attempt_offset": F("attempts"),
+        "run_after": now,
+        "finished_at": None,
+        "result": None,
+        "progress": 0,
+        "progress_message": "",
+        "updated_at": now,
+    }
+
+
+def replay(job_id: int, by: str = "") -> Job:
+    """Put a dead job back in its queue with a fresh attempt budget."""
+    if not replay_many(Job.objects.filter(id=job_id), by=by):
+        _refuse(job_id, "replay")
+    return Job.objects.get(id=job_id)
+
+
+def replay_many(jobs: QuerySet[Job], by: str = "") -> int:
+    """Replay every dead job in ``jobs``; returns how many went back to their queue."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(jobs.filter(status__in=TRANSITIONS["replay"]).values_list("id", flat=True))
+        if not ids:
+            return 0
+        count = Job.objects.filter(id__in=ids, status__in=TRANSITIONS["replay"]).update(**_requeued(now))
+        DeadLetter.objects.filter(job_id__in=ids, replayed_at=None).update(replayed_at=now, replayed_by=by)
+        names = set(Queue.objects.filter(jobs__id__in=ids).values_list("name", flat=True))
+        get_engine().notify(sorted(names))
+    return count
+
+
+def delete(job_ids: Iterable[int]) -> int:
+    """Delete jobs that are not running; returns how many were deleted."""
+    with transaction.atomic():
+        ids = list(
+            Job.objects.filter(id__in=list(job_ids), status__in=TRANSITIONS["delete"]).values_list("id", flat=True)
+        )
+        if ids:
+            _delete_rows(ids)
+    return len(ids)
+
+
+def purge(queue_name: str, batch_size: int = 1000) -> int:
+    """Delete every waiting job of a queue, in batches; running and finished jobs stay."""
+    waiting = Job.objects.filter(queue=get_queue(queue_name), status__in=TRANSITIONS["purge"])
+    deleted = 0
+    while ids := list(waiting.order_by().values_list("id", flat=True)[:batch_size]):
+        _delete_rows(ids)
+        deleted += len(ids)
+    return deleted
+

@@ -1,0 +1,36 @@
+"""Taskweb's settings and their defaults, read lazily so tests can override them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "QUEUES_AUTO_CREATE": False,
+    "QUEUES_HEARTBEAT_INTERVAL": 5.0,  # seconds between worker heartbeats
+    "QUEUES_LOST_AFTER_HEARTBEATS": 3,  # silent this many heartbeats -> lost
+    "QUEUES_RETRY_BASE": 2.0,  # seconds; delay = min(base * 2**(n-1), cap) +- jitter
+    "QUEUES_RETRY_CAP": 300.0,
+    "QUEUES_RETRY_JITTER": 0.1,  # fraction of the delay
+    "QUEUES_DEAD_RETENTION_DAYS": 30,
+    "QUEUES_PRUNE_BATCH": 500,
+    "QUEUES_PRUNE_INTERVAL": 60.0,
+    "QUEUES_LISTEN": True,  # PostgreSQL LISTEN/NOTIFY; off for transaction-mode poolers
+    "QUEUES_POLL_INTERVAL": 1.0,  # fallback poll when LISTEN is on
+    "QUEUES_POLL_MIN": 0.02,  # SQLite / poll-only: back-off starts here...
+    "QUEUES_POLL_MAX": 0.2,  # ...and stops growing here
+    "QUEUES_SHUTDOWN_GRACE": 30.0,
+}
+
+
+@dataclass(frozen=True)
+class _Settings:
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(name)
+        return getattr(settings, name, DEFAULTS[name])
+
+
+conf: Any = _Settings()

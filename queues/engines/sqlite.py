@@ -1,0 +1,32 @@
+"""SQLite: one writer at a time, so the claim statement alone is the lock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import connection
+
+from ..states import WAITING
+from .base import Engine
+
+
+class SQLiteEngine(Engine):
+    vendor = "sqlite"
+    # No row locks in SQLite: the UPDATE ... RETURNING statement runs under the
+    # database write lock, so two workers can never pick the same row.
+    lock_clause = ""
+
+    def has_due_jobs(self, queue_names: Sequence[str] | None, now: datetime) -> bool:
+        queue_filter, params = "", [self.dt(now)]
+        if queue_names:
+            queue_filter = f" AND name IN ({', '.join(['%s'] * len(queue_names))})"
+            params.extend(queue_names)
+        waiting = ", ".join(f"'{status.value}'" for status in sorted(WAITING))
+        sql = (
+            f"SELECT 1 FROM queues_job WHERE status IN ({waiting}) AND run_after <= %s "
+            f"AND queue_id IN (SELECT id FROM queues_queue WHERE NOT paused{queue_filter}) LIMIT 1"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone() is not None

@@ -1,0 +1,128 @@
+"""Runs one claimed job in a worker's child process and describes how it ended.
+
+No database writes about the job's state happen here: the outcome goes back to
+the parent worker, which records it through the broker in batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from django import db
+
+from . import progress, registry
+from .compat import TaskContext, TaskResult, TaskResultStatus
+from .exceptions import InvalidJob, NonRetryable
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """What a child needs to run one attempt; plain data, never a pickled Task."""
+
+    job_id: int
+    task_path: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempt: int
+    worker_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """How one attempt ended, sent back to the parent."""
+
+    job_id: int
+    ok: bool
+    result_json: str | None = None
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    retryable: bool = True
+
+
+def run(assignment: Assignment) -> Report:
+    """Import the task, call it, and capture its return value or its exception."""
+    try:
+        task = registry.get_task(assignment.task_path)
+    except InvalidJob as exc:
+        # Retrying cannot fix a task that does not exist: fail it for good, clearly.
+        return Report(
+            assignment.job_id, ok=False, error_type="TaskImportError", error_message=str(exc), retryable=False
+        )
+    token = progress._running.set((assignment.job_id, assignment.attempt))
+    try:
+        args = assignment.args
+        if task.takes_context:
+            args = [_context(task, assignment), *args]
+        value = task.call(*args, **assignment.kwargs)
+        try:
+            result_json = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return Report(
+                assignment.job_id,
+                ok=False,
+                error_type="ResultNotSerialisable",
+                error_message=f"The task returned a value that is not JSON-serialisable: {exc}",
+                retryable=False,
+            )
+        return Report(assignment.job_id, ok=True, result_json=result_json)
+    except Exception as exc:
+        retryable = not isinstance(exc, NonRetryable) and getattr(task, "is_retryable", lambda e: True)(exc)
+        return Report(
+            assignment.job_id,
+            ok=False,
+            error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
+            error_message=str(exc)[:2000],
+            traceback="".join(traceback.format_exception(exc))[-20000:],
+            retryable=retryable,
+        )
+    finally:
+        progress._running.reset(token)
+        db.close_old_connections()
+
+
+def _context(task: Any, assignment: Assignment) -> TaskContext:
+    result = TaskResult(
+        task=task,
+        id=str(assignment.job_id),
+        status=TaskResultStatus.RUNNING,
+        enqueued_at=None,
+        started_at=None,
+        finished_at=None,
+        last_attempted_at=None,
+        args=assignment.args,
+        kwargs=assignment.kwargs,
+        backend=task.backend,
+        errors=[],
+        worker_ids=[assignment.worker_id] * assignment.attempt,
+    )
+    return TaskContext(task_result=result)
+
+
+def child_main(conn: Connection) -> None:
+    """Loop of a worker's child process: receive an assignment, run it, send the report.
+
+    Signals are the parent's business: it decides when a child stops (after its job,
+    or killed on timeout), so Ctrl-C in a terminal never cuts a job short here.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        while True:
+            try:
+                assignment = conn.recv()
+            except EOFError:
+                break
+            if assignment is None:
+                break
+            conn.send(run(assignment))
+    finally:
+        db.connections.close_all()
+        os._exit(0)
+

@@ -1,0 +1,52 @@
+"""``python manage.py runworker``: claim and run jobs until stopped."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from queues.models import QUEUE_NAME_VALIDATOR, Queue
+from queues.worker import Worker
+
+
+class Command(BaseCommand):
+    help = "Run a Taskweb worker: claim jobs from the database and run them."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--queues", default="", help="Comma-separated queue names (default: all).")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=max(2, os.cpu_count() or 1),
+            help="Jobs run at once, each in its own child process (default: CPU count, at least 2).",
+        )
+        parser.add_argument("--burst", action="store_true", help="Exit when no job is left to run.")
+        parser.add_argument(
+            "--no-listen",
+            action="store_true",
+            help="Poll only, no LISTEN/NOTIFY (needed behind a transaction-mode pooler).",
+        )
+        parser.add_argument("--grace", type=float, default=None, help="Seconds to let running jobs finish on shutdown.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        queues = [name.strip() for name in options["queues"].split(",") if name.strip()] or None
+        if options["concurrency"] < 1:
+            raise CommandError("--concurrency must be at least 1.")
+        for name in queues or []:
+            if not QUEUE_NAME_VALIDATOR.regex.match(name):
+                raise CommandError(f"{name!r} is not a valid queue name.")
+        if queues:
+            missing = sorted(set(queues) - set(Queue.objects.filter(name__in=queues).values_list("name", flat=True)))
+            if missing:
+                raise CommandError(f"Unknown queue(s): {', '.join(missing)}. Create them first.")
+        worker = Worker(
+            queues=queues,
+            concurrency=options["concurrency"],
+            burst=options["burst"],
+            listen=not options["no_listen"],
+        )
+        if options["grace"] is not None:
+            worker.grace = options["grace"]
+        worker.run()

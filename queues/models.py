@@ -1,0 +1,281 @@
+"""Queues, jobs, attempts, dead letters, workers, schedules and the per-minute rollup.
+
+These are plain rows; every change of a job's status, attempts, lease or dead
+letter goes through ``queues.broker``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .states import WAITING, Outcome, Status
+
+QUEUE_NAME_VALIDATOR = RegexValidator(
+    r"^[A-Za-z0-9_.-]{1,64}$",
+    "A queue name is 1 to 64 characters of letters, digits, '_', '.' and '-'.",
+)
+PRIORITY_VALIDATORS = [MinValueValidator(-100), MaxValueValidator(100)]
+DEFAULT_RETENTION = timedelta(days=7)
+
+
+class Queue(models.Model):
+    name = models.CharField(max_length=64, unique=True, validators=[QUEUE_NAME_VALIDATOR])
+    paused = models.BooleanField(default=False)
+    concurrency = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most jobs running at once across all workers."
+    )
+    rate_limit = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001)],
+        help_text="Most job starts per second across all workers.",
+    )
+    max_attempts = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
+    timeout = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(1)], help_text="Seconds one attempt may run."
+    )
+    retention = models.DurationField(default=DEFAULT_RETENTION)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobQuerySet(models.QuerySet):
+    def waiting(self) -> JobQuerySet:
+        return self.filter(status__in=WAITING)
+
+    def running(self) -> JobQuerySet:
+        return self.filter(status=Status.RUNNING)
+
+    def dead(self) -> JobQuerySet:
+        return self.filter(status=Status.DEAD)
+
+
+class Job(models.Model):
+    RAW_TASK = "raw"
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="jobs")
+    task_path = models.CharField(max_length=255)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    priority = models.SmallIntegerField(default=0, validators=PRIORITY_VALIDATORS)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    attempt_offset = models.PositiveIntegerField(
+        default=0, help_text="Attempts used before the last replay; the budget counts from here."
+    )
+    max_attempts = models.PositiveIntegerField(default=4)
+    timeout = models.PositiveIntegerField(default=300)
+    run_after = models.DateTimeField(default=timezone.now)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=255, blank=True, default="")
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+    worker_id = models.CharField(max_length=128, null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    meta = models.JSONField(
+        default=dict, blank=True, help_text="Request id, trace context, callback URL and the like."
+    )
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The claim reads this index in order and stops at LIMIT: an index scan
+            # over waiting jobs only, however many finished rows the table holds.
+            models.Index(
+                fields=["-priority", "run_after", "id"],
+                name="job_claimable",
+                condition=Q(status__in=sorted(WAITING)),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="job_running_lease",
+                condition=Q(status=Status.RUNNING),
+            ),
+            models.Index(fields=["queue", "status"], name="job_queue_status"),
+            models.Index(fields=["status", "finished_at"], name="job_status_finished"),
+            models.Index(fields=["task_path", "status"], name="job_task_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queue", "idempotency_key"],
+                name="job_idempotency_key_unique",
+                condition=Q(idempotency_key__isnull=False),
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__gte=-100) & Q(priority__lte=100), name="job_priority_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.task_path}"
+
+    @property
+    def is_raw(self) -> bool:
+        return self.task_path == self.RAW_TASK
+
+
+class Attempt(models.Model):
+    """One finished attempt of a job: who ran it, how long, and how it ended."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_history")
+    number = models.PositiveIntegerField()
+    worker_id = models.CharField(max_length=128, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(default=timezone.now)
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    error_type = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["job", "number"]
+        indexes = [models.Index(fields=["job", "number"], name="attempt_job_number")]
+
+    def __str__(self) -> str:
+        return f"#{self.job_id} attempt {self.number}: {self.outcome}"
+
+
+class DeadLetter(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dead_letters")
+    queue_name = models.CharField(max_length=64)
+    task_path = models.CharField(max_length=255)
+    reason = models.CharField(max_length=64)
+    error_type = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replayed_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["error_type", "created_at"],
+                name="deadletter_open",
+                condition=Q(replayed_at=None),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.job_id} {self.reason}: {self.error_type}"
+
+
+class WorkerStatus(models.TextChoices):
+    ALIVE = "alive", "Alive"
+    STOPPED = "stopped", "Stopped"
+    LOST = "lost", "Lost"
+
+
+class Worker(models.Model):
+    id = models.CharField(max_length=128, primary_key=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, help_text="Queue names; empty means every queue.")
+    concurrency = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=WorkerStatus.choices, default=WorkerStatus.ALIVE)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_heartbeat = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(
+        default=timezone.now, help_text="Lost if no heartbeat arrives before this time."
+    )
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    jobs_done = models.PositiveBigIntegerField(default=0)
+    jobs_failed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["status", "expires_at"], name="worker_status_expiry")]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class Schedule(models.Model):
+    """A recurring job: a cron expression and what to enqueue at each due time."""
+
+    name = models.CharField(max_length=100, unique=True)
+    cron = models.CharField(max_length=100)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    task_path = models.CharField(max_length=255)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="schedules")
+    priority = models.SmallIntegerField(default=0, validators=PRIORITY_VALIDATORS)
+    enabled = models.BooleanField(default=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduleRun(models.Model):
+    """One enqueue of a schedule; unique per due time so that it happens once."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs")
+    due_at = models.DateTimeField()
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "due_at"], name="schedulerun_once_per_due_time")
+        ]
+
+
+class Lease(models.Model):
+    """A named, expiring lock in the database, e.g. for the one scheduler leader."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=128)
+    expires_at = models.DateTimeField()
+
+
+class MinuteStat(models.Model):
+    """Per-minute counts by queue and task, written by workers as jobs finish.
+
+    The console chart and the metrics endpoint read these instead of scanning jobs.
+    """
+
+    minute = models.DateTimeField()
+    queue_name = models.CharField(max_length=64)
+    task_path = models.CharField(max_length=255)
+    enqueued = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    retried = models.PositiveIntegerField(default=0)
+    dead = models.PositiveIntegerField(default=0)
+    runtime_sum = models.FloatField(default=0.0, help_text="Seconds spent in finished attempts.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "queue_name", "task_path"], name="minutestat_unique_key"
+            )
+        ]
+        indexes = [models.Index(fields=["queue_name", "minute"], name="minutestat_queue_minute")]

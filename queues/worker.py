@@ -1,0 +1,360 @@
+"""The runworker process: claim jobs, hand them to child processes, report back.
+
+One parent process talks to the database; each of its ``concurrency`` children
+runs one job at a time. Children are separate processes so that a job past its
+timeout (or cancelled) can really be stopped: the parent kills the child and
+starts a new one. Outcomes are collected from all children and written in one
+batch per loop turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from django import db
+from django.utils import timezone
+
+from . import broker
+from .conf import conf
+from .execution import Assignment, Report, child_main
+from .models import Worker as WorkerRow
+from .states import Outcome
+from .wakeup import Listener
+
+logger = logging.getLogger("queues.worker")
+DB_ERRORS = (db.OperationalError, db.InterfaceError)
+
+
+@dataclass
+class Slot:
+    """One child process and the job it is running, if any."""
+
+    process: Any
+    conn: Connection
+    job: broker.ClaimedJob | None = None
+    started_at: datetime | None = None
+    deadline: float = math.inf
+
+
+@dataclass
+class Worker:
+    queues: list[str] | None
+    concurrency: int
+    burst: bool = False  # exit once no job is left to claim
+    listen: bool = True
+    grace: float = field(default_factory=lambda: float(conf.QUEUES_SHUTDOWN_GRACE))
+    id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+
+    def __post_init__(self) -> None:
+        self.slots: list[Slot] = []
+        self.pending: list[broker.Finished] = []
+        self.listener: Listener | None = None
+        self.stop_at: float | None = None  # monotonic deadline once shutdown began
+        self.force = False
+        self.more_waiting = True
+        self.poll_delay = conf.QUEUES_POLL_MIN
+        self.next_poll = 0.0
+        self.next_heartbeat = 0.0
+        self.next_prune = time.monotonic() + conf.QUEUES_PRUNE_INTERVAL * 0.1
+        self.db_backoff = 0.0
+        self._ctx = multiprocessing.get_context("fork")
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def run(self) -> None:
+        signal_r, signal_w = os.pipe()
+        os.set_blocking(signal_r, False)
+        os.set_blocking(signal_w, False)
+        self._install_signal_handlers(signal_w)
+        broker.register_worker(
+            WorkerRow(
+                id=self.id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                queues=self.queues or [],
+                concurrency=self.concurrency,
+            )
+        )
+        logger.info(
+            "worker %s started: queues=%s concurrency=%d",
+            self.id,
+            ",".join(self.queues) if self.queues else "*",
+            self.concurrency,
+        )
+        self.slots = [self._spawn() for _ in range(self.concurrency)]
+        if self.listen and conf.QUEUES_LISTEN and db.connection.vendor == "postgresql":
+            self.listener = Listener(self.queues)
+            self.listener.connect()
+        try:
+            self._loop(signal_r)
+        finally:
+            self._shutdown()
+            os.close(signal_r)
+            os.close(signal_w)
+
+    def _install_signal_handlers(self, wakeup_fd: int) -> None:
+        def request_stop(signum: int, frame: Any) -> None:
+            if self.stop_at is None:
+                logger.info("worker %s stopping: finishing running jobs (grace %.0fs)", self.id, self.grace)
+                self.stop_at = time.monotonic() + self.grace
+            else:
+                logger.info("worker %s stopping now", self.id)
+                self.force = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        signal.set_wakeup_fd(wakeup_fd)
+
+    def _loop(self, signal_fd: int) -> None:
+        while not self.force:
+            now = time.monotonic()
+            if self.stop_at is not None and (not self.busy_slots() or now >= self.stop_at):
+                break
+            try:
+                self._flush()
+                self._maintain(now)
+                if self.stop_at is None:
+                    self._claim(now)
+            except DB_ERRORS as exc:
+                self._database_trouble(exc)
+                continue
+            self.db_backoff = 0.0
+            if self.burst and not self.busy_slots() and not self.more_waiting and not self.pending:
+                break
+            ready = wait(self._waitables(signal_fd), self._wait_timeout())
+            for item in ready:
+                if item == signal_fd:
+                    _drain_fd(signal_fd)
+                elif self.listener is not None and item == self.listener.fileno():
+                    if self.listener.drain():
+                        self.more_waiting = True
+            self._collect()
+            self._enforce_timeouts()
+
+    def _shutdown(self) -> None:
+        unfinished = [slot for slot in self.slots if slot.job is not None]
+        for slot in unfinished:
+            self._kill(slot)
+        for slot in self.slots:
+            self._stop_child(slot)
+        try:
+            self._flush()
+            if unfinished:
+                released = broker.release(self.id, [slot.job.id for slot in unfinished if slot.job])
+                logger.warning("worker %s returned %d unfinished jobs to their queues", self.id, released)
+            broker.stop_worker(self.id)
+        except DB_ERRORS as exc:
+            logger.error("worker %s could not record its shutdown: %s", self.id, exc)
+        if self.listener is not None:
+            self.listener.close()
+        logger.info("worker %s stopped", self.id)
+
+    # --- claiming and dispatch -----------------------------------------------------
+
+    def busy_slots(self) -> list[Slot]:
+        return [slot for slot in self.slots if slot.job is not None]
+
+    def _claim(self, now: float) -> None:
+        free = [slot for slot in self.slots if slot.job is None]
+        if not free or not (self.more_waiting or now >= self.next_poll):
+            return
+        jobs = broker.claim(self.id, self.queues, len(free))
+        self.more_waiting = len(jobs) == len(free)
+        if jobs:
+            self.poll_delay = conf.QUEUES_POLL_MIN
+        elif self.listener is not None and self.listener.fileno() is not None:
+            self.poll_delay = conf.QUEUES_POLL_INTERVAL
+        else:
+            self.poll_delay = min(self.poll_delay * 2, conf.QUEUES_POLL_MAX)
+        self.next_poll = now + self.poll_delay
+        started = timezone.now()
+        for slot, job in zip(free, jobs):
+            slot.job, slot.started_at = job, started
+            slot.deadline = time.monotonic() + job.timeout
+            slot.conn.send(Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id))
+
+    def _waitables(self, signal_fd: int) -> list[Any]:
+        items: list[Any] = [signal_fd, *(slot.conn for slot in self.busy_slots())]
+        if self.listener is not None and self.listener.fileno() is not None:
+            items.append(self.listener.fileno())
+        return items
+
+    def _wait_timeout(self) -> float:
+        now = time.monotonic()
+        moments = [self.next_heartbeat]
+        if self.stop_at is not None:
+            moments.append(self.stop_at)
+        else:
+            free = any(slot.job is None for slot in self.slots)
+            if free:
+                moments.append(now if self.more_waiting else self.next_poll)
+        moments.extend(slot.deadline for slot in self.busy_slots())
+        return max(0.0, min(moments) - now)
+
+    def _collect(self) -> None:
+        """Take every report the children have ready; free their slots."""
+        finished_at = timezone.now()
+        for slot in self.busy_slots():
+            try:
+                if not slot.conn.poll():
+                    continue
+                report: Report = slot.conn.recv()
+            except (EOFError, OSError):
+                self._child_died(slot)
+                continue
+            self._record(slot, finished_at, report)
+
+    def _record(self, slot: Slot, finished_at: datetime, report: Report) -> None:
+        job = slot.job
+        assert job is not None and slot.started_at is not None
+        if report.job_id != job.id:  # cannot happen with one job per child; be loud if it does
+            raise RuntimeError(f"child reported job {report.job_id} while running {job.id}")
+        self.pending.append(
+            broker.Finished(
+                job=job,
+                outcome=Outcome.SUCCEEDED if report.ok else Outcome.FAILED,
+                started_at=slot.started_at,
+                finished_at=finished_at,
+                result_json=report.result_json,
+                error_type=report.error_type,
+                error_message=report.error_message,
+                traceback=report.traceback,
+                retryable=report.retryable,
+            )
+        )
+        if not report.ok:
+            logger.warning(
+                "job %s %s attempt %d failed: %s: %s",
+                job.id,
+                job.task_path,
+                job.attempt,
+                report.error_type,
+                report.error_message,
+            )
+        self._free(slot)
+
+    def _free(self, slot: Slot) -> None:
+        slot.job, slot.started_at, slot.deadline = None, None, math.inf
+        self.more_waiting = True  # a slot opened: look for more work at once
+
+    def _flush(self) -> None:
+        if self.pending:
+            broker.finish(self.id, self.pending)
+            self.pending = []
+
+    # --- stopping jobs -------------------------------------------------------------
+
+    def _enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        for slot in self.busy_slots():
+            if now >= slot.deadline and slot.job is not None:
+                job = slot.job
+                self._kill(slot)
+                self._fail_slot(
+                    slot,
+                    "TimeoutError",
+                    f"attempt ran past its timeout of {job.timeout}s and was stopped",
+                    Outcome.TIMEOUT,
+                )
+
+    def _child_died(self, slot: Slot) -> None:
+        code = slot.process.exitcode
+        self._kill(slot)
+        self._fail_slot(slot, "WorkerChildDied", f"the process running the job exited (code {code})", Outcome.FAILED)
+
+    def _fail_slot(self, slot: Slot, error_type: str, message: str, outcome: Outcome) -> None:
+        job = slot.job
+        assert job is not None and slot.started_at is not None
+        logger.warning("job %s %s attempt %d: %s", job.id, job.task_path, job.attempt, message)
+        self.pending.append(
+            broker.Finished(
+                job=job,
+                outcome=outcome,
+                started_at=slot.started_at,
+                finished_at=timezone.now(),
+                error_type=error_type,
+                error_message=message,
+            )
+        )
+        self._replace_child(slot)
+
+    def _replace_child(self, slot: Slot) -> None:
+        fresh = self._spawn()
+        slot.process, slot.conn = fresh.process, fresh.conn
+        self._free(slot)
+
+    def _kill(self, slot: Slot) -> None:
+        if slot.process.is_alive():
+            os.kill(slot.process.pid, signal.SIGKILL)
+        slot.process.join(5)
+        slot.conn.close()
+
+    def _spawn(self) -> Slot:
+        # A forked child must not share the parent's database sockets.
+        db.connections.close_all()
+        parent_conn, child_conn = self._ctx.Pipe()
+        process = self._ctx.Process(target=child_main, args=(child_conn,), daemon=True)
+        process.start()
+        child_conn.close()
+        return Slot(process=process, conn=parent_conn)
+
+    def _stop_child(self, slot: Slot) -> None:
+        if slot.process.is_alive():
+            try:
+                slot.conn.send(None)
+            except OSError:
+                pass
+            slot.process.join(5)
+            if slot.process.is_alive():
+                self._kill(slot)
+        slot.conn.close()
+
+    # --- heartbeat and maintenance -------------------------------------------------
+
+    def _maintain(self, now: float) -> None:
+        if now >= self.next_heartbeat:
+            self._heartbeat()
+            broker.recover_lost()
+            broker.promote_due()
+            if self.listener is not None and self.listener.fileno() is None:
+                self.listener.connect()
+            self.next_heartbeat = now + conf.QUEUES_HEARTBEAT_INTERVAL
+        if now >= self.next_prune:
+            pruned = broker.prune()
+            full = pruned >= conf.QUEUES_PRUNE_BATCH
+            self.next_prune = now + (1.0 if full else conf.QUEUES_PRUNE_INTERVAL)
+            if pruned:
+                logger.info("pruned %d finished jobs past their retention", pruned)
+
+    def _heartbeat(self) -> None:
+        running = {slot.job.id: slot.job.attempt for slot in self.busy_slots() if slot.job}
+        held = broker.heartbeat(self.id, running)
+        for slot in self.busy_slots():
+            if slot.job is not None and slot.job.id not in held:
+                logger.warning("job %s is no longer held by this worker (cancelled or recovered); stopping it", slot.job.id)
+                self._kill(slot)
+                self._replace_child(slot)
+
+    def _database_trouble(self, exc: Exception) -> None:
+        self.db_backoff = min(max(self.db_backoff * 2, 0.5), 10.0)
+        logger.error("database error, retrying in %.1fs: %s", self.db_backoff, exc)
+        db.connections.close_all()
+        time.sleep(self.db_backoff)
+
+
+def _drain_fd(fd: int) -> None:
+    try:
+        os.read(fd, 4096)
+    except BlockingIOError:
+        pass

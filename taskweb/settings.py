@@ -169,3 +169,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Worker tuning from the environment (see queues/conf.py for what each one does).
+for _name, _cast in {
+    "QUEUES_HEARTBEAT_INTERVAL": float,
+    "QUEUES_POLL_INTERVAL": float,
+    "QUEUES_POLL_MAX": float,
+    "QUEUES_SHUTDOWN_GRACE": float,
+    "QUEUES_PRUNE_INTERVAL": float,
+    "QUEUES_LISTEN": lambda value: value.strip().lower() in {"1", "true", "yes", "on"},
+}.items():
+    if _name in os.environ:
+        globals()[_name] = _cast(os.environ[_name])

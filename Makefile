@@ -1,0 +1,53 @@
+# Two commands: `make run` starts everything on SQLite; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WORKERS ?= 2
+TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/taskweb
+
+.PHONY: run test test-sqlite test-postgres install install-test browser bench lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements.txt requirements-test.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## Start the console, API, WebSocket and $(WORKERS) workers on 127.0.0.1:8000 (Ctrl-C stops all).
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py ensureadmin
+	$(BIN)/honcho start --no-prefix -c worker=$(WORKERS) -f Procfile
+
+## Install what the tests need and run the whole suite on SQLite, then on PostgreSQL.
+test: install-test browser
+	$(MAKE) --no-print-directory test-sqlite
+	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(TEST_PG_URL)'.rsplit('/',1)[0] + '/postgres', connect_timeout=3).close()" 2>/dev/null; then \
+		$(MAKE) --no-print-directory test-postgres; \
+	else \
+		echo "PostgreSQL is not reachable at $(TEST_PG_URL): its run is skipped (CI starts it)."; \
+	fi
+
+test-sqlite: install-test
+	env -u DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgres: install-test
+	DATABASE_URL=$(TEST_PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "Install Debian's chromium package (sudo apt-get install chromium) for the browser tests."; exit 1; fi; }
+
+lint: install-test
+	$(BIN)/ruff check queues taskweb tests bench

@@ -1,0 +1,83 @@
+"""Task functions used by the tests; module level so that workers can import them."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from queues.compat import TaskContext, task
+from queues.exceptions import NonRetryable
+from queues.progress import set_progress
+
+
+def _log(line: str) -> None:
+    """Append one line to the file named by TASKWEB_TEST_LOG (atomic for short lines)."""
+    path = os.environ.get("TASKWEB_TEST_LOG")
+    if path:
+        with Path(path).open("a") as handle:
+            handle.write(line + "\n")
+
+
+@task
+def noop() -> None:
+    return None
+
+
+@task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task(takes_context=True)
+def record(context: TaskContext, sleep: float = 0.0) -> str:
+    """Logs "<job id> <attempt>" when it starts, so tests can count real executions."""
+    _log(f"{context.task_result.id} {context.attempt}")
+    if sleep:
+        time.sleep(sleep)
+    return context.task_result.id
+
+
+@task(takes_context=True)
+def record_then_sleep_first_attempt(context: TaskContext, seconds: float) -> str:
+    _log(f"{context.task_result.id} {context.attempt}")
+    if context.attempt == 1:
+        time.sleep(seconds)
+    return "done"
+
+
+@task
+def fail(message: str = "boom") -> None:
+    raise RuntimeError(message)
+
+
+@task
+def fail_permanently(message: str = "bad input") -> None:
+    raise NonRetryable(message)
+
+
+@task(no_retry_on=(KeyError,))
+def fail_with_key_error() -> None:
+    raise KeyError("missing")
+
+
+@task(timeout=1, max_attempts=2)
+def hang(seconds: float = 3600) -> None:
+    time.sleep(seconds)
+
+
+@task
+def report_progress(steps: int = 4) -> int:
+    for step in range(1, steps + 1):
+        set_progress(100 * step / steps, f"step {step}")
+    return steps
+
+
+@task
+def returns_unserialisable() -> object:
+    return object()
+
+
+@task(max_attempts=7, timeout=11)
+def with_options() -> None:
+    return None

@@ -1,0 +1,462 @@
+"""The broker contract: every transition, its guards, and its refusals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from queues import broker
+from queues.exceptions import InvalidJob, JobNotFound, JobStateError, UnknownQueue, UnknownTask
+from queues.models import Attempt, DeadLetter, Job, MinuteStat, Worker
+from queues.states import Outcome, Status
+
+from .factories import make_job, make_queue
+
+pytestmark = pytest.mark.django_db
+
+WORKER = "test-worker"
+
+
+def claim_one(worker_id: str = WORKER, queues: list[str] | None = None) -> broker.ClaimedJob:
+    (job,) = broker.claim(worker_id, queues, 1)
+    return job
+
+
+def finished(job: broker.ClaimedJob, outcome: Outcome = Outcome.SUCCEEDED, **fields) -> broker.Finished:
+    now = timezone.now()
+    return broker.Finished(job=job, outcome=outcome, started_at=now, finished_at=now, **fields)
+
+
+def failure(job: broker.ClaimedJob, **fields) -> broker.Finished:
+    return finished(job, Outcome.FAILED, error_type="builtins.RuntimeError", error_message="boom", **fields)
+
+
+def register(worker_id: str = WORKER) -> Worker:
+    return broker.register_worker(Worker(id=worker_id, hostname="h", pid=1, concurrency=1))
+
+
+# --- enqueue -----------------------------------------------------------------------
+
+
+def test_enqueue_creates_a_queued_job_with_the_queue_defaults():
+    make_queue("mail", max_attempts=6, timeout=30)
+    job = make_job(queue="mail", args=[1], kwargs={"a": "b"})
+    assert (job.status, job.max_attempts, job.timeout, job.args, job.kwargs) == (
+        Status.QUEUED,
+        6,
+        30,
+        [1],
+        {"a": "b"},
+    )
+
+
+def test_enqueue_with_a_future_run_after_is_scheduled():
+    job = make_job(run_after=timezone.now() + timedelta(hours=1))
+    assert job.status == Status.SCHEDULED
+
+
+def test_enqueue_onto_an_unknown_queue_is_refused_naming_it():
+    with pytest.raises(UnknownQueue, match="'typo'"):
+        broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", queue="typo"))
+    assert not Job.objects.exists()
+
+
+def test_enqueue_onto_an_unknown_queue_creates_it_when_auto_create_is_on(settings):
+    settings.QUEUES_AUTO_CREATE = True
+    job, _ = broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", queue="fresh"))
+    assert job.queue.name == "fresh"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"task_path": "tests.tasks.missing"}, "task"),
+        ({"task_path": "tests.tasks._log"}, "task"),
+        ({"priority": 101}, "priority"),
+        ({"priority": "urgent"}, "priority"),
+        ({"priority": 1.5}, "priority"),
+        ({"args": [object()]}, "args"),
+        ({"args": "not a list"}, "args"),
+        ({"kwargs": {"x": {1, 2}}}, "kwargs"),
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"timeout": -1}, "timeout"),
+        ({"run_after": timezone.now().replace(tzinfo=None)}, "run_after"),
+        ({"idempotency_key": ""}, "idempotency_key"),
+        ({"queue": "bad name!"}, "queue"),
+    ],
+)
+def test_bad_input_raises_a_clear_error_and_writes_nothing(spec, field):
+    spec = {"task_path": "tests.tasks.noop", **spec}
+    with pytest.raises(InvalidJob) as error:
+        broker.enqueue(broker.JobSpec(**spec))
+    assert error.value.field == field
+    assert str(error.value)
+    assert not Job.objects.exists()
+
+
+def test_unknown_task_error_names_the_path():
+    with pytest.raises(UnknownTask, match="tests.tasks.missing"):
+        broker.enqueue(broker.JobSpec(task_path="tests.tasks.missing"))
+
+
+def test_priority_names_map_to_numbers():
+    assert [broker.parse_priority(name) for name in ("critical", "high", "normal", "low")] == [100, 10, 0, -10]
+
+
+def test_idempotency_key_returns_the_existing_job():
+    first, created = broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="k1"))
+    second, created_again = broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="k1"))
+    assert (created, created_again) == (True, False)
+    assert second.pk == first.pk
+    assert Job.objects.count() == 1
+
+
+def test_idempotency_keys_are_per_queue():
+    make_queue("other")
+    broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="k"))
+    _, created = broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", queue="other", idempotency_key="k"))
+    assert created
+
+
+def test_enqueue_many_inserts_all_and_honours_idempotency_keys():
+    existing = make_job(idempotency_key="seen")
+    specs = [broker.JobSpec(task_path="tests.tasks.add", args=[i, i]) for i in range(50)]
+    specs += [
+        broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="seen"),
+        broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="new"),
+        broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="new"),
+    ]
+    results = broker.enqueue_many(specs)
+    assert len(results) == 53
+    assert all(job.pk for job, _ in results)
+    assert results[50] == (existing, False) or results[50][0].pk == existing.pk
+    assert results[51][1] is True and results[52][1] is False
+    assert results[51][0].pk == results[52][0].pk
+    assert Job.objects.count() == 1 + 50 + 1
+
+
+def test_enqueue_many_with_one_bad_job_writes_nothing():
+    specs = [broker.JobSpec(task_path="tests.tasks.noop"), broker.JobSpec(task_path="tests.tasks.noop", priority=500)]
+    with pytest.raises(InvalidJob):
+        broker.enqueue_many(specs)
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_enqueue_inside_a_rolled_back_transaction_leaves_no_job():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_job()
+        raise RuntimeError("caller fails")
+    assert not Job.objects.exists()
+
+
+def test_enqueue_counts_into_the_minute_rollup():
+    make_job()
+    make_job()
+    assert MinuteStat.objects.get(task_path="tests.tasks.noop").enqueued == 2
+
+
+# --- claim -------------------------------------------------------------------------
+
+
+def test_claim_takes_highest_priority_first_then_oldest():
+    now = timezone.now()
+    low = make_job(priority=-10, run_after=now - timedelta(minutes=5))
+    old = make_job(priority=10, run_after=now - timedelta(minutes=2))
+    new = make_job(priority=10, run_after=now - timedelta(minutes=1))
+    order = [broker.claim(WORKER, None, 1)[0].id for _ in range(3)]
+    assert order == [old.id, new.id, low.id]
+
+
+def test_claim_takes_up_to_the_free_slots_in_one_go():
+    for _ in range(5):
+        make_job()
+    assert len(broker.claim(WORKER, None, 3)) == 3
+    assert len(broker.claim(WORKER, None, 3)) == 2
+    assert broker.claim(WORKER, None, 3) == []
+
+
+def test_claim_marks_the_job_running_with_a_lease():
+    job = make_job()
+    claimed = claim_one()
+    job.refresh_from_db()
+    assert (claimed.id, claimed.attempt) == (job.id, 1)
+    assert job.status == Status.RUNNING and job.worker_id == WORKER
+    assert job.lease_expires_at > timezone.now()
+
+
+def test_delayed_jobs_wait_until_their_time():
+    make_job(run_after=timezone.now() + timedelta(seconds=60))
+    assert broker.claim(WORKER, None, 10) == []
+
+
+def test_due_scheduled_jobs_are_claimed():
+    job = make_job(run_after=timezone.now() + timedelta(seconds=60))
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now() - timedelta(seconds=1))
+    assert claim_one().id == job.id
+
+
+def test_claim_skips_paused_queues():
+    make_queue("paused", paused=True)
+    make_job(queue="paused")
+    assert broker.claim(WORKER, None, 10) == []
+
+
+def test_claim_only_from_the_named_queues():
+    make_queue("a")
+    make_queue("b")
+    job_b = make_job(queue="b")
+    make_job(queue="a")
+    assert [job.id for job in broker.claim(WORKER, ["b"], 10)] == [job_b.id]
+
+
+# --- finish ------------------------------------------------------------------------
+
+
+def test_success_stores_the_result_and_the_attempt():
+    register()
+    make_job("tests.tasks.add", args=[1, 2])
+    claimed = claim_one()
+    assert broker.finish(WORKER, [finished(claimed, result_json="3")]) == {claimed.id}
+    job = Job.objects.get(pk=claimed.id)
+    assert (job.status, job.result, job.progress) == (Status.SUCCEEDED, 3, 100)
+    attempt = Attempt.objects.get(job=job)
+    assert (attempt.number, attempt.outcome, attempt.worker_id) == (1, Outcome.SUCCEEDED, WORKER)
+    assert Worker.objects.get(id=WORKER).jobs_done == 1
+
+
+def test_failure_is_retried_after_a_back_off():
+    make_job("tests.tasks.fail")
+    claimed = claim_one()
+    broker.finish(WORKER, [failure(claimed)])
+    job = Job.objects.get(pk=claimed.id)
+    assert job.status == Status.SCHEDULED
+    assert job.run_after > timezone.now() + timedelta(seconds=1)
+    assert job.last_error == "builtins.RuntimeError: boom"
+
+
+def test_retries_back_off_longer_each_time_then_dead_letter(settings):
+    settings.QUEUES_RETRY_JITTER = 0
+    job = make_job("tests.tasks.fail", max_attempts=3)
+    delays = []
+    for _ in range(3):
+        Job.objects.filter(pk=job.pk).update(run_after=timezone.now())
+        claimed = claim_one()
+        before = timezone.now()
+        broker.finish(WORKER, [failure(claimed)])
+        job.refresh_from_db()
+        delays.append((job.run_after - before).total_seconds())
+    assert job.status == Status.DEAD
+    assert 1.9 < delays[0] < 2.5 and 3.9 < delays[1] < 4.5
+    letter = DeadLetter.objects.get(job=job)
+    assert (letter.reason, letter.error_type) == ("attempts exhausted", "builtins.RuntimeError")
+    assert list(job.attempt_history.values_list("number", flat=True)) == [1, 2, 3]
+
+
+def test_a_non_retryable_failure_dies_at_once():
+    make_job("tests.tasks.fail_permanently")
+    claimed = claim_one()
+    broker.finish(WORKER, [failure(claimed, retryable=False)])
+    assert Job.objects.get(pk=claimed.id).status == Status.DEAD
+    assert DeadLetter.objects.get(job_id=claimed.id).reason == "not retryable"
+
+
+def test_a_late_outcome_from_an_old_attempt_changes_nothing():
+    make_job()
+    first = claim_one()
+    Job.objects.filter(pk=first.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert broker.recover_lost() == 1
+    Job.objects.filter(pk=first.id).update(run_after=timezone.now())
+    second = claim_one("other-worker")
+    assert broker.finish(WORKER, [finished(first)]) == set()
+    job = Job.objects.get(pk=first.id)
+    assert (job.status, job.attempts, job.worker_id) == (Status.RUNNING, second.attempt, "other-worker")
+
+
+def test_a_duplicate_outcome_is_recorded_once():
+    make_job()
+    claimed = claim_one()
+    broker.finish(WORKER, [finished(claimed)])
+    assert broker.finish(WORKER, [finished(claimed, Outcome.FAILED, error_type="X")]) == set()
+    assert Job.objects.get(pk=claimed.id).status == Status.SUCCEEDED
+    assert Attempt.objects.count() == 1
+
+
+def test_finish_records_a_mixed_batch():
+    for _ in range(3):
+        make_job()
+    a, b, c = broker.claim(WORKER, None, 3)
+    assert broker.finish(WORKER, [finished(a), failure(b), finished(c, result_json='{"x": 1}')]) == {a.id, b.id, c.id}
+    assert Job.objects.get(pk=c.id).result == {"x": 1}
+    assert Job.objects.get(pk=b.id).status == Status.SCHEDULED
+
+
+# --- leases, heartbeats, recovery --------------------------------------------------
+
+
+def test_heartbeat_renews_the_lease_and_reports_held_jobs():
+    register()
+    make_job()
+    claimed = claim_one()
+    Job.objects.filter(pk=claimed.id).update(lease_expires_at=timezone.now())
+    assert broker.heartbeat(WORKER, {claimed.id: claimed.attempt}) == {claimed.id}
+    assert Job.objects.get(pk=claimed.id).lease_expires_at > timezone.now() + timedelta(seconds=5)
+
+
+def test_heartbeat_reports_a_cancelled_job_as_no_longer_held():
+    register()
+    make_job()
+    claimed = claim_one()
+    broker.cancel(claimed.id)
+    assert broker.heartbeat(WORKER, {claimed.id: claimed.attempt}) == set()
+
+
+def test_a_silent_worker_is_lost_and_its_jobs_recovered():
+    register()
+    make_job()
+    claimed = claim_one()
+    Worker.objects.filter(id=WORKER).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert broker.recover_lost() == 1
+    assert Worker.objects.get(id=WORKER).status == "lost"
+    job = Job.objects.get(pk=claimed.id)
+    assert job.status == Status.SCHEDULED
+    attempt = Attempt.objects.get(job=job)
+    assert (attempt.outcome, attempt.error_type) == (Outcome.LOST, "WorkerLost")
+
+
+def test_release_returns_a_job_without_counting_the_attempt():
+    make_job()
+    claimed = claim_one()
+    assert broker.release(WORKER, [claimed.id]) == 1
+    job = Job.objects.get(pk=claimed.id)
+    assert (job.status, job.attempts) == (Status.QUEUED, 0)
+
+
+def test_progress_is_stored_for_the_running_attempt_only():
+    make_job()
+    claimed = claim_one()
+    assert broker.report_progress(claimed.id, claimed.attempt, 40, "resizing")
+    assert not broker.report_progress(claimed.id, claimed.attempt + 1, 50)
+    job = Job.objects.get(pk=claimed.id)
+    assert (job.progress, job.progress_message) == (40, "resizing")
+
+
+def test_progress_out_of_range_is_refused():
+    with pytest.raises(InvalidJob):
+        broker.report_progress(1, 1, 120)
+
+
+# --- operator actions --------------------------------------------------------------
+
+
+def test_cancel_a_queued_job():
+    job = make_job()
+    assert broker.cancel(job.id).status == Status.CANCELLED
+    assert broker.claim(WORKER, None, 1) == []
+
+
+def test_cancel_a_finished_job_is_refused():
+    make_job()
+    claimed = claim_one()
+    broker.finish(WORKER, [finished(claimed)])
+    with pytest.raises(JobStateError, match="it is succeeded"):
+        broker.cancel(claimed.id)
+
+
+def test_actions_on_an_unknown_job_raise_not_found():
+    for action in (broker.cancel, broker.retry, broker.replay):
+        with pytest.raises(JobNotFound):
+            action(987654)
+
+
+def test_replay_requeues_a_dead_job_with_a_fresh_budget():
+    make_job("tests.tasks.fail", max_attempts=1)
+    claimed = claim_one()
+    broker.finish(WORKER, [failure(claimed)])
+    job = broker.replay(claimed.id, by="alice")
+    assert job.status == Status.QUEUED and job.attempt_offset == 1
+    letter = DeadLetter.objects.get(job=job)
+    assert letter.replayed_by == "alice" and letter.replayed_at is not None
+    again = claim_one()
+    assert again.attempt == 2 and again.has_attempts_left is False
+
+
+def test_replaying_a_live_job_is_refused():
+    job = make_job()
+    with pytest.raises(JobStateError, match="replay"):
+        broker.replay(job.id)
+
+
+def test_replay_many_replays_only_dead_jobs():
+    make_job("tests.tasks.fail", max_attempts=1)
+    make_job("tests.tasks.fail", max_attempts=1)
+    live = make_job()
+    for claimed in broker.claim(WORKER, None, 2):
+        broker.finish(WORKER, [failure(claimed)])
+    assert broker.replay_many(Job.objects.all(), by="bob") == 2
+    assert Job.objects.get(pk=live.pk).status == Status.QUEUED
+
+
+def test_retry_a_succeeded_job_runs_it_again():
+    make_job()
+    claimed = claim_one()
+    broker.finish(WORKER, [finished(claimed)])
+    assert broker.retry(claimed.id).status == Status.QUEUED
+    assert claim_one().attempt == 2
+
+
+def test_retry_a_scheduled_job_runs_it_now():
+    job = make_job(run_after=timezone.now() + timedelta(hours=1))
+    broker.retry(job.id)
+    assert claim_one().id == job.id
+
+
+def test_purge_deletes_only_waiting_jobs():
+    make_job()
+    make_job()
+    running = make_job()
+    Job.objects.filter(pk=running.pk).update(status=Status.RUNNING)
+    assert broker.purge("default") == 2
+    assert list(Job.objects.values_list("pk", flat=True)) == [running.pk]
+
+
+def test_delete_leaves_running_jobs_alone():
+    job = make_job()
+    claimed = claim_one()
+    other = make_job()
+    assert broker.delete([job.id, other.id]) == 1
+    assert Job.objects.filter(pk=claimed.id).exists()
+
+
+def test_promote_moves_due_scheduled_jobs_to_queued():
+    job = make_job(run_after=timezone.now() + timedelta(seconds=30))
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now() - timedelta(seconds=1))
+    assert broker.promote_due() == 1
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+
+# --- retention ---------------------------------------------------------------------
+
+
+def test_prune_deletes_finished_jobs_past_retention_in_batches():
+    make_queue("default", retention=timedelta(days=1))
+    old = timezone.now() - timedelta(days=2)
+    jobs = [make_job() for _ in range(5)]
+    Job.objects.filter(pk__in=[j.pk for j in jobs]).update(status=Status.SUCCEEDED, finished_at=old)
+    recent = make_job()
+    Job.objects.filter(pk=recent.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
+    assert broker.prune(batch_size=3) == 3
+    assert broker.prune(batch_size=3) == 2
+    assert broker.prune(batch_size=3) == 0
+    assert list(Job.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+def test_prune_keeps_dead_jobs_for_thirty_days():
+    job = make_job()
+    Job.objects.filter(pk=job.pk).update(status=Status.DEAD, finished_at=timezone.now() - timedelta(days=10))
+    assert broker.prune() == 0
+    Job.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=31))
+    assert broker.prune() == 1

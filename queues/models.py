@@ -279,3 +279,23 @@ class MinuteStat(models.Model):
             )
         ]
         indexes = [models.Index(fields=["queue_name", "minute"], name="minutestat_queue_minute")]
+
+
+class ApiToken(models.Model):
+    """A REST API / TCP token. Only a hash is stored; the token is shown once at creation."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Public part, to find the token.")
+    key_hash = models.CharField(max_length=128, help_text="SHA-256 of the secret part.")
+    user = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"

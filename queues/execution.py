@@ -6,9 +6,11 @@ the parent worker, which records it through the broker in batches.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
+import sys
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -19,6 +21,9 @@ from django import db
 from . import progress, registry
 from .compat import TaskContext, TaskResult, TaskResultStatus
 from .exceptions import InvalidJob, NonRetryable
+
+
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,15 @@ def _context(task: Any, assignment: Assignment) -> TaskContext:
     return TaskContext(task_result=result)
 
 
+def _die_with_parent() -> None:
+    """If the worker is killed (even with SIGKILL), its children must not run on unseen."""
+    if sys.platform.startswith("linux"):
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+
 def child_main(conn: Connection) -> None:
     """Loop of a worker's child process: receive an assignment, run it, send the report.
 
@@ -113,6 +127,7 @@ def child_main(conn: Connection) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
     try:
         while True:
             try:

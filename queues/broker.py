@@ -257,23 +257,32 @@ def _queue_names_by_id() -> dict[int, str]:
     return dict(Queue.objects.values_list("id", "name"))
 
 
-def claim(worker_id: str, queue_names: Sequence[str] | None, limit: int) -> list[ClaimedJob]:
+def claim(
+    worker_id: str,
+    queue_names: Sequence[str] | None,
+    limit: int,
+    raw: bool = False,
+    lease: timedelta | None = None,
+) -> list[ClaimedJob]:
     """Claim up to ``limit`` due jobs, highest priority then oldest first, in one statement.
 
-    Jobs of paused queues are skipped. ``queue_names`` None means every queue.
+    Jobs of paused queues are skipped. ``queue_names`` None means every queue. Python
+    task jobs and ``raw`` protocol jobs are claimed apart: ``raw`` says which. TCP
+    clients cannot heartbeat, so they ask for a ``lease`` long enough to do the work.
     """
     if limit < 1:
         return []
     engine = get_engine()
     now = timezone.now()
-    if not engine.has_due_jobs(queue_names, now):
+    if not engine.has_due_jobs(queue_names, now, raw):
         return []
     rows = engine.claim(
         worker_id=worker_id,
         queue_names=queue_names,
         limit=limit,
         now=now,
-        lease_until=now + lease_duration(),
+        lease_until=now + (lease or lease_duration()),
+        raw=raw,
     )
     if not rows:
         return []

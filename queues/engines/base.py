@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import connection
 
+from ..models import Job
 from ..states import WAITING, Status
 
 JOB = "queues_job"
@@ -18,6 +19,8 @@ WITH picked AS (
     SELECT id FROM queues_job
     WHERE status IN ({waiting})
       AND run_after <= %s
+      -- raw jobs carry only a text payload: TCP clients take them, never runworker.
+      AND task_path {raw_op} %s
       AND queue_id IN (SELECT id FROM queues_queue WHERE NOT paused{queue_filter})
     -- Matches the partial index job_claimable, so the scan stops after LIMIT rows.
     ORDER BY priority DESC, run_after, id
@@ -49,10 +52,25 @@ class Engine:
         limit: int,
         now: datetime,
         lease_until: datetime,
+        raw: bool = False,
     ) -> list[tuple]:
         """Mark up to ``limit`` due jobs running for ``worker_id`` in one statement."""
+        sql, params = self.claim_statement(worker_id, queue_names, limit, now, lease_until, raw)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def claim_statement(
+        self,
+        worker_id: str,
+        queue_names: Sequence[str] | None,
+        limit: int,
+        now: datetime,
+        lease_until: datetime,
+        raw: bool = False,
+    ) -> tuple[str, list[Any]]:
         queue_filter = ""
-        params: list[Any] = [self.dt(now)]
+        params: list[Any] = [self.dt(now), Job.RAW_TASK]
         if queue_names:
             queue_filter = f" AND name IN ({', '.join(['%s'] * len(queue_names))})"
             params.extend(queue_names)
@@ -61,12 +79,11 @@ class Engine:
             waiting=", ".join(f"'{status.value}'" for status in sorted(WAITING)),
             queue_filter=queue_filter,
             lock=self.lock_clause,
+            raw_op="=" if raw else "<>",
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+        return sql, params
 
-    def has_due_jobs(self, queue_names: Sequence[str] | None, now: datetime) -> bool:
+    def has_due_jobs(self, queue_names: Sequence[str] | None, now: datetime, raw: bool = False) -> bool:
         """A read-only look before claiming, so idle polling never takes a write lock."""
         return True
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import connection
 
+from ..models import Job
 from ..states import WAITING
 from .base import Engine
 
@@ -17,14 +18,15 @@ class SQLiteEngine(Engine):
     # database write lock, so two workers can never pick the same row.
     lock_clause = ""
 
-    def has_due_jobs(self, queue_names: Sequence[str] | None, now: datetime) -> bool:
-        queue_filter, params = "", [self.dt(now)]
+    def has_due_jobs(self, queue_names: Sequence[str] | None, now: datetime, raw: bool = False) -> bool:
+        queue_filter, params = "", [self.dt(now), Job.RAW_TASK]
         if queue_names:
             queue_filter = f" AND name IN ({', '.join(['%s'] * len(queue_names))})"
             params.extend(queue_names)
         waiting = ", ".join(f"'{status.value}'" for status in sorted(WAITING))
         sql = (
             f"SELECT 1 FROM queues_job WHERE status IN ({waiting}) AND run_after <= %s "
+            f"AND task_path {'=' if raw else '<>'} %s "
             f"AND queue_id IN (SELECT id FROM queues_queue WHERE NOT paused{queue_filter}) LIMIT 1"
         )
         with connection.cursor() as cursor:

@@ -1,0 +1,33 @@
+"""Raw protocol jobs and Python task jobs are claimed apart."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from queues import broker
+from queues.models import Job
+
+from .factories import make_job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_worker_claim_never_takes_a_raw_job():
+    make_job(Job.RAW_TASK, args=["payload"])
+    assert broker.claim("w", None, 10) == []
+
+
+def test_a_raw_claim_takes_only_raw_jobs():
+    make_job("tests.tasks.noop")
+    raw = make_job(Job.RAW_TASK, args=["payload"])
+    assert [job.id for job in broker.claim("tcp", ["default"], 10, raw=True)] == [raw.id]
+
+
+def test_a_raw_claim_holds_the_lease_it_asks_for():
+    job = make_job(Job.RAW_TASK, args=["payload"])
+    broker.claim("tcp", ["default"], 1, raw=True, lease=timedelta(hours=1))
+    job.refresh_from_db()
+    assert job.lease_expires_at > timezone.now() + timedelta(minutes=59)

@@ -92,7 +92,7 @@ TEMPLATES = [
 
 def database_config() -> dict:
     """PostgreSQL (or another engine) from DATABASE_URL; a tuned SQLite file otherwise."""
-    url = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'taskweb.sqlite3'}")
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'taskweb.sqlite3'}"
     config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("CONN_MAX_AGE", "60")))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the
@@ -174,7 +174,9 @@ LOGGING = {
 for _name, _cast in {
     "QUEUES_HEARTBEAT_INTERVAL": float,
     "QUEUES_POLL_INTERVAL": float,
+    "QUEUES_POLL_MIN": float,
     "QUEUES_POLL_MAX": float,
+    "QUEUES_RETRY_BASE": float,
     "QUEUES_SHUTDOWN_GRACE": float,
     "QUEUES_PRUNE_INTERVAL": float,
     "QUEUES_LISTEN": lambda value: value.strip().lower() in {"1", "true", "yes", "on"},

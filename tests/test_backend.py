@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from queues import broker
@@ -133,5 +133,6 @@ def test_get_result_of_an_unknown_id_raises_does_not_exist(bad_id):
 async def test_aget_result_works_from_async_code():
     result = await sync_to_async(tasks.add.enqueue)(1, 1)
     live = await tasks.add.aget_result(result.id)
+    await sync_to_async(connections.close_all)()  # the executor thread's connection
     assert live.id == result.id and live.status == TaskResultStatus.READY
 

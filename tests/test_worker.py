@@ -1,0 +1,206 @@
+"""runworker as real processes: draining, crashes, timeouts, shutdown, wake-ups."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from queues import broker
+from queues.engines import get_engine
+from queues.models import Attempt, Job, Worker
+from queues.states import Outcome, Status
+
+from . import tasks
+from .factories import make_job, make_queue
+from .processes import WorkerProcess, wait_until
+
+pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def run_log(tmp_path: Path) -> Path:
+    """The file test tasks append "<job id> <attempt>" to, once per real execution."""
+    path = tmp_path / "runs.log"
+    path.touch()
+    return path
+
+
+def executions(run_log: Path) -> Counter[str]:
+    return Counter(line.split()[0] for line in run_log.read_text().splitlines())
+
+
+def start(tmp_path: Path, run_log: Path, *args: str, **env: str) -> WorkerProcess:
+    return WorkerProcess(*args, log_dir=tmp_path, TASKWEB_TEST_LOG=str(run_log), **env)
+
+
+def status_of(job_id: int | str) -> str:
+    return Job.objects.get(pk=job_id).status
+
+
+def test_a_worker_runs_jobs_and_stores_results(tmp_path, run_log):
+    result = tasks.add.enqueue(20, 22)
+    worker = start(tmp_path, run_log, "--burst")
+    assert worker.wait() == 0, worker.output()
+    assert tasks.add.get_result(result.id).return_value == 42
+
+
+def test_two_workers_drain_2000_jobs_without_running_any_twice(tmp_path, run_log):
+    results = tasks.record.enqueue_many([((), {}) for _ in range(2000)])
+    workers = [start(tmp_path, run_log, "--concurrency", "4") for _ in range(2)]
+    try:
+        wait_until(lambda: not Job.objects.exclude(status=Status.SUCCEEDED).exists(), timeout=180)
+    finally:
+        for worker in workers:
+            worker.stop()
+    runs = executions(run_log)
+    assert len(runs) == 2000, "every job ran"
+    assert runs.most_common(1)[0][1] == 1, "no job ran twice"
+    assert set(runs) == {r.id for r in results}
+    done = Worker.objects.filter(id__in=[w.id for w in Worker.objects.all()]).values_list("jobs_done", flat=True)
+    assert sum(done) == 2000 and all(done), "both workers took a share"
+
+
+def test_a_job_of_a_killed_worker_is_recovered_and_finished_elsewhere(tmp_path, run_log):
+    result = tasks.record_then_sleep_first_attempt.enqueue(600)
+    doomed = start(tmp_path, run_log, "--concurrency", "1")
+    wait_until(lambda: status_of(result.id) == Status.RUNNING)
+    doomed.send(signal.SIGKILL)
+    doomed.wait()
+    survivor = start(tmp_path, run_log, "--concurrency", "1", QUEUES_RETRY_BASE="0.1")
+    try:
+        wait_until(lambda: status_of(result.id) == Status.SUCCEEDED, timeout=60)
+    finally:
+        survivor.stop()
+    history = list(Attempt.objects.filter(job_id=result.id).values_list("outcome", "error_type"))
+    assert history == [(Outcome.LOST, "WorkerLost"), (Outcome.SUCCEEDED, "")]
+    assert executions(run_log)[result.id] == 2
+
+
+def test_a_job_past_its_timeout_is_stopped_and_retried_then_dead(tmp_path, run_log):
+    hung = tasks.hang.enqueue()
+    worker = start(tmp_path, run_log, "--concurrency", "1", QUEUES_RETRY_BASE="0.1")
+    try:
+        wait_until(lambda: status_of(hung.id) == Status.DEAD, timeout=60)
+        after = tasks.add.enqueue(1, 2)
+        wait_until(lambda: status_of(after.id) == Status.SUCCEEDED, timeout=30)
+    finally:
+        worker.stop()
+    outcomes = list(Attempt.objects.filter(job_id=hung.id).values_list("outcome", "error_type"))
+    assert outcomes == [(Outcome.TIMEOUT, "TimeoutError")] * 2
+
+
+def test_sigterm_lets_the_running_job_finish_then_exits_cleanly(tmp_path, run_log):
+    result = tasks.record.enqueue(sleep=2)
+    worker = start(tmp_path, run_log, "--concurrency", "1")
+    wait_until(lambda: status_of(result.id) == Status.RUNNING)
+    worker.send(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output()
+    assert status_of(result.id) == Status.SUCCEEDED
+    assert Worker.objects.get().status == "stopped"
+
+
+def test_a_job_still_running_after_the_grace_period_goes_back_to_the_queue(tmp_path, run_log):
+    result = tasks.record.enqueue(sleep=600)
+    worker = start(tmp_path, run_log, "--concurrency", "1", "--grace", "0.5")
+    wait_until(lambda: status_of(result.id) == Status.RUNNING)
+    worker.send(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output()
+    job = Job.objects.get(pk=result.id)
+    assert (job.status, job.attempts) == (Status.QUEUED, 0)
+
+
+def test_a_task_that_cannot_be_imported_dies_once_with_a_clear_error(tmp_path, run_log):
+    job = make_job()
+    Job.objects.filter(pk=job.pk).update(task_path="tests.tasks.removed_in_a_later_deploy")
+    worker = start(tmp_path, run_log, "--burst")
+    assert worker.wait() == 0, worker.output()
+    job.refresh_from_db()
+    assert job.status == Status.DEAD and job.attempts == 1
+    assert "removed_in_a_later_deploy" in job.last_error and "TaskImportError" in job.last_error
+
+
+def test_failures_are_retried_until_the_dead_letters(tmp_path, run_log):
+    result = tasks.fail.using(max_attempts=3).enqueue("always")
+    worker = start(tmp_path, run_log, QUEUES_RETRY_BASE="0.05", QUEUES_POLL_MAX="0.05")
+    try:
+        wait_until(lambda: status_of(result.id) == Status.DEAD, timeout=60)
+    finally:
+        worker.stop()
+    history = Attempt.objects.filter(job_id=result.id)
+    assert [a.outcome for a in history] == [Outcome.FAILED] * 3
+    assert "RuntimeError: always" in history.last().traceback
+
+
+def test_cancelling_a_running_job_stops_it(tmp_path, run_log):
+    result = tasks.record.enqueue(sleep=600)
+    worker = start(tmp_path, run_log, "--concurrency", "1")
+    try:
+        wait_until(lambda: status_of(result.id) == Status.RUNNING)
+        broker.cancel(int(result.id))
+        after = tasks.add.enqueue(1, 1)
+        wait_until(lambda: status_of(after.id) == Status.SUCCEEDED, timeout=30)
+    finally:
+        worker.stop()
+    assert status_of(result.id) == Status.CANCELLED
+
+
+def test_progress_reported_by_a_task_is_stored(tmp_path, run_log):
+    result = tasks.report_progress.enqueue(steps=4)
+    assert start(tmp_path, run_log, "--burst").wait() == 0
+    job = Job.objects.get(pk=result.id)
+    assert (job.progress, job.progress_message) == (100, "step 4")
+
+
+def test_a_worker_serves_only_its_queues(tmp_path, run_log):
+    make_queue("images")
+    other = tasks.noop.enqueue()
+    mine = tasks.noop.using(queue_name="images").enqueue()
+    assert start(tmp_path, run_log, "--burst", "--queues", "images").wait() == 0
+    assert (status_of(mine.id), status_of(other.id)) == (Status.SUCCEEDED, Status.QUEUED)
+
+
+def test_unknown_queue_on_the_command_line_is_refused(tmp_path, run_log):
+    worker = start(tmp_path, run_log, "--queues", "nope")
+    assert worker.wait() != 0
+    assert "Unknown queue(s): nope" in worker.output()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="LISTEN/NOTIFY is PostgreSQL's")
+def test_listen_notify_wakes_an_idle_worker_without_polling(tmp_path, run_log):
+    worker = start(tmp_path, run_log, QUEUES_POLL_INTERVAL="3600")
+    try:
+        wait_until(lambda: Worker.objects.exists())
+        wait_until(lambda: "started" in worker.output())
+        result = tasks.noop.enqueue()
+        wait_until(lambda: status_of(result.id) == Status.SUCCEEDED, timeout=20)
+    finally:
+        worker.stop()
+
+
+def test_poll_only_mode_picks_up_jobs(tmp_path, run_log):
+    worker = start(tmp_path, run_log, "--no-listen", QUEUES_POLL_MAX="0.2")
+    try:
+        wait_until(lambda: "started" in worker.output())
+        result = tasks.noop.enqueue()
+        wait_until(lambda: status_of(result.id) == Status.SUCCEEDED, timeout=20)
+    finally:
+        worker.stop()
+
+
+def test_the_claim_reads_the_partial_index():
+    """The claim walks the waiting jobs' partial index in order and stops at LIMIT."""
+    jobs = broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.noop") for _ in range(4000)])
+    Job.objects.filter(pk__in=[job.pk for job, _ in jobs[:1000]]).update(status=Status.SUCCEEDED)
+    now = timezone.now()
+    sql, params = get_engine().claim_statement("w", None, 10, now, now)
+    explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        cursor.execute(explain + sql, params)
+        plan = " ".join(str(row) for row in cursor.fetchall())
+    assert "job_claimable" in plan, plan

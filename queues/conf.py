@@ -22,6 +22,12 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES_POLL_MIN": 0.02,  # SQLite / poll-only: back-off starts here...
     "QUEUES_POLL_MAX": 0.2,  # ...and stops growing here
     "QUEUES_SHUTDOWN_GRACE": 30.0,
+    "QUEUES_API_MAX_BODY": 1024 * 1024,  # bytes; larger REST API bodies get 413
+    "QUEUES_WEBHOOK_SECRET": "",  # HMAC key for completion webhooks; none means no callbacks
+    "QUEUES_WEBHOOK_QUEUE": "webhooks",  # internal queue the deliveries run on
+    "QUEUES_WEBHOOK_TIMEOUT": 10.0,  # seconds per delivery attempt
+    "QUEUES_PROTOCOL_MAX_LINE": 64 * 1024,  # bytes per TCP protocol line
+    "QUEUES_PROTOCOL_LEASE": 30.0,  # seconds a TCP client holds a dequeued job
 }
 
 

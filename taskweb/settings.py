@@ -171,8 +171,14 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# Secrets for completion webhooks and the TCP protocol come only from the environment.
+QUEUES_WEBHOOK_SECRET = os.environ.get("QUEUES_WEBHOOK_SECRET", "")
+
 # Worker tuning from the environment (see queues/conf.py for what each one does).
 for _name, _cast in {
+    "QUEUES_API_MAX_BODY": int,
+    "QUEUES_PROTOCOL_MAX_LINE": int,
+    "QUEUES_PROTOCOL_LEASE": float,
     "QUEUES_HEARTBEAT_INTERVAL": float,
     "QUEUES_POLL_INTERVAL": float,
     "QUEUES_POLL_MIN": float,

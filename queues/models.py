@@ -7,6 +7,7 @@ letter goes through ``queues.broker``.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -35,6 +36,10 @@ class Queue(models.Model):
         validators=[MinValueValidator(0.001)],
         help_text="Most job starts per second across all workers.",
     )
+    # The rate limit's token bucket, kept by the claim (queues.flow): starts still
+    # allowed now, and when that was last worked out.
+    rate_tokens = models.FloatField(null=True, blank=True, editable=False)
+    rate_refilled_at = models.DateTimeField(null=True, blank=True, editable=False)
     max_attempts = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
     timeout = models.PositiveIntegerField(
         default=300, validators=[MinValueValidator(1)], help_text="Seconds one attempt may run."
@@ -225,13 +230,42 @@ class Schedule(models.Model):
     last_job = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    last_error = models.TextField(
+        blank=True, default="", help_text="Why the last due run could not be enqueued, if it could not."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["name"]
+        indexes = [
+            models.Index(fields=["next_run_at"], name="schedule_due", condition=Q(enabled=True))
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Refuse a bad cron expression or time zone; plan the next run when the timing changes."""
+        from .scheduler import next_due, validate_timing
+
+        validate_timing(self.cron, self.time_zone)
+        if self.next_run_at is None or getattr(self, "_timing", None) != (self.cron, self.time_zone):
+            self.next_run_at = next_due(self.cron, self.time_zone, timezone.now())
+            if "update_fields" in kwargs and kwargs["update_fields"] is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "next_run_at"}
+        super().save(*args, **kwargs)
+        self._timing = (self.cron, self.time_zone)
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Schedule:
+        instance = super().from_db(db, field_names, values)
+        instance._timing = (instance.cron, instance.time_zone)
+        return instance
+
+    def clean(self) -> None:
+        from .scheduler import validate_timing
+
+        validate_timing(self.cron, self.time_zone)
 
 
 class ScheduleRun(models.Model):
@@ -254,6 +288,38 @@ class Lease(models.Model):
     name = models.CharField(max_length=64, primary_key=True)
     holder = models.CharField(max_length=128)
     expires_at = models.DateTimeField()
+
+
+class CircuitState(models.TextChoices):
+    CLOSED = "closed", "Closed"  # jobs of the task run normally
+    OPEN = "open", "Open"  # too many failures: not claimed until retry_at
+    HALF_OPEN = "half_open", "Half-open"  # one probe job is running; its outcome decides
+
+
+class Circuit(models.Model):
+    """The circuit breaker of one task: recent outcomes and whether workers may claim it."""
+
+    task_path = models.CharField(max_length=255, primary_key=True)
+    state = models.CharField(max_length=16, choices=CircuitState.choices, default=CircuitState.CLOSED)
+    window_started_at = models.DateTimeField(default=timezone.now)
+    calls = models.PositiveIntegerField(default=0, help_text="Finished attempts in the current window.")
+    failures = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Open: when a probe may run. Half-open: when a lost probe is tried again.",
+    )
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["task_path"]
+        indexes = [
+            models.Index(fields=["state"], name="circuit_not_closed", condition=~Q(state="closed"))
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_path}: {self.state}"
 
 
 class MinuteStat(models.Model):
@@ -279,6 +345,28 @@ class MinuteStat(models.Model):
             )
         ]
         indexes = [models.Index(fields=["queue_name", "minute"], name="minutestat_queue_minute")]
+
+
+class RuntimeBucket(models.Model):
+    """Per-minute run-time histogram by queue and task, beside MinuteStat.
+
+    ``count`` is the number of finished attempts whose duration fell in
+    (previous bound, ``le``]; the metrics endpoint adds them up into Prometheus's
+    cumulative buckets. ``le`` is infinity for the last bucket.
+    """
+
+    minute = models.DateTimeField()
+    queue_name = models.CharField(max_length=64)
+    task_path = models.CharField(max_length=255)
+    le = models.FloatField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["minute", "queue_name", "task_path", "le"], name="runtimebucket_unique_key"
+            )
+        ]
 
 
 class ApiToken(models.Model):

@@ -25,7 +25,7 @@ from typing import Any
 from django import db
 from django.utils import timezone
 
-from . import broker
+from . import broker, scheduler
 from .conf import conf
 from .execution import Assignment, Report, child_main
 from .models import Worker as WorkerRow
@@ -154,6 +154,7 @@ class Worker:
                 released = broker.release(self.id, [slot.job.id for slot in unfinished if slot.job])
                 logger.warning("worker %s returned %d unfinished jobs to their queues", self.id, released)
             broker.stop_worker(self.id)
+            scheduler.release_lease(self.id)
         except DB_ERRORS as exc:
             logger.error("worker %s could not record its shutdown: %s", self.id, exc)
         if self.listener is not None:
@@ -327,6 +328,7 @@ class Worker:
             self._heartbeat()
             broker.recover_lost()
             broker.promote_due()
+            scheduler.tick(self.id, broker.lease_duration())
             if self.listener is not None and self.listener.fileno() is None:
                 self.listener.connect()
             self.next_heartbeat = now + conf.QUEUES_HEARTBEAT_INTERVAL

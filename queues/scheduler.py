@@ -1,0 +1,184 @@
+"""Cron schedules: enqueue each due run of each schedule exactly once.
+
+The transition this module makes is *schedule due -> job enqueued*. It runs inside
+every ``runworker`` on each heartbeat, but only the worker holding the
+``scheduler`` lease (a row in ``queues_lease``) acts, and every run is also a
+``ScheduleRun`` row unique on (schedule, due time): even two leaders during a
+network split cannot enqueue the same due run twice.
+
+Missed runs (all workers were down when one or more runs fell due) are enqueued
+once, for the earliest missed due time, and the schedule then moves on to its
+next due time after now: a day of downtime gives one catch-up run, not 1,440.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from croniter.croniter import CroniterError
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import broker
+from .exceptions import InvalidJob
+from .models import Job, Lease, Schedule, ScheduleRun
+
+logger = logging.getLogger("queues.scheduler")
+
+LEASE_NAME = "scheduler"
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+BATCH = 100  # due schedules handled per tick; the rest wait for the next heartbeat
+
+
+# --- validation and timing (pure) --------------------------------------------------
+
+
+def _expression(cron: str) -> str:
+    """The 5-field form of ``cron``, or a ValidationError saying what is wrong with it."""
+    text = " ".join(str(cron).split())
+    if text.startswith("@"):
+        if text.lower() not in ALIASES:
+            raise ValidationError(
+                {"cron": f"Unknown alias {text!r}; use one of {', '.join(ALIASES)} or 5 fields."}
+            )
+        return ALIASES[text.lower()]
+    fields = text.split(" ") if text else []
+    if len(fields) != 5:
+        count = len(fields)
+        raise ValidationError(
+            {"cron": f"A cron expression has 5 fields (minute hour day month weekday); {cron!r} has {count}."}
+        )
+    try:
+        croniter(text)
+    except (CroniterError, ValueError, KeyError) as exc:
+        raise ValidationError({"cron": f"{cron!r} is not a valid cron expression: {exc}"}) from None
+    return text
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            {"time_zone": f"Unknown time zone {name!r} (use an IANA name such as Europe/Paris)."}
+        ) from None
+
+
+def validate_timing(cron: str, time_zone: str) -> None:
+    """Raise a ValidationError naming the field and the reason if either value is bad."""
+    errors: dict[str, list[str]] = {}
+    for check, value in ((_expression, cron), (_zone, time_zone)):
+        try:
+            check(value)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+
+
+def next_due(cron: str, time_zone: str, after: datetime) -> datetime:
+    """The first due time strictly after ``after``, in UTC, following the zone's DST rules."""
+    local = after.astimezone(_zone(time_zone))
+    return croniter(_expression(cron), local).get_next(datetime).astimezone(UTC)
+
+
+# --- leader lease ------------------------------------------------------------------
+
+
+def hold_lease(holder: str, ttl: timedelta, name: str = LEASE_NAME) -> bool:
+    """Take or renew the named lease for ``holder``; False while someone else holds it."""
+    now = timezone.now()
+    taken = Lease.objects.filter(Q(holder=holder) | Q(expires_at__lt=now), name=name).update(
+        holder=holder, expires_at=now + ttl
+    )
+    if taken:
+        return True
+    try:
+        with transaction.atomic():
+            Lease.objects.create(name=name, holder=holder, expires_at=now + ttl)
+    except IntegrityError:
+        return False
+    return True
+
+
+def release_lease(holder: str, name: str = LEASE_NAME) -> None:
+    """Give the lease up on shutdown so that another worker takes over at its next tick."""
+    Lease.objects.filter(name=name, holder=holder).delete()
+
+
+# --- enqueueing due runs -----------------------------------------------------------
+
+
+def tick(holder: str, ttl: timedelta) -> int:
+    """If ``holder`` is the leader, enqueue every due run; returns how many were enqueued."""
+    if not hold_lease(holder, ttl):
+        return 0
+    now = timezone.now()
+    due = Schedule.objects.filter(enabled=True, next_run_at__lte=now).order_by("next_run_at")[:BATCH]
+    return sum(1 for schedule in due if enqueue_due(schedule, now) is not None)
+
+
+def _spec(schedule: Schedule, meta: dict[str, str]) -> broker.JobSpec:
+    return broker.JobSpec(
+        task_path=schedule.task_path,
+        args=schedule.args,
+        kwargs=schedule.kwargs,
+        queue=schedule.queue.name,
+        priority=schedule.priority,
+        meta={"schedule": schedule.name, **meta},
+    )
+
+
+def enqueue_due(schedule: Schedule, now: datetime) -> Job | None:
+    """Enqueue the run due at ``schedule.next_run_at`` and plan the next one.
+
+    Returns None when that due time was already enqueued (the unique ScheduleRun
+    row exists) or when the job could not be enqueued (the reason is kept in
+    ``last_error`` and the schedule still moves on, so a broken one never loops).
+    """
+    due_at = schedule.next_run_at
+    assert due_at is not None
+    following = next_due(schedule.cron, schedule.time_zone, now)
+    job = None
+    try:
+        with transaction.atomic():
+            run = ScheduleRun.objects.create(schedule=schedule, due_at=due_at, created_at=now)
+            job, _ = broker.enqueue(_spec(schedule, {"due_at": due_at.isoformat()}))
+            run.job = job
+            run.save(update_fields=["job"])
+            changes = {"last_run_at": now, "last_job": job, "last_error": "", "next_run_at": following}
+    except IntegrityError:
+        # Another leader already enqueued this due time: only move the schedule on.
+        changes = {"next_run_at": following}
+    except InvalidJob as exc:
+        logger.error("schedule %s could not enqueue its run due at %s: %s", schedule.name, due_at, exc)
+        changes = {"last_error": str(exc), "next_run_at": following}
+    Schedule.objects.filter(pk=schedule.pk, next_run_at=due_at).update(**changes)
+    if job is not None:
+        logger.info("schedule %s enqueued job %s (due %s)", schedule.name, job.pk, due_at.isoformat())
+    return job
+
+
+def run_now(schedule: Schedule) -> Job:
+    """Enqueue a run of ``schedule`` at once, outside its timetable; raises InvalidJob if refused.
+
+    The next planned run is unchanged. (For the console, API and CLI "run now".)
+    """
+    now = timezone.now()
+    job, _ = broker.enqueue(_spec(schedule, {"run_now": now.isoformat()}))
+    Schedule.objects.filter(pk=schedule.pk).update(last_run_at=now, last_job=job, last_error="")
+    schedule.last_run_at, schedule.last_job, schedule.last_error = now, job, ""
+    return job

@@ -20,10 +20,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from . import registry
+from . import registry, webhooks
 from .conf import conf
 from .engines import get_engine
-from .exceptions import InvalidJob, JobNotFound, JobStateError, UnknownQueue
+from .exceptions import InvalidJob, JobNotFound, JobStateError, QueueConflict, UnknownQueue
 from .models import QUEUE_NAME_VALIDATOR, Attempt, DeadLetter, Job, Queue, Worker, WorkerStatus
 from .retry import backoff_seconds
 from .states import TRANSITIONS, Outcome, Status
@@ -376,6 +376,9 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
             for f in recorded
         )
         _count_finished(recorded, retried, dead, now)
+        webhooks.enqueue_deliveries(
+            [f.job.id for f in recorded if f.outcome == Outcome.SUCCEEDED or f.job.id in dead]
+        )
         failed = sum(1 for f in recorded if f.outcome != Outcome.SUCCEEDED)
         if recorded:
             Worker.objects.filter(id=worker_id).update(
@@ -583,10 +586,12 @@ def _refuse(job_id: int, action: str) -> None:
 def cancel(job_id: int) -> Job:
     """Cancel a waiting or running job; a running attempt is stopped by its worker."""
     now = timezone.now()
-    if not Job.objects.filter(id=job_id, status__in=TRANSITIONS["cancel"]).update(
-        status=Status.CANCELLED, finished_at=now, updated_at=now, lease_expires_at=None
-    ):
-        _refuse(job_id, "cancel")
+    with transaction.atomic():
+        if not Job.objects.filter(id=job_id, status__in=TRANSITIONS["cancel"]).update(
+            status=Status.CANCELLED, finished_at=now, updated_at=now, lease_expires_at=None
+        ):
+            _refuse(job_id, "cancel")
+        webhooks.enqueue_deliveries([job_id])
     return Job.objects.get(id=job_id)
 
 
@@ -646,6 +651,31 @@ def delete(job_ids: Iterable[int]) -> int:
         if ids:
             _delete_rows(ids)
     return len(ids)
+
+
+def delete_queue(queue_name: str, batch_size: int = 1000) -> int:
+    """Delete a queue and every job in it; refused while one of its jobs is running.
+
+    Returns how many jobs went with it. The ``default`` queue stays: the Tasks
+    backend enqueues there when no queue is named.
+    """
+    queue = get_queue(queue_name)
+    if queue.name == "default":
+        raise QueueConflict("The default queue cannot be deleted; purge it instead.")
+    jobs = Job.objects.filter(queue=queue)
+    busy = f"Queue {queue.name!r} has running jobs; pause it and let them finish first."
+    if jobs.filter(status=Status.RUNNING).exists():
+        raise QueueConflict(busy)
+    deleted = 0
+    while ids := list(jobs.exclude(status=Status.RUNNING).order_by().values_list("id", flat=True)[:batch_size]):
+        _delete_rows(ids)
+        deleted += len(ids)
+    with transaction.atomic():
+        # A job claimed between the last batch and now keeps the queue alive.
+        if jobs.exists():
+            raise QueueConflict(busy)
+        queue.delete()
+    return deleted
 
 
 def purge(queue_name: str, batch_size: int = 1000) -> int:

@@ -54,3 +54,15 @@ class JobStateError(TaskwebError):
 
 class NonRetryable(Exception):
     """Raise (or subclass) this in a task to send the job to the dead letters at once."""
+
+
+class InvalidQueue(TaskwebError, ValueError):
+    """A queue name or setting is not valid (bad name, negative limit...)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class QueueConflict(TaskwebError):
+    """The queue's current state forbids this action (it exists already, jobs are running...)."""

@@ -1,0 +1,79 @@
+"""Create queues, change their limits, pause and resume them, and count their jobs.
+
+These touch Queue rows only; anything that deletes or moves jobs (purge, delete)
+is the broker's. The REST API, the admin and taskctl all call these functions so
+that a queue is validated the same way whichever door it comes through.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+
+from .broker import get_queue
+from .exceptions import InvalidQueue, QueueConflict
+from .models import Job, Queue
+from .states import Status
+
+SETTINGS = ("concurrency", "rate_limit", "max_attempts", "timeout", "retention")
+"""The queue fields an operator may change after creation (besides paused)."""
+
+
+def _apply(queue: Queue, changes: dict[str, Any]) -> None:
+    unknown = set(changes) - set(SETTINGS)
+    if unknown:
+        raise InvalidQueue(f"Unknown queue setting(s): {', '.join(sorted(unknown))}.", sorted(unknown)[0])
+    for name, value in changes.items():
+        if name == "retention" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = timedelta(seconds=value)
+        setattr(queue, name, value)
+    if queue.retention is not None and queue.retention <= timedelta(0):
+        raise InvalidQueue("retention must be more than 0 seconds.", "retention")
+    try:
+        queue.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidQueue(" ".join(messages), field) from None
+
+
+def create_queue(name: str, **settings: Any) -> Queue:
+    queue = Queue(name=name)
+    _apply(queue, settings)
+    try:
+        with transaction.atomic():
+            queue.save(force_insert=True)
+    except IntegrityError:
+        raise QueueConflict(f"Queue {name!r} already exists.") from None
+    return queue
+
+
+def update_queue(name: str, **settings: Any) -> Queue:
+    queue = get_queue(name)
+    _apply(queue, settings)
+    queue.save(update_fields=[*settings])
+    return queue
+
+
+def set_paused(name: str, paused: bool) -> Queue:
+    """Pause or resume a queue: workers stop or start claiming its jobs; running ones finish."""
+    queue = get_queue(name)
+    Queue.objects.filter(pk=queue.pk).update(paused=paused)
+    queue.paused = paused
+    return queue
+
+
+def status_counts(queue_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
+    """{queue id: {status: jobs}} with every status present, from one grouped query."""
+    jobs = Job.objects.all() if queue_ids is None else Job.objects.filter(queue_id__in=queue_ids)
+    counts: dict[int, dict[str, int]] = {}
+    for row in jobs.values("queue_id", "status").annotate(n=Count("id")).order_by():
+        counts.setdefault(row["queue_id"], dict.fromkeys(Status.values, 0))[row["status"]] = row["n"]
+    return counts
+
+
+def empty_counts() -> dict[str, int]:
+    return dict.fromkeys(Status.values, 0)

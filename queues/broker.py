@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -20,11 +21,20 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from . import registry, webhooks
+from . import flow, registry, webhooks
 from .conf import conf
 from .engines import get_engine
 from .exceptions import InvalidJob, JobNotFound, JobStateError, QueueConflict, UnknownQueue
-from .models import QUEUE_NAME_VALIDATOR, Attempt, DeadLetter, Job, Queue, Worker, WorkerStatus
+from .models import (
+    QUEUE_NAME_VALIDATOR,
+    Attempt,
+    DeadLetter,
+    Job,
+    Queue,
+    RuntimeBucket,
+    Worker,
+    WorkerStatus,
+)
 from .retry import backoff_seconds
 from .states import TRANSITIONS, Outcome, Status
 
@@ -276,7 +286,8 @@ def claim(
     now = timezone.now()
     if not engine.has_due_jobs(queue_names, now, raw):
         return []
-    rows = engine.claim(
+    claim_rows = partial(
+        engine.claim,
         worker_id=worker_id,
         queue_names=queue_names,
         limit=limit,
@@ -284,9 +295,19 @@ def claim(
         lease_until=now + (lease or lease_duration()),
         raw=raw,
     )
+    limits = flow.ClaimLimits.load(queue_names)
+    if not limits.active:
+        rows = claim_rows()
+    else:
+        # Queue concurrency, rate limits and circuit breakers hold across workers
+        # because budgets are worked out and spent in the claim's own transaction.
+        with transaction.atomic():
+            limits.plan(now)
+            rows = claim_rows(limits=limits)
+            limits.spend(rows, now, queue_column=8, task_column=1)
     if not rows:
         return []
-    names = _queue_names_by_id()
+    names = limits.names
     claimed = [
         ClaimedJob(
             id=row[0],
@@ -376,6 +397,7 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
             for f in recorded
         )
         _count_finished(recorded, retried, dead, now)
+        flow.record_outcomes(recorded, now)
         webhooks.enqueue_deliveries(
             [f.job.id for f in recorded if f.outcome == Outcome.SUCCEEDED or f.job.id in dead]
         )
@@ -457,6 +479,10 @@ def _count_finished(recorded: Sequence[Finished], retried: set[int], dead: set[i
     get_engine().upsert_minute_stats(
         [(minute, queue, task, 0, *values) for (queue, task), values in counts.items()]
     )
+    runtimes: dict[tuple[str, str, float], int] = defaultdict(int)
+    for item in recorded:
+        runtimes[(item.job.queue_name, item.job.task_path, RuntimeBucket.bound_for(item.duration))] += 1
+    get_engine().upsert_runtime_buckets([(minute, *key, count) for key, count in runtimes.items()])
 
 
 def release(worker_id: str, job_ids: Iterable[int]) -> int:
@@ -642,12 +668,14 @@ def replay_many(jobs: QuerySet[Job], by: str = "") -> int:
     return count
 
 
-def delete(job_ids: Iterable[int]) -> int:
-    """Delete jobs that are not running; returns how many were deleted."""
+def delete(job_ids: Iterable[int], dead_only: bool = False) -> int:
+    """Delete jobs that are not running (only dead ones, when discarding dead letters).
+
+    Returns how many were deleted.
+    """
+    statuses = {Status.DEAD} if dead_only else TRANSITIONS["delete"]
     with transaction.atomic():
-        ids = list(
-            Job.objects.filter(id__in=list(job_ids), status__in=TRANSITIONS["delete"]).values_list("id", flat=True)
-        )
+        ids = list(Job.objects.filter(id__in=list(job_ids), status__in=statuses).values_list("id", flat=True))
         if ids:
             _delete_rows(ids)
     return len(ids)

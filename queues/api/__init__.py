@@ -1,0 +1,28 @@
+"""The REST API under ``/api/``: one NinjaAPI, one router per resource.
+
+OpenAPI at ``/api/openapi.json``, interactive docs at ``/api/docs``.
+"""
+
+from __future__ import annotations
+
+from ninja import NinjaAPI
+
+from . import dead_letters, errors, jobs, queues, schedules, security, stats, workers
+
+api = NinjaAPI(
+    title="Taskweb",
+    version="1",
+    description=(
+        "Background jobs with the database as the broker. Authenticate with "
+        "`Authorization: Bearer <token>` (create one with `manage.py taskctl token create NAME`) "
+        "or, from the console, with a staff session and the CSRF header."
+    ),
+    auth=[security.TokenAuth(), security.StaffSession()],
+    urls_namespace="api",
+)
+api.add_decorator(security.guard_body, mode="view")
+errors.install(api)
+for module in (jobs, queues, dead_letters, workers, schedules, stats):
+    api.add_router("", module.router)
+
+__all__ = ["api"]

@@ -1,0 +1,92 @@
+"""Dead letters: list, replay one, replay every match, delete (discard the dead job)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Path as PathParam
+from ninja import Query, Router
+
+from .. import broker
+from ..exceptions import JobStateError
+from ..models import DeadLetter, Job
+from ..states import Status
+from . import pages, security
+from .errors import NotFound
+from .jobs import job_detail
+from .schemas import MAX_ID, Count, DeadLetterFilters, DeadLetterPage, JobDetailOut, ReplayMatching
+
+router = Router(tags=["dead letters"])
+
+
+def dead_letter_out(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": letter.pk,
+        "job_id": letter.job_id,
+        "queue": letter.queue_name,
+        "task": letter.task_path,
+        "reason": letter.reason,
+        "error_type": letter.error_type,
+        "error_message": letter.error_message,
+        "traceback": letter.traceback,
+        "created_at": letter.created_at,
+        "replayed_at": letter.replayed_at,
+        "replayed_by": letter.replayed_by,
+    }
+
+
+def _letter(letter_id: int) -> DeadLetter:
+    letter = DeadLetter.objects.filter(pk=letter_id).first()
+    if letter is None:
+        raise NotFound(f"Dead letter {letter_id} does not exist.")
+    return letter
+
+
+def _matching(
+    letters: QuerySet[DeadLetter], queue: str | None, task: str | None, error_type: str | None
+) -> QuerySet[DeadLetter]:
+    if queue:
+        letters = letters.filter(queue_name=queue)
+    if task:
+        letters = letters.filter(task_path=task)
+    if error_type:
+        letters = letters.filter(error_type=error_type)
+    return letters
+
+
+@router.get("/dead-letters", response=DeadLetterPage, summary="Dead letters, newest first")
+def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -> dict[str, Any]:
+    letters = DeadLetter.objects.filter(replayed_at__isnull=not filters.replayed)
+    letters = _matching(letters, filters.queue, filters.task, filters.error_type)
+    items, next_cursor = pages.page(letters, filters.cursor, filters.limit)
+    return pages.with_next([dead_letter_out(letter) for letter in items], next_cursor)
+
+
+@router.post("/dead-letters/replay", response=Count, summary="Replay every dead letter that matches")
+def replay_matching(request: HttpRequest, payload: ReplayMatching) -> dict[str, int]:
+    """An empty filter replays every dead job; each goes back to queued with a fresh budget."""
+    letters = _matching(
+        DeadLetter.objects.filter(replayed_at=None), payload.queue, payload.task, payload.error_type
+    )
+    jobs = Job.objects.filter(pk__in=letters.values("job_id"))
+    return {"count": broker.replay_many(jobs, by=security.actor(request))}
+
+
+@router.post("/dead-letters/{letter_id}/replay", response=JobDetailOut, summary="Replay one dead job")
+def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+    """409 when the job is no longer dead (already replayed, say)."""
+    job_id = _letter(letter_id).job_id
+    broker.replay(job_id, by=security.actor(request))
+    return job_detail(job_id)
+
+
+@router.delete("/dead-letters/{letter_id}", response={204: None}, summary="Discard a dead job")
+def delete(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> tuple[int, None]:
+    """Deletes the dead job with its history; 409 if it was replayed and is live again."""
+    letter = _letter(letter_id)
+    if not broker.delete([letter.job_id], dead_only=True):
+        status = Job.objects.filter(pk=letter.job_id).values_list("status", flat=True).first() or "gone"
+        raise JobStateError(letter.job_id, "delete", status, frozenset({Status.DEAD}))
+    return 204, None

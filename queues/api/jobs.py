@@ -1,0 +1,110 @@
+"""Jobs: enqueue, read, list, cancel, retry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Path as PathParam
+from ninja import Query, Router
+
+from .. import broker, webhooks
+from ..exceptions import JobNotFound
+from ..models import Job
+from . import pages, security
+from .schemas import MAX_ID, JobDetailOut, JobFilters, JobIn, JobOut, JobPage
+
+router = Router(tags=["jobs"])
+
+
+def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": job.pk,
+        "queue": queue_name or job.queue.name,
+        "task": job.task_path,
+        "args": job.args,
+        "kwargs": job.kwargs,
+        "priority": job.priority,
+        "status": job.status,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "timeout": job.timeout,
+        "run_after": job.run_after,
+        "idempotency_key": job.idempotency_key,
+        "result": job.result,
+        "progress": job.progress,
+        "progress_message": job.progress_message,
+        "enqueued_at": job.enqueued_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "worker_id": job.worker_id,
+        "lease_expires_at": job.lease_expires_at,
+        "last_error": job.last_error,
+        "callback_url": (job.meta or {}).get("callback_url"),
+    }
+
+
+def job_detail(job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+    job = Job.objects.select_related("queue").filter(pk=job_id).first()
+    if job is None:
+        raise JobNotFound(job_id)
+    return {**job_out(job), "errors": list(job.attempt_history.all())}
+
+
+@router.post("/jobs", response={200: JobOut, 201: JobOut}, summary="Enqueue a job")
+def enqueue(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any]]:
+    """201 with the new job; 200 with the existing job when its idempotency_key is taken."""
+    run_after = payload.run_at
+    if payload.delay is not None:
+        run_after = timezone.now() + timedelta(seconds=payload.delay)
+    meta = {}
+    if payload.callback_url is not None:
+        meta["callback_url"] = webhooks.validate_callback_url(payload.callback_url)
+    job, created = broker.enqueue(
+        broker.JobSpec(
+            task_path=payload.task,
+            args=payload.args,
+            kwargs=payload.kwargs,
+            queue=payload.queue,
+            priority=payload.priority,
+            run_after=run_after,
+            max_attempts=payload.max_attempts,
+            timeout=payload.timeout,
+            idempotency_key=payload.idempotency_key,
+            meta=meta,
+        )
+    )
+    return (201 if created else 200), job_out(job, payload.queue if created else None)
+
+
+@router.get("/jobs", response=JobPage, summary="List jobs, newest first")
+def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[str, Any]:
+    jobs = Job.objects.select_related("queue")
+    if filters.queue:
+        jobs = jobs.filter(queue__name=filters.queue)
+    if filters.status:
+        jobs = jobs.filter(status=filters.status)
+    if filters.task:
+        jobs = jobs.filter(task_path=filters.task)
+    items, next_cursor = pages.page(jobs, filters.cursor, filters.limit)
+    return pages.with_next([job_out(job) for job in items], next_cursor)
+
+
+@router.get("/jobs/{job_id}", response=JobDetailOut, summary="A job with its attempt history")
+def get_job(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+    return job_detail(job_id)
+
+
+@router.post("/jobs/{job_id}/cancel", response=JobDetailOut, summary="Cancel a waiting or running job")
+def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+    broker.cancel(job_id)
+    return job_detail(job_id)
+
+
+@router.post("/jobs/{job_id}/retry", response=JobDetailOut, summary="Run a finished job again now")
+def retry(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+    """A scheduled, succeeded, cancelled or dead job goes back to queued with a fresh budget."""
+    broker.retry(job_id, by=security.actor(request))
+    return job_detail(job_id)

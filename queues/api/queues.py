@@ -1,0 +1,91 @@
+"""Queues: list with counts, create, change limits, pause, resume, purge, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Router
+
+from .. import broker, queue_ops
+from ..exceptions import InvalidQueue
+from ..models import Queue
+from .errors import NotFound
+from .schemas import Count, QueueIn, QueueOut, QueueSettings
+
+router = Router(tags=["queues"])
+
+
+def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    if counts is None:
+        counts = queue_ops.status_counts([queue.pk]).get(queue.pk, queue_ops.empty_counts())
+    return {
+        "name": queue.name,
+        "paused": queue.paused,
+        "concurrency": queue.concurrency,
+        "rate_limit": queue.rate_limit,
+        "max_attempts": queue.max_attempts,
+        "timeout": queue.timeout,
+        "retention": queue.retention.total_seconds(),
+        "created_at": queue.created_at,
+        "counts": counts,
+    }
+
+
+def existing(name: str) -> Queue:
+    """The queue named in the URL; 404 when there is none (even with QUEUES_AUTO_CREATE)."""
+    queue = Queue.objects.filter(name=name).first()
+    if queue is None:
+        raise NotFound(f"Queue {name!r} does not exist.")
+    return queue
+
+
+def _settings(payload: QueueSettings) -> dict[str, Any]:
+    return payload.model_dump(exclude_unset=True, exclude={"name"})
+
+
+@router.get("/queues", response=list[QueueOut], summary="Every queue with its job counts")
+def list_queues(request: HttpRequest) -> list[dict[str, Any]]:
+    counts = queue_ops.status_counts()
+    return [queue_out(q, counts.get(q.pk, queue_ops.empty_counts())) for q in Queue.objects.all()]
+
+
+@router.post("/queues", response={201: QueueOut}, summary="Create a queue")
+def create_queue(request: HttpRequest, payload: QueueIn) -> tuple[int, dict[str, Any]]:
+    return 201, queue_out(queue_ops.create_queue(payload.name, **_settings(payload)))
+
+
+@router.get("/queues/{name}", response=QueueOut, summary="One queue with its job counts")
+def get_queue(request: HttpRequest, name: str) -> dict[str, Any]:
+    return queue_out(existing(name))
+
+
+@router.patch("/queues/{name}", response=QueueOut, summary="Change a queue's limits and defaults")
+def update_queue(request: HttpRequest, name: str, payload: QueueSettings) -> dict[str, Any]:
+    """Fields left out stay as they are; null clears concurrency or rate_limit."""
+    changes = _settings(payload)
+    for field in ("max_attempts", "timeout", "retention"):
+        if field in changes and changes[field] is None:
+            raise InvalidQueue(f"{field} cannot be null.", field)
+    return queue_out(queue_ops.update_queue(existing(name).name, **changes))
+
+
+@router.post("/queues/{name}/pause", response=QueueOut, summary="Stop workers claiming from a queue")
+def pause(request: HttpRequest, name: str) -> dict[str, Any]:
+    return queue_out(queue_ops.set_paused(existing(name).name, True))
+
+
+@router.post("/queues/{name}/resume", response=QueueOut, summary="Let workers claim from a queue again")
+def resume(request: HttpRequest, name: str) -> dict[str, Any]:
+    return queue_out(queue_ops.set_paused(existing(name).name, False))
+
+
+@router.post("/queues/{name}/purge", response=Count, summary="Delete every waiting job of a queue")
+def purge(request: HttpRequest, name: str) -> dict[str, int]:
+    return {"count": broker.purge(existing(name).name)}
+
+
+@router.delete("/queues/{name}", response=Count, summary="Delete a queue and its jobs")
+def delete_queue(request: HttpRequest, name: str) -> dict[str, int]:
+    """Refused with 409 while one of its jobs runs, and for the default queue."""
+    return {"count": broker.delete_queue(existing(name).name)}

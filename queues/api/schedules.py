@@ -1,0 +1,119 @@
+"""Schedules: create, read, change, delete, run now."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Path as PathParam
+from ninja import Router
+
+from .. import broker, registry, scheduler
+from ..exceptions import InvalidJob, QueueConflict
+from ..models import Schedule
+from .errors import NotFound
+from .jobs import job_detail
+from .schemas import MAX_ID, JobDetailOut, ScheduleIn, ScheduleOut, SchedulePatch
+
+router = Router(tags=["schedules"])
+ScheduleId = PathParam(..., ge=1, le=MAX_ID)
+
+
+def schedule_out(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "id": schedule.pk,
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "time_zone": schedule.time_zone,
+        "task": schedule.task_path,
+        "args": schedule.args,
+        "kwargs": schedule.kwargs,
+        "queue": schedule.queue.name,
+        "priority": schedule.priority,
+        "enabled": schedule.enabled,
+        "last_run_at": schedule.last_run_at,
+        "next_run_at": schedule.next_run_at,
+        "last_job_id": schedule.last_job_id,
+        "last_error": getattr(schedule, "last_error", ""),
+    }
+
+
+def _schedule(schedule_id: int) -> Schedule:
+    schedule = Schedule.objects.select_related("queue").filter(pk=schedule_id).first()
+    if schedule is None:
+        raise NotFound(f"Schedule {schedule_id} does not exist.")
+    return schedule
+
+
+def _apply(schedule: Schedule, fields: dict[str, Any]) -> None:
+    """Validate every field as an enqueue would, then plan the next run."""
+    renames = {"task": "task_path"}
+    for name, value in fields.items():
+        if name == "queue":
+            schedule.queue = broker.get_queue(value)
+        elif name == "priority":
+            schedule.priority = broker.parse_priority(value)
+        else:
+            setattr(schedule, renames.get(name, name), value)
+    registry.get_task(schedule.task_path)
+    try:
+        scheduler.validate_timing(schedule.cron, schedule.time_zone)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidJob(" ".join(messages), field) from None
+    if {"cron", "time_zone", "enabled"} & fields.keys() or schedule.next_run_at is None:
+        now = timezone.now().astimezone(UTC)
+        schedule.next_run_at = scheduler.next_due(schedule.cron, schedule.time_zone, now)
+
+
+def _save(schedule: Schedule) -> Schedule:
+    try:
+        with transaction.atomic():
+            schedule.save()
+    except IntegrityError:
+        raise QueueConflict(f"A schedule named {schedule.name!r} already exists.") from None
+    return schedule
+
+
+@router.get("/schedules", response=list[ScheduleOut], summary="Every schedule")
+def list_schedules(request: HttpRequest) -> list[dict[str, Any]]:
+    return [schedule_out(s) for s in Schedule.objects.select_related("queue")]
+
+
+@router.post("/schedules", response={201: ScheduleOut}, summary="Create a schedule")
+def create_schedule(request: HttpRequest, payload: ScheduleIn) -> tuple[int, dict[str, Any]]:
+    schedule = Schedule(name=payload.name)
+    _apply(schedule, payload.model_dump(exclude={"name"}))
+    return 201, schedule_out(_save(schedule))
+
+
+@router.get("/schedules/{schedule_id}", response=ScheduleOut, summary="One schedule")
+def get_schedule(request: HttpRequest, schedule_id: int = ScheduleId) -> dict[str, Any]:
+    return schedule_out(_schedule(schedule_id))
+
+
+@router.patch("/schedules/{schedule_id}", response=ScheduleOut, summary="Change a schedule")
+def update_schedule(
+    request: HttpRequest, payload: SchedulePatch, schedule_id: int = ScheduleId
+) -> dict[str, Any]:
+    schedule = _schedule(schedule_id)
+    changes = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if v is not None}
+    _apply(schedule, changes)
+    return schedule_out(_save(schedule))
+
+
+@router.delete("/schedules/{schedule_id}", response={204: None}, summary="Delete a schedule")
+def delete_schedule(request: HttpRequest, schedule_id: int = ScheduleId) -> tuple[int, None]:
+    _schedule(schedule_id).delete()
+    return 204, None
+
+
+@router.post("/schedules/{schedule_id}/run", response={201: JobDetailOut}, summary="Enqueue a run now")
+def run_now(request: HttpRequest, schedule_id: int = ScheduleId) -> tuple[int, dict[str, Any]]:
+    """Outside the timetable; the next planned run stays as it was."""
+    job = scheduler.run_now(_schedule(schedule_id))
+    return 201, job_detail(job.pk)

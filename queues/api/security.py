@@ -1,0 +1,130 @@
+"""Who may call the API: a bearer token, or a staff user's session (the console's calls).
+
+Session calls that change something must carry the CSRF token, as any Django form
+does; token calls need none, since a browser never sends the token on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from ninja.errors import AuthorizationError
+from ninja.security import APIKeyCookie, HttpBearer
+from ninja.utils import check_csrf
+
+from .. import auth_tokens
+from ..conf import conf
+from ..models import ApiToken
+
+
+class TokenAuth(HttpBearer):
+    """``Authorization: Bearer tw_...`` with a live token created by taskctl or the admin."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
+        return auth_tokens.authenticate(token)
+
+
+class StaffSession(APIKeyCookie):
+    """A logged-in staff user's session cookie, with Django's CSRF check on unsafe methods."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def _get_key(self, request: HttpRequest) -> str | None:
+        # The CSRF check runs in authenticate, once we know a session is being used:
+        # a caller with neither token nor session gets 401, not a CSRF 403.
+        return request.COOKIES.get(self.param_name)
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        if not user.is_staff:
+            raise AuthorizationError(403, "Staff access is required.")
+        if check_csrf(request) is not None:
+            raise AuthorizationError(
+                403, "CSRF check failed: send the csrftoken cookie's value as X-CSRFToken."
+            )
+        return user
+
+
+def actor(request: HttpRequest) -> str:
+    """A name for who did something, stored e.g. as a dead letter's replayed_by."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, ApiToken):
+        return f"token:{auth.name}"
+    return getattr(auth, "username", "") or "api"
+
+
+def _unstorable(body: bytes) -> str | None:
+    """Why a JSON body cannot be stored as sent, or None.
+
+    JSON allows what databases refuse: NaN and Infinity (not JSON to PostgreSQL),
+    NUL characters and unpaired surrogates (not text to PostgreSQL). Refusing them
+    here answers 400 instead of failing deep inside a query.
+    """
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        data = json.loads(body, parse_constant=constant)
+    except ValueError as exc:
+        return str(exc) if "JSON number" in str(exc) else None  # unparsable: ninja says so
+    for text in _strings(data):
+        if "\x00" in text:
+            return "NUL characters are not allowed in text"
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "text must be valid Unicode (no unpaired surrogates)"
+    return None
+
+
+def _strings(data: Any) -> Iterator[str]:
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield key
+            yield from _strings(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _strings(item)
+
+
+def _json_error(status: int, detail: str, field: str | None = None) -> JsonResponse:
+    body: dict[str, Any] = {"detail": detail}
+    if field:
+        body["errors"] = [{"field": field, "message": detail}]
+    return JsonResponse(body, status=status)
+
+
+def guard_body(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """413 for a body over QUEUES_API_MAX_BODY; 400 for input no database can store."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        limit = conf.QUEUES_API_MAX_BODY
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        try:
+            too_big = declared > limit or len(request.body) > limit
+        except RequestDataTooBig:
+            too_big = True
+        if too_big:
+            return _json_error(413, f"The request body is larger than {limit} bytes.")
+        if any("\x00" in value for values in request.GET.lists() for value in values[1]):
+            return _json_error(400, "NUL characters are not allowed in query parameters.", "query")
+        if request.body and (reason := _unstorable(request.body)):
+            return _json_error(400, f"The request body cannot be stored: {reason}.", "body")
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path as PathParam
 from ninja import Query, Router
+from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import broker
 from ..exceptions import JobStateError
@@ -83,10 +84,10 @@ def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID
 
 
 @router.delete("/dead-letters/{letter_id}", response={204: None}, summary="Discard a dead job")
-def delete(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> tuple[int, None]:
+def delete(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> Reply:
     """Deletes the dead job with its history; 409 if it was replayed and is live again."""
     letter = _letter(letter_id)
     if not broker.delete([letter.job_id], dead_only=True):
         status = Job.objects.filter(pk=letter.job_id).values_list("status", flat=True).first() or "gone"
         raise JobStateError(letter.job_id, "delete", status, frozenset({Status.DEAD}))
-    return 204, None
+    return Reply(204, None)

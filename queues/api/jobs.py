@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Path as PathParam
 from ninja import Query, Router
+from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import broker, webhooks
 from ..exceptions import JobNotFound
@@ -54,7 +55,7 @@ def job_detail(job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
 
 
 @router.post("/jobs", response={200: JobOut, 201: JobOut}, summary="Enqueue a job")
-def enqueue(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any]]:
+def enqueue(request: HttpRequest, payload: JobIn) -> Reply:
     """201 with the new job; 200 with the existing job when its idempotency_key is taken."""
     run_after = payload.run_at
     if payload.delay is not None:
@@ -76,7 +77,7 @@ def enqueue(request: HttpRequest, payload: JobIn) -> tuple[int, dict[str, Any]]:
             meta=meta,
         )
     )
-    return (201 if created else 200), job_out(job, payload.queue if created else None)
+    return Reply(201 if created else 200, job_out(job, payload.queue if created else None))
 
 
 @router.get("/jobs", response=JobPage, summary="List jobs, newest first")

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router
+from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import broker, queue_ops
 from ..exceptions import InvalidQueue
@@ -51,8 +52,8 @@ def list_queues(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.post("/queues", response={201: QueueOut}, summary="Create a queue")
-def create_queue(request: HttpRequest, payload: QueueIn) -> tuple[int, dict[str, Any]]:
-    return 201, queue_out(queue_ops.create_queue(payload.name, **_settings(payload)))
+def create_queue(request: HttpRequest, payload: QueueIn) -> Reply:
+    return Reply(201, queue_out(queue_ops.create_queue(payload.name, **_settings(payload))))
 
 
 @router.get("/queues/{name}", response=QueueOut, summary="One queue with its job counts")

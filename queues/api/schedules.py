@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Path as PathParam
 from ninja import Router
+from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import broker, registry, scheduler
 from ..exceptions import InvalidJob, QueueConflict
@@ -85,10 +86,10 @@ def list_schedules(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.post("/schedules", response={201: ScheduleOut}, summary="Create a schedule")
-def create_schedule(request: HttpRequest, payload: ScheduleIn) -> tuple[int, dict[str, Any]]:
+def create_schedule(request: HttpRequest, payload: ScheduleIn) -> Reply:
     schedule = Schedule(name=payload.name)
     _apply(schedule, payload.model_dump(exclude={"name"}))
-    return 201, schedule_out(_save(schedule))
+    return Reply(201, schedule_out(_save(schedule)))
 
 
 @router.get("/schedules/{schedule_id}", response=ScheduleOut, summary="One schedule")
@@ -107,13 +108,13 @@ def update_schedule(
 
 
 @router.delete("/schedules/{schedule_id}", response={204: None}, summary="Delete a schedule")
-def delete_schedule(request: HttpRequest, schedule_id: int = ScheduleId) -> tuple[int, None]:
+def delete_schedule(request: HttpRequest, schedule_id: int = ScheduleId) -> Reply:
     _schedule(schedule_id).delete()
-    return 204, None
+    return Reply(204, None)
 
 
 @router.post("/schedules/{schedule_id}/run", response={201: JobDetailOut}, summary="Enqueue a run now")
-def run_now(request: HttpRequest, schedule_id: int = ScheduleId) -> tuple[int, dict[str, Any]]:
+def run_now(request: HttpRequest, schedule_id: int = ScheduleId) -> Reply:
     """Outside the timetable; the next planned run stays as it was."""
     job = scheduler.run_now(_schedule(schedule_id))
-    return 201, job_detail(job.pk)
+    return Reply(201, job_detail(job.pk))

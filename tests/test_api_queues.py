@@ -1,0 +1,113 @@
+"""REST API: queues with counts, create, update limits, pause, resume, purge, delete."""
+
+from __future__ import annotations
+
+import pytest
+
+from queues import broker
+from queues.models import Job, Queue
+
+from .api import ApiClient, fields
+from .factories import make_job, make_queue
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api() -> ApiClient:
+    return ApiClient()
+
+
+def test_list_shows_each_queue_with_counts_by_status(api):
+    make_job()
+    make_job()
+    (default,) = [q for q in api.get("/queues").json() if q["name"] == "default"]
+    assert (default["counts"]["queued"], default["counts"]["running"]) == (2, 0)
+
+
+def test_create_answers_201_with_the_limits(api):
+    response = api.post("/queues", {"name": "mail", "concurrency": 2, "rate_limit": 5.5, "retention": 60})
+    assert response.status_code == 201
+    queue = Queue.objects.get(name="mail")
+    assert (queue.concurrency, queue.rate_limit, queue.retention.total_seconds()) == (2, 5.5, 60)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "bad name"}, "name"),
+        ({"name": "x" * 65}, "name"),
+        ({"name": "ok", "concurrency": 0}, "concurrency"),
+        ({"name": "ok", "rate_limit": -1}, "rate_limit"),
+        ({"name": "ok", "speed": 1}, "speed"),
+    ],
+)
+def test_create_with_bad_input_is_400_naming_the_field(api, body, field):
+    response = api.post("/queues", body)
+    assert (response.status_code, field in fields(response)) == (400, True)
+    assert not Queue.objects.filter(name="ok").exists()
+
+
+def test_creating_an_existing_queue_is_409(api):
+    assert api.post("/queues", {"name": "default"}).status_code == 409
+
+
+def test_get_an_unknown_queue_is_404(api):
+    assert api.get("/queues/nope").status_code == 404
+
+
+def test_update_changes_only_the_given_limits(api):
+    make_queue("mail", concurrency=3, timeout=30)
+    api.patch("/queues/mail", {"rate_limit": 2})
+    queue = Queue.objects.get(name="mail")
+    assert (queue.concurrency, queue.rate_limit, queue.timeout) == (3, 2, 30)
+
+
+def test_update_with_null_clears_the_concurrency_limit(api):
+    make_queue("mail", concurrency=3)
+    assert api.patch("/queues/mail", {"concurrency": None}).json()["concurrency"] is None
+
+
+def test_update_with_a_null_timeout_is_400(api):
+    assert api.patch("/queues/default", {"timeout": None}).status_code == 400
+
+
+def test_update_of_an_unknown_queue_is_404(api):
+    assert api.patch("/queues/nope", {"timeout": 5}).status_code == 404
+
+
+def test_pause_stops_workers_claiming(api):
+    make_job()
+    api.post("/queues/default/pause")
+    assert broker.claim("w", None, 1) == []
+
+
+def test_resume_lets_workers_claim_again(api):
+    make_job()
+    api.post("/queues/default/pause")
+    api.post("/queues/default/resume")
+    assert len(broker.claim("w", None, 1)) == 1
+
+
+def test_purge_deletes_waiting_jobs_and_says_how_many(api):
+    make_job()
+    make_job()
+    assert api.post("/queues/default/purge").json() == {"count": 2}
+    assert not Job.objects.exists()
+
+
+def test_delete_removes_the_queue_and_its_jobs(api):
+    make_job(queue="mail")
+    assert api.delete("/queues/mail").json() == {"count": 1}
+    assert not Queue.objects.filter(name="mail").exists()
+
+
+def test_delete_is_409_while_a_job_runs_and_changes_nothing(api):
+    make_job(queue="mail")
+    broker.claim("w", ["mail"], 1)
+    assert api.delete("/queues/mail").status_code == 409
+    assert Job.objects.filter(queue__name="mail").count() == 1
+
+
+def test_the_default_queue_cannot_be_deleted(api):
+    assert api.delete("/queues/default").status_code == 409

@@ -1,0 +1,76 @@
+"""REST API: schedules created, read, changed, deleted and run now."""
+
+from __future__ import annotations
+
+import pytest
+
+from queues.models import Job, Schedule
+
+from .api import ApiClient, fields
+
+pytestmark = pytest.mark.django_db
+
+HOURLY = {"name": "report", "cron": "@hourly", "task": "tests.tasks.add", "args": [1, 2]}
+
+
+@pytest.fixture
+def api() -> ApiClient:
+    return ApiClient()
+
+
+def test_create_answers_201_and_plans_the_next_run(api):
+    response = api.post("/schedules", HOURLY)
+    assert response.status_code == 201
+    next_run = Schedule.objects.get(name="report").next_run_at
+    assert (next_run.minute, next_run.second) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"cron": "61 * * * *"}, "cron"),
+        ({"cron": "* * * *"}, "cron"),
+        ({"cron": "@sometimes"}, "cron"),
+        ({"task": "tests.tasks.missing"}, "task"),
+        ({"queue": "typo"}, "queue"),
+        ({"priority": 500}, "priority"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone"),
+    ],
+)
+def test_create_with_bad_input_is_400_naming_the_field(api, change, field):
+    response = api.post("/schedules", {**HOURLY, **change})
+    assert (response.status_code, field in fields(response)) == (400, True)
+    assert not Schedule.objects.exists()
+
+
+def test_a_second_schedule_with_the_same_name_is_409(api):
+    api.post("/schedules", HOURLY)
+    assert api.post("/schedules", HOURLY).status_code == 409
+
+
+def test_update_changes_the_cron_and_replans(api):
+    schedule_id = api.post("/schedules", HOURLY).json()["id"]
+    body = api.patch(f"/schedules/{schedule_id}", {"cron": "0 3 * * *"}).json()
+    assert (body["cron"], body["next_run_at"][11:16]) == ("0 3 * * *", "03:00")
+
+
+def test_update_with_a_bad_cron_is_400_and_changes_nothing(api):
+    schedule_id = api.post("/schedules", HOURLY).json()["id"]
+    assert api.patch(f"/schedules/{schedule_id}", {"cron": "nope"}).status_code == 400
+    assert Schedule.objects.get().cron == "@hourly"
+
+
+def test_delete_removes_the_schedule(api):
+    schedule_id = api.post("/schedules", HOURLY).json()["id"]
+    assert api.delete(f"/schedules/{schedule_id}").status_code == 204
+    assert not Schedule.objects.exists()
+
+
+def test_run_now_enqueues_a_job_of_the_schedule(api):
+    schedule_id = api.post("/schedules", HOURLY).json()["id"]
+    job_id = api.post(f"/schedules/{schedule_id}/run").json()["id"]
+    assert Job.objects.get(pk=job_id).args == [1, 2]
+
+
+def test_an_unknown_schedule_is_404(api):
+    assert api.get("/schedules/4242").status_code == 404

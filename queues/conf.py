@@ -22,6 +22,13 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES_POLL_MIN": 0.02,  # SQLite / poll-only: back-off starts here...
     "QUEUES_POLL_MAX": 0.2,  # ...and stops growing here
     "QUEUES_SHUTDOWN_GRACE": 30.0,
+    # Circuit breaker per task: off while the ratio is None. When on, a task whose
+    # failed share of at least MIN_CALLS attempts in WINDOW seconds reaches the
+    # ratio is not claimed for COOLDOWN seconds, then one probe job decides.
+    "QUEUES_CIRCUIT_FAILURE_RATIO": None,
+    "QUEUES_CIRCUIT_MIN_CALLS": 20,
+    "QUEUES_CIRCUIT_WINDOW": 60.0,
+    "QUEUES_CIRCUIT_COOLDOWN": 30.0,
     "QUEUES_API_MAX_BODY": 1024 * 1024,  # bytes; larger REST API bodies get 413
     "QUEUES_WEBHOOK_SECRET": "",  # HMAC key for completion webhooks; none means no callbacks
     "QUEUES_WEBHOOK_QUEUE": "webhooks",  # internal queue the deliveries run on

@@ -6,6 +6,8 @@ letter goes through ``queues.broker``.
 
 from __future__ import annotations
 
+import bisect
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -361,12 +363,22 @@ class RuntimeBucket(models.Model):
     le = models.FloatField()
     count = models.PositiveIntegerField(default=0)
 
+    BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, math.inf)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["minute", "queue_name", "task_path", "le"], name="runtimebucket_unique_key"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.queue_name} {self.task_path} le={self.le}: {self.count}"
+
+    @classmethod
+    def bound_for(cls, seconds: float) -> float:
+        """The upper bound of the bucket a run of ``seconds`` falls in."""
+        return cls.BOUNDS[bisect.bisect_left(cls.BOUNDS, seconds)]
 
 
 class ApiToken(models.Model):

@@ -186,6 +186,10 @@ for _name, _cast in {
     "QUEUES_RETRY_BASE": float,
     "QUEUES_SHUTDOWN_GRACE": float,
     "QUEUES_PRUNE_INTERVAL": float,
+    "QUEUES_CIRCUIT_FAILURE_RATIO": float,
+    "QUEUES_CIRCUIT_MIN_CALLS": int,
+    "QUEUES_CIRCUIT_WINDOW": float,
+    "QUEUES_CIRCUIT_COOLDOWN": float,
     "QUEUES_LISTEN": lambda value: value.strip().lower() in {"1", "true", "yes", "on"},
 }.items():
     if _name in os.environ:

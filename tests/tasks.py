@@ -81,3 +81,18 @@ def returns_unserialisable() -> object:
 @task(max_attempts=7, timeout=11)
 def with_options() -> None:
     return None
+
+
+@task(takes_context=True)
+def timed(context: TaskContext, seconds: float) -> None:
+    """Sleeps, then logs "<job id> <start> <end>" as the job itself saw them."""
+    start = time.time()
+    time.sleep(seconds)
+    _log(f"{context.task_result.id} {start} {time.time()}")
+
+
+@task
+def fail_while_file_exists(path: str) -> str:
+    if Path(path).exists():
+        raise RuntimeError(f"{path} exists")
+    return "ok"

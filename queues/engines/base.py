@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
 from ..models import Job
 from ..states import WAITING, Status
+
+if TYPE_CHECKING:
+    from ..flow import ClaimLimits
 
 JOB = "queues_job"
 QUEUE = "queues_queue"
@@ -27,12 +30,46 @@ WITH picked AS (
     LIMIT %s
     {lock}
 )
+"""
+CLAIM_UPDATE = """
 UPDATE queues_job
 SET status = %s, attempts = attempts + 1, worker_id = %s, started_at = %s,
     updated_at = %s, lease_expires_at = %s, progress = 0, progress_message = ''
 WHERE id IN (SELECT id FROM picked)
 RETURNING id, task_path, args, kwargs, attempts, attempt_offset, max_attempts, timeout, queue_id
 """
+CLAIM_SQL += CLAIM_UPDATE
+
+# The claim when flow control applies (queues.flow): the same index scan, minus the
+# queues and tasks with nothing left to start, then each queue held to its budget.
+FLOW_CLAIM_SQL = (
+    """
+WITH candidates AS (
+    SELECT id, queue_id, task_path, priority, run_after FROM queues_job
+    WHERE status IN ({waiting})
+      AND run_after <= %s
+      AND task_path {raw_op} %s
+      AND queue_id IN (SELECT id FROM queues_queue WHERE NOT paused{queue_filter}){skip}
+    ORDER BY priority DESC, run_after, id
+    LIMIT %s
+    {lock}
+),
+-- Numbering only the (at most LIMIT) candidates keeps this cheap. Ranks within a
+-- queue hold it to its budget; ranks within a task let a half-open circuit's
+-- task through exactly once (its probe).
+ranked AS (
+    SELECT id,
+        ROW_NUMBER() OVER (PARTITION BY queue_id ORDER BY priority DESC, run_after, id) AS queue_rank,
+        ROW_NUMBER() OVER (PARTITION BY task_path ORDER BY priority DESC, run_after, id) AS task_rank,
+        queue_id, task_path
+    FROM candidates
+),
+picked AS (
+    SELECT id FROM ranked WHERE queue_rank <= {queue_budget} AND task_rank <= {task_budget}
+)
+"""
+    + CLAIM_UPDATE
+)
 
 
 class Engine:
@@ -53,9 +90,10 @@ class Engine:
         now: datetime,
         lease_until: datetime,
         raw: bool = False,
+        limits: ClaimLimits | None = None,
     ) -> list[tuple]:
         """Mark up to ``limit`` due jobs running for ``worker_id`` in one statement."""
-        sql, params = self.claim_statement(worker_id, queue_names, limit, now, lease_until, raw)
+        sql, params = self.claim_statement(worker_id, queue_names, limit, now, lease_until, raw, limits)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
@@ -68,19 +106,45 @@ class Engine:
         now: datetime,
         lease_until: datetime,
         raw: bool = False,
+        limits: ClaimLimits | None = None,
     ) -> tuple[str, list[Any]]:
         queue_filter = ""
         params: list[Any] = [self.dt(now), Job.RAW_TASK]
         if queue_names:
             queue_filter = f" AND name IN ({', '.join(['%s'] * len(queue_names))})"
             params.extend(queue_names)
-        params += [limit, Status.RUNNING.value, worker_id, self.dt(now), self.dt(now), self.dt(lease_until)]
-        sql = CLAIM_SQL.format(
-            waiting=", ".join(f"'{status.value}'" for status in sorted(WAITING)),
-            queue_filter=queue_filter,
-            lock=self.lock_clause,
-            raw_op="=" if raw else "<>",
-        )
+        parts = {
+            "waiting": ", ".join(f"'{status.value}'" for status in sorted(WAITING)),
+            "queue_filter": queue_filter,
+            "lock": self.lock_clause,
+            "raw_op": "=" if raw else "<>",
+        }
+        if limits is None:
+            sql = CLAIM_SQL.format(**parts)
+            params.append(limit)
+        else:
+            sql, limit_params = self._flow_parts(parts, limit, limits)
+            params += limit_params
+        params += [Status.RUNNING.value, worker_id, self.dt(now), self.dt(now), self.dt(lease_until)]
+        return sql, params
+
+    def _flow_parts(self, parts: dict[str, str], limit: int, limits: ClaimLimits) -> tuple[str, list[Any]]:
+        skip, params = "", []
+        for column, values in (("queue_id", limits.skip_queues), ("task_path", limits.skip_tasks)):
+            if values:
+                skip += f"\n      AND {column} NOT IN ({', '.join(['%s'] * len(values))})"
+                params.extend(values)
+        params.append(limit)
+        budgets = []
+        for column, per_key in (("queue_id", limits.queue_budgets), ("task_path", limits.task_budgets)):
+            if per_key:
+                whens = " ".join(["WHEN %s THEN %s"] * len(per_key))
+                budgets.append(f"CASE {column} {whens} ELSE %s END")
+                params += [value for pair in per_key.items() for value in pair] + [limit]
+            else:
+                budgets.append("%s")
+                params.append(limit)
+        sql = FLOW_CLAIM_SQL.format(**parts, skip=skip, queue_budget=budgets[0], task_budget=budgets[1])
         return sql, params
 
     def has_due_jobs(self, queue_names: Sequence[str] | None, now: datetime, raw: bool = False) -> bool:
@@ -101,15 +165,29 @@ class Engine:
     def upsert_minute_stats(self, rows: Sequence[Sequence[Any]]) -> None:
         """Add counts into the per-minute rollup; rows are
         (minute, queue_name, task_path, enqueued, succeeded, failed, retried, dead, runtime_sum)."""
+        self._add_into(
+            "queues_minutestat",
+            ("minute", "queue_name", "task_path"),
+            ("enqueued", "succeeded", "failed", "retried", "dead", "runtime_sum"),
+            rows,
+        )
+
+    def upsert_runtime_buckets(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Add counts into the run-time histogram; rows are (minute, queue_name, task_path, le, count)."""
+        self._add_into("queues_runtimebucket", ("minute", "queue_name", "task_path", "le"), ("count",), rows)
+
+    def _add_into(
+        self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows (keys then columns, the first key a datetime), adding to the rows that exist."""
         if not rows:
             return
-        columns = ("enqueued", "succeeded", "failed", "retried", "dead", "runtime_sum")
-        placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-        updates = ", ".join(f"{c} = queues_minutestat.{c} + excluded.{c}" for c in columns)
+        width = len(keys) + len(columns)
+        placeholders = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
+        updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
         sql = (
-            "INSERT INTO queues_minutestat (minute, queue_name, task_path, "
-            f"{', '.join(columns)}) VALUES {placeholders} "
-            f"ON CONFLICT (minute, queue_name, task_path) DO UPDATE SET {updates}"
+            f"INSERT INTO {table} ({', '.join([*keys, *columns])}) VALUES {placeholders} "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
         )
         params = [self.dt(row[0]) if i == 0 else row[i] for row in rows for i in range(len(row))]
         with connection.cursor() as cursor:

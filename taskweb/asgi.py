@@ -12,6 +12,17 @@ if settings.SERVE_STATIC:
     # daphne serves /static/ itself, so one process is a complete site with no web server.
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up first)
+from channels.auth import AuthMiddlewareStack  # noqa: E402  (these need Django set up first)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from queues.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # Only pages served from an allowed host may open the console socket, and only
+        # with a logged-in session; the consumer then checks staff and permissions.
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

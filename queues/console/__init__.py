@@ -1,0 +1,1 @@
+"""The operator console: HTMX pages, their actions, and the live updates pushed to them."""

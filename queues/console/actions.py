@@ -1,0 +1,215 @@
+"""Console actions (HTMX POSTs with the CSRF token). Each re-checks its permission,
+calls the broker (or updates a Queue row) and answers with out-of-band fragments."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import broker
+from ..exceptions import JobNotFound, JobStateError
+from ..models import DeadLetter, Job, Queue
+from ..states import TRANSITIONS, Status
+from . import bulk, counts
+from .forms import DeadFilterForm, JobFilterForm, QueueCreateForm, QueueSettingsForm
+from .permissions import action_required, allowed_actions, can, operator_required, refuse
+from .responses import flash, redirect
+
+JOB_VERBS = {"retry": "Retried", "cancel": "Cancelled", "delete": "Deleted"}
+
+
+def _selected_ids(request: HttpRequest) -> list[int]:
+    return [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+
+
+# --- one job --------------------------------------------------------------------------
+
+
+@require_POST
+@action_required("job.retry")
+def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
+    return _job_action(
+        request, job_id, lambda: broker.retry(job_id, by=request.user.get_username()), "retried"
+    )
+
+
+@require_POST
+@action_required("job.cancel")
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    return _job_action(request, job_id, lambda: broker.cancel(job_id), "cancelled")
+
+
+def _job_action(request: HttpRequest, job_id: int, call, done: str) -> HttpResponse:
+    try:
+        call()
+    except (JobNotFound, JobStateError) as exc:
+        return flash(request, str(exc), "error", 409)
+    return flash(request, f"Job {job_id} {done}.")
+
+
+@require_POST
+@action_required("job.delete")
+def job_delete(request: HttpRequest, job_id: int) -> HttpResponse:
+    if not broker.delete([job_id]):
+        return flash(request, f"Job {job_id} is running or gone; it was not deleted.", "error", 409)
+    return redirect(reverse("console:jobs"))
+
+
+@require_POST
+@operator_required
+def jobs_bulk(request: HttpRequest) -> HttpResponse:
+    action = request.POST.get("action", "")
+    if action not in JOB_VERBS:
+        return flash(request, "Choose retry, cancel or delete.", "error", 400)
+    if not can(request.user, f"job.{action}"):
+        return refuse(request, f"job.{action}")
+    if request.POST.get("all_matching"):
+        matching = JobFilterForm(request.POST).apply(Job.objects.all()).order_by("-id")
+        ids = matching.values_list("id", flat=True).iterator(chunk_size=bulk.CHUNK)
+    else:
+        ids = iter(_selected_ids(request))
+    outcome = bulk.run(action, ids, by=request.user.get_username())
+    return flash(request, outcome.message(JOB_VERBS[action]))
+
+
+# --- dead letters ---------------------------------------------------------------------
+
+
+def _dead_jobs(request: HttpRequest, data) -> QuerySet[Job]:
+    """The dead jobs an operator picked: the ticked ones, or every one matching the filters."""
+    if data.get("all_matching"):
+        letters = DeadFilterForm(data).apply(DeadLetter.objects.filter(replayed_at=None))
+        return Job.objects.filter(id__in=letters.values("job_id"), status=Status.DEAD)
+    return Job.objects.filter(id__in=[int(v) for v in data.getlist("ids") if v.isdigit()], status=Status.DEAD)
+
+
+@require_GET
+@action_required("dead.replay")
+def dead_confirm(request: HttpRequest) -> HttpResponse:
+    """Say how many jobs a replay or delete of everything matching would touch, before it runs."""
+    action = request.GET.get("action") if request.GET.get("action") in ("replay", "delete") else "replay"
+    count = counts.count(_dead_jobs(request, request.GET))
+    filters = DeadFilterForm(request.GET).filters()
+    html = render_to_string(
+        "queues/partials/dead_confirm.html", {"count": count, "filters": filters, "action": action}, request
+    )
+    return HttpResponse(html)
+
+
+@require_POST
+@action_required("dead.replay")
+def dead_replay(request: HttpRequest) -> HttpResponse:
+    replayed = broker.replay_many(_dead_jobs(request, request.POST), by=request.user.get_username())
+    return flash(request, f"Replayed {replayed} job{'s' if replayed != 1 else ''}.", extra=_clear_confirm())
+
+
+@require_POST
+@action_required("job.delete")
+def dead_delete(request: HttpRequest) -> HttpResponse:
+    ids = _dead_jobs(request, request.POST).values_list("id", flat=True).iterator(chunk_size=bulk.CHUNK)
+    outcome = bulk.run("delete", ids, by=request.user.get_username())
+    return flash(request, outcome.message("Deleted"), extra=_clear_confirm())
+
+
+def _clear_confirm() -> str:
+    return '<div id="dead-confirm" hx-swap-oob="true"></div>'
+
+
+# --- queues ---------------------------------------------------------------------------
+
+
+@require_POST
+@action_required("queue.add")
+def queue_create(request: HttpRequest) -> HttpResponse:
+    form = QueueCreateForm(request.POST)
+    if not form.is_valid():
+        html = render_to_string("queues/partials/queue_create.html", {"create_form": form}, request)
+        return flash(request, "The queue was not created; see the form.", "error", 400, extra=html)
+    queue = form.save()
+    return redirect(reverse("console:queue", args=[queue.name]))
+
+
+@require_POST
+@action_required("queue.change")
+def queue_pause(request: HttpRequest, name: str) -> HttpResponse:
+    return _set_paused(request, name, True)
+
+
+@require_POST
+@action_required("queue.change")
+def queue_resume(request: HttpRequest, name: str) -> HttpResponse:
+    return _set_paused(request, name, False)
+
+
+def _set_paused(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
+    # A plain field update: workers read ``paused`` in every claim, so it takes effect
+    # at their next poll; jobs already running finish.
+    if not Queue.objects.filter(name=name).update(paused=paused):
+        return flash(request, f"Queue {name} does not exist.", "error", 404)
+    queue = Queue.objects.get(name=name)
+    context = {"queue": queue, "allowed": allowed_actions(request.user)}
+    state = render_to_string("queues/partials/queue_state.html", context, request)
+    state += (
+        f'<span id="queue-live-state">{render_to_string("queues/partials/queue_badge.html", context)}</span>'
+    )
+    return flash(request, f"Queue {name} {'paused' if paused else 'resumed'}.", extra=state)
+
+
+@require_POST
+@action_required("queue.change")
+def queue_settings(request: HttpRequest, name: str) -> HttpResponse:
+    queue = get_object_or_404(Queue, name=name)
+    form = QueueSettingsForm(request.POST, instance=queue)
+    ok = form.is_valid()
+    if ok:
+        form.save()
+    html = render_to_string(
+        "queues/partials/queue_settings.html", {"queue": queue, "settings_form": form}, request
+    )
+    if not ok:
+        return flash(request, "Nothing saved; see the form.", "error", 400, extra=html)
+    return flash(request, f"Settings of {name} saved.", extra=html)
+
+
+@require_GET
+@action_required("queue.purge")
+def queue_purge_confirm(request: HttpRequest, name: str) -> HttpResponse:
+    queue = get_object_or_404(Queue, name=name)
+    waiting = counts.count(queue.jobs.filter(status__in=TRANSITIONS["purge"]))
+    return HttpResponse(
+        render_to_string("queues/partials/purge_confirm.html", {"queue": queue, "count": waiting}, request)
+    )
+
+
+@require_POST
+@action_required("queue.purge")
+def queue_purge(request: HttpRequest, name: str) -> HttpResponse:
+    get_object_or_404(Queue, name=name)
+    purged = broker.purge(name)
+    return flash(
+        request,
+        f"Purged {purged} waiting job{'s' if purged != 1 else ''} from {name}.",
+        extra='<div id="purge-confirm" hx-swap-oob="true"></div>',
+    )
+
+
+@require_POST
+@action_required("queue.delete")
+def queue_delete(request: HttpRequest, name: str) -> HttpResponse:
+    queue = get_object_or_404(Queue, name=name)
+    if queue.name == "default":
+        return flash(request, "The default queue cannot be deleted.", "error", 409)
+    busy = queue.jobs.filter(status__in=[*TRANSITIONS["purge"], Status.RUNNING]).exists()
+    if busy:
+        return flash(
+            request,
+            f"Queue {name} still has waiting or running jobs: purge it and let them finish first.",
+            "error",
+            409,
+        )
+    queue.delete()
+    return redirect(reverse("console:overview"))

@@ -1,0 +1,98 @@
+"""One poller per web process feeds every open console socket.
+
+daphne has no lifespan hook, so the poller starts with the first socket of the
+process and stops with the last. Each tick it reads what changed once (jobs by
+``updated_at``, queues, workers, dead letters), renders each subscribed topic's
+fragments once, and sends them to process-local channel-layer groups: database
+cost grows with the number of distinct topics watched, never with open tabs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+from channels.layers import get_channel_layer
+from django.db import close_old_connections, connections
+
+from .ticks import Tick
+
+logger = logging.getLogger("queues.console")
+
+TICK_SECONDS = 0.5
+PROCESS = uuid4().hex[:12]
+"""Groups are named per process: with channels-redis every web process runs its own
+poller, and a shared group name would deliver each fragment once per process."""
+
+
+def group(topic: str) -> str:
+    return f"console.{PROCESS}.{topic}"
+
+
+@dataclass
+class Demand:
+    """What the sockets of this process want from the next tick."""
+
+    topics: set[str]
+    refresh: set[str] = field(default_factory=set)
+    rows: set[int] = field(default_factory=set)
+
+
+class Poller:
+    def __init__(self) -> None:
+        self.topics: Counter[str] = Counter()
+        self._refresh: set[str] = set()
+        self._rows: set[int] = set()
+        self._task: asyncio.Task | None = None
+        self._tick = Tick()
+        # One thread keeps one database connection for every tick of this process.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="console-poller")
+
+    def subscribe(self, topics: list[str], rows: set[int]) -> None:
+        """Add a socket's topics; its page gets fresh fragments on the next tick
+        (whatever changed between the page render and the socket opening)."""
+        self.topics.update(topics)
+        self._refresh.update(topics)
+        self._rows |= rows
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._run())
+
+    def unsubscribe(self, topics: list[str]) -> None:
+        self.topics.subtract(topics)
+        self.topics = +self.topics  # drop topics nobody watches any more
+        if not self.topics and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def _demand(self) -> Demand:
+        demand = Demand(set(self.topics), self._refresh, self._rows)
+        self._refresh, self._rows = set(), set()
+        return demand
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        layer = get_channel_layer()
+        try:
+            while self.topics:
+                try:
+                    events = await loop.run_in_executor(self._executor, self._run_tick, self._demand())
+                except Exception:
+                    logger.exception("console tick failed; retrying next tick")
+                    events = []
+                for topic, event in events:
+                    await layer.group_send(group(topic), event)
+                await asyncio.sleep(TICK_SECONDS)
+        finally:
+            await asyncio.shield(loop.run_in_executor(self._executor, connections.close_all))
+
+    def _run_tick(self, demand: Demand) -> list[tuple[str, dict]]:
+        close_old_connections()
+        return self._tick.run(demand.topics, demand.refresh, demand.rows)
+
+
+poller = Poller()

@@ -1,0 +1,35 @@
+"""Console URLs, included at the site root under the ``console`` namespace."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import actions, pages
+
+app_name = "console"
+
+urlpatterns = [
+    path("", pages.overview, name="overview"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
+    path("queues/", actions.queue_create, name="queue-create"),
+    path("queues/<str:name>/", pages.queue_detail, name="queue"),
+    path("queues/<str:name>/pause", actions.queue_pause, name="queue-pause"),
+    path("queues/<str:name>/resume", actions.queue_resume, name="queue-resume"),
+    path("queues/<str:name>/settings", actions.queue_settings, name="queue-settings"),
+    path("queues/<str:name>/purge/confirm", actions.queue_purge_confirm, name="queue-purge-confirm"),
+    path("queues/<str:name>/purge", actions.queue_purge, name="queue-purge"),
+    path("queues/<str:name>/delete", actions.queue_delete, name="queue-delete"),
+    path("jobs/", pages.jobs, name="jobs"),
+    path("jobs/bulk", actions.jobs_bulk, name="jobs-bulk"),
+    path("jobs/<int:job_id>/", pages.job_detail, name="job"),
+    path("jobs/<int:job_id>/retry", actions.job_retry, name="job-retry"),
+    path("jobs/<int:job_id>/cancel", actions.job_cancel, name="job-cancel"),
+    path("jobs/<int:job_id>/delete", actions.job_delete, name="job-delete"),
+    path("dead/", pages.dead_letters, name="dead"),
+    path("dead/confirm", actions.dead_confirm, name="dead-confirm"),
+    path("dead/replay", actions.dead_replay, name="dead-replay"),
+    path("dead/delete", actions.dead_delete, name="dead-delete"),
+    path("workers/", pages.workers, name="workers"),
+]

@@ -1,0 +1,54 @@
+"""Template filters of the console: short ages, durations and rates."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+
+@register.filter
+def seconds(value: float | None) -> str:
+    """12.3 -> "12.3s", 75 -> "1m 15s", 7300 -> "2h 1m"."""
+    if value is None:
+        return "—"
+    value = max(float(value), 0.0)
+    if value < 10:
+        return f"{value:.1f}s"
+    if value < 60:
+        return f"{value:.0f}s"
+    minutes, secs = divmod(int(value), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes}m"
+    return f"{hours // 24}d {hours % 24}h"
+
+
+@register.filter
+def age(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago ``value`` was, e.g. "3m 2s"."""
+    if value is None:
+        return "—"
+    return seconds(((now or timezone.now()) - value).total_seconds())
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}" if value >= 0.01 or value == 0 else "<1%"
+
+
+@register.filter
+def get(mapping: dict, key: str):
+    return mapping.get(key)
+
+
+@register.filter
+def pretty_json(value: object) -> str:
+    """Indented JSON; the template escapes it like any other user data."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)

@@ -1,0 +1,109 @@
+/* Taskweb console: one live socket per page, charts, and small conveniences.
+ *
+ * The socket element is created only while the tab is visible and removed when it is
+ * hidden, so a background tab receives nothing; coming back opens a new socket and
+ * the server sends the page's fragments afresh.
+ */
+(function () {
+  "use strict";
+
+  var liveHolder = null;
+  var charts = {};
+
+  function setState(text) {
+    var el = document.getElementById("live-state");
+    if (el) { el.textContent = text; el.dataset.state = text; }
+  }
+
+  function connect() {
+    var root = document.getElementById("live");
+    if (!root || liveHolder || !root.dataset.socket || root.dataset.socket === "/ws/console/?") return;
+    liveHolder = document.createElement("div");
+    liveHolder.setAttribute("hx-ext", "ws");
+    liveHolder.setAttribute("ws-connect", root.dataset.socket);
+    root.appendChild(liveHolder);
+    htmx.process(liveHolder);
+  }
+
+  function disconnect() {
+    if (!liveHolder) return;
+    var holder = liveHolder;
+    liveHolder = null;
+    htmx.remove(holder);
+    setState("paused");
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { disconnect(); } else { connect(); }
+  });
+
+  document.addEventListener("htmx:wsOpen", function () { setState("live"); });
+  document.addEventListener("htmx:wsClose", function () { if (liveHolder) setState("reconnecting"); });
+  document.addEventListener("htmx:wsAfterMessage", drawCharts);
+
+  /* Clear the flash message a while after it appears. */
+  var flashTimer = null;
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (target && target.id === "flash" && target.textContent.trim()) {
+      clearTimeout(flashTimer);
+      flashTimer = setTimeout(function () {
+        var flash = document.getElementById("flash");
+        if (flash && !flash.classList.contains("error")) { flash.textContent = ""; flash.className = "flash"; }
+      }, 8000);
+    }
+  });
+
+  /* "Select page" checkboxes tick every row box of the same name. */
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.dataset && box.dataset.selectAll) {
+      document.querySelectorAll('input[type=checkbox][name="' + box.dataset.selectAll + '"]').forEach(function (row) {
+        row.checked = box.checked;
+      });
+    }
+  });
+
+  function cssVar(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  function drawCharts() {
+    if (typeof uPlot === "undefined") return;
+    document.querySelectorAll(".chart[data-source]").forEach(function (box) {
+      var source = document.getElementById(box.dataset.source);
+      if (!source) return;
+      var raw = source.dataset.series;
+      if (box.dataset.drawn === raw) return;
+      box.dataset.drawn = raw;
+      var series = JSON.parse(raw);
+      var data = [series.t, series.succeeded, series.failed];
+      var chart = charts[box.dataset.source];
+      if (chart) { chart.setData(data); return; }
+      var axis = { stroke: cssVar("--muted"), grid: { stroke: cssVar("--line") }, ticks: { stroke: cssVar("--line") } };
+      charts[box.dataset.source] = new uPlot({
+        width: Math.max(box.clientWidth, 280),
+        height: 200,
+        series: [
+          {},
+          { label: "finished", stroke: cssVar("--ok"), fill: cssVar("--ok-soft"), width: 2 },
+          { label: "failed", stroke: cssVar("--bad"), fill: cssVar("--bad-soft"), width: 2 }
+        ],
+        axes: [axis, Object.assign({ size: 50 }, axis)],
+        scales: { y: { range: function (u, min, max) { return [0, Math.max(max, 5)]; } } }
+      }, data, box);
+    });
+  }
+
+  window.addEventListener("resize", function () {
+    Object.keys(charts).forEach(function (key) {
+      var box = document.querySelector('.chart[data-source="' + key + '"]');
+      if (box) charts[key].setSize({ width: Math.max(box.clientWidth, 280), height: 200 });
+    });
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    drawCharts();
+    if (!document.hidden) connect();
+  });
+})();

@@ -3,8 +3,12 @@
 One parent process talks to the database; each of its ``concurrency`` children
 runs one job at a time. Children are separate processes so that a job past its
 timeout (or cancelled) can really be stopped: the parent kills the child and
-starts a new one. Outcomes are collected from all children and written in one
-batch per loop turn.
+starts a new one.
+
+Round trips are what cost, so the parent claims in batches: up to ``prefetch``
+claimed jobs wait in a local backlog (leased like running ones) to go to the next
+free child, and outcomes are gathered for a few milliseconds and written in one
+batch.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import secrets
 import signal
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection, wait
@@ -34,6 +39,8 @@ from .wakeup import Listener
 
 logger = logging.getLogger("queues.worker")
 DB_ERRORS = (db.OperationalError, db.InterfaceError)
+FLUSH_AFTER = 0.005  # seconds an outcome may wait to share a write with others
+FLUSH_BATCH = 200  # ... or this many outcomes, whichever comes first
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Slot:
 class Worker:
     queues: list[str] | None
     concurrency: int
+    prefetch: int = 0  # claimed jobs that may wait locally for a free child
     burst: bool = False  # exit once no job is left to claim
     listen: bool = True
     grace: float = field(default_factory=lambda: float(conf.QUEUES_SHUTDOWN_GRACE))
@@ -58,7 +66,9 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.slots: list[Slot] = []
+        self.backlog: deque[broker.ClaimedJob] = deque()
         self.pending: list[broker.Finished] = []
+        self.pending_since = math.inf
         self.listener: Listener | None = None
         self.stop_at: float | None = None  # monotonic deadline once shutdown began
         self.force = False
@@ -122,15 +132,20 @@ class Worker:
             if self.stop_at is not None and (not self.busy_slots() or now >= self.stop_at):
                 break
             try:
-                self._flush()
+                self._flush(now)
                 self._maintain(now)
                 if self.stop_at is None:
                     self._claim(now)
+                elif self.backlog:
+                    broker.release(self.id, [job.id for job in self.backlog])
+                    self.backlog.clear()
             except DB_ERRORS as exc:
                 self._database_trouble(exc)
                 continue
             self.db_backoff = 0.0
-            if self.burst and not self.busy_slots() and not self.more_waiting and not self.pending:
+            self._dispatch()
+            idle = not (self.busy_slots() or self.backlog or self.pending or self.more_waiting)
+            if self.burst and idle:
                 break
             ready = wait(self._waitables(signal_fd), self._wait_timeout())
             for item in ready:
@@ -149,9 +164,10 @@ class Worker:
         for slot in self.slots:
             self._stop_child(slot)
         try:
-            self._flush()
-            if unfinished:
-                released = broker.release(self.id, [slot.job.id for slot in unfinished if slot.job])
+            self._flush(force=True)
+            unfinished_ids = [slot.job.id for slot in unfinished if slot.job] + [job.id for job in self.backlog]
+            if unfinished_ids:
+                released = broker.release(self.id, unfinished_ids)
                 logger.warning("worker %s returned %d unfinished jobs to their queues", self.id, released)
             broker.stop_worker(self.id)
             scheduler.release_lease(self.id)
@@ -167,11 +183,12 @@ class Worker:
         return [slot for slot in self.slots if slot.job is not None]
 
     def _claim(self, now: float) -> None:
-        free = [slot for slot in self.slots if slot.job is None]
+        """Top up the backlog once it runs low, in one statement."""
+        free = self._room()
         if not free or not (self.more_waiting or now >= self.next_poll):
             return
-        jobs = broker.claim(self.id, self.queues, len(free))
-        self.more_waiting = len(jobs) == len(free)
+        jobs = broker.claim(self.id, self.queues, free)
+        self.more_waiting = len(jobs) == free
         if jobs:
             self.poll_delay = conf.QUEUES_POLL_MIN
         elif self.listener is not None and self.listener.fileno() is not None:
@@ -179,11 +196,24 @@ class Worker:
         else:
             self.poll_delay = min(self.poll_delay * 2, conf.QUEUES_POLL_MAX)
         self.next_poll = now + self.poll_delay
-        started = timezone.now()
-        for slot, job in zip(free, jobs):
-            slot.job, slot.started_at = job, started
-            slot.deadline = time.monotonic() + job.timeout
-            slot.conn.send(Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id))
+        self.backlog.extend(jobs)
+
+    def _room(self) -> int:
+        """How many jobs to claim now: none while the backlog still covers every child."""
+        if len(self.backlog) >= self.concurrency:
+            return 0
+        return max(0, self.concurrency + self.prefetch - len(self.busy_slots()) - len(self.backlog))
+
+    def _dispatch(self) -> None:
+        """Hand backlog jobs to idle children; the timeout clock starts here."""
+        for slot in self.slots:
+            if not self.backlog:
+                return
+            if slot.job is None:
+                job = self.backlog.popleft()
+                slot.job, slot.started_at = job, timezone.now()
+                slot.deadline = time.monotonic() + job.timeout
+                slot.conn.send(Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id))
 
     def _waitables(self, signal_fd: int) -> list[Any]:
         items: list[Any] = [signal_fd, *(slot.conn for slot in self.busy_slots())]
@@ -193,12 +223,11 @@ class Worker:
 
     def _wait_timeout(self) -> float:
         now = time.monotonic()
-        moments = [self.next_heartbeat]
+        moments = [self.next_heartbeat, self.pending_since + FLUSH_AFTER]
         if self.stop_at is not None:
             moments.append(self.stop_at)
         else:
-            free = any(slot.job is None for slot in self.slots)
-            if free:
+            if self._room():
                 moments.append(now if self.more_waiting else self.next_poll)
         moments.extend(slot.deadline for slot in self.busy_slots())
         return max(0.0, min(moments) - now)
@@ -221,7 +250,7 @@ class Worker:
         assert job is not None and slot.started_at is not None
         if report.job_id != job.id:  # cannot happen with one job per child; be loud if it does
             raise RuntimeError(f"child reported job {report.job_id} while running {job.id}")
-        self.pending.append(
+        self._add_pending(
             broker.Finished(
                 job=job,
                 outcome=Outcome.SUCCEEDED if report.ok else Outcome.FAILED,
@@ -247,12 +276,21 @@ class Worker:
 
     def _free(self, slot: Slot) -> None:
         slot.job, slot.started_at, slot.deadline = None, None, math.inf
-        self.more_waiting = True  # a slot opened: look for more work at once
 
-    def _flush(self) -> None:
-        if self.pending:
+    def _add_pending(self, finished: broker.Finished) -> None:
+        if not self.pending:
+            self.pending_since = time.monotonic()
+        self.pending.append(finished)
+
+    def _flush(self, now: float = math.inf, force: bool = False) -> None:
+        """Write gathered outcomes once enough are waiting, or the oldest has waited enough."""
+        if not self.pending:
+            return
+        due = now >= self.pending_since + FLUSH_AFTER or len(self.pending) >= FLUSH_BATCH
+        if force or due or not self.busy_slots() or self.stop_at is not None:
             broker.finish(self.id, self.pending)
             self.pending = []
+            self.pending_since = math.inf
 
     # --- stopping jobs -------------------------------------------------------------
 
@@ -278,7 +316,7 @@ class Worker:
         job = slot.job
         assert job is not None and slot.started_at is not None
         logger.warning("job %s %s attempt %d: %s", job.id, job.task_path, job.attempt, message)
-        self.pending.append(
+        self._add_pending(
             broker.Finished(
                 job=job,
                 outcome=outcome,
@@ -341,7 +379,9 @@ class Worker:
 
     def _heartbeat(self) -> None:
         running = {slot.job.id: slot.job.attempt for slot in self.busy_slots() if slot.job}
+        running.update((job.id, job.attempt) for job in self.backlog)
         held = broker.heartbeat(self.id, running)
+        self.backlog = deque(job for job in self.backlog if job.id in held)
         for slot in self.busy_slots():
             if slot.job is not None and slot.job.id not in held:
                 logger.warning("job %s is no longer held by this worker (cancelled or recovered); stopping it", slot.job.id)

@@ -114,6 +114,18 @@ def test_a_job_still_running_after_the_grace_period_goes_back_to_the_queue(tmp_p
     assert (job.status, job.attempts) == (Status.QUEUED, 0)
 
 
+def test_prefetched_jobs_go_back_to_the_queue_on_shutdown(tmp_path, run_log):
+    first = tasks.record.enqueue(sleep=2)
+    waiting = [tasks.record.enqueue() for _ in range(4)]
+    worker = start(tmp_path, run_log, "--concurrency", "1", "--prefetch", "4")
+    wait_until(lambda: status_of(first.id) == Status.RUNNING and status_of(waiting[-1].id) == Status.RUNNING)
+    worker.send(signal.SIGTERM)
+    assert worker.wait() == 0, worker.output()
+    assert status_of(first.id) == Status.SUCCEEDED
+    assert {(status_of(r.id), Job.objects.get(pk=r.id).attempts) for r in waiting} == {(Status.QUEUED, 0)}
+    assert set(executions(run_log)) == {first.id}
+
+
 def test_a_task_that_cannot_be_imported_dies_once_with_a_clear_error(tmp_path, run_log):
     job = make_job()
     Job.objects.filter(pk=job.pk).update(task_path="tests.tasks.removed_in_a_later_deploy")

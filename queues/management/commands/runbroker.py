@@ -1,0 +1,77 @@
+"""``manage.py runbroker``: serve the plain-text TCP protocol (see queues.protocol)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from queues.conf import conf
+from queues.protocol import Server
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class Command(BaseCommand):
+    help = "Serve the TCP line protocol (CREATE, ENQUEUE, DEQUEUE, ACK, NACK, LIST, AUTH)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
+        parser.add_argument("--port", type=int, default=7070)
+        auth = parser.add_mutually_exclusive_group()
+        auth.add_argument(
+            "--auth",
+            dest="auth",
+            action="store_true",
+            default=None,
+            help="Require AUTH <token> first (the default on any non-loopback address).",
+        )
+        auth.add_argument(
+            "--no-auth", dest="auth", action="store_false", help="Accept clients without a token."
+        )
+        parser.add_argument(
+            "--lease",
+            type=float,
+            default=None,
+            help=f"Seconds a client holds a dequeued job before it is redelivered "
+            f"(default {conf.QUEUES_PROTOCOL_LEASE:g}).",
+        )
+        parser.add_argument(
+            "--max-line",
+            type=int,
+            default=None,
+            help=f"Longest accepted line in bytes (default {conf.QUEUES_PROTOCOL_MAX_LINE}).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host, port = options["host"], options["port"]
+        lease = options["lease"] if options["lease"] is not None else conf.QUEUES_PROTOCOL_LEASE
+        max_line = options["max_line"] if options["max_line"] is not None else conf.QUEUES_PROTOCOL_MAX_LINE
+        if not 0 < port < 65536:
+            raise CommandError(f"--port must be 1..65535, not {port}.")
+        if lease <= 0 or max_line < 64:
+            raise CommandError("--lease must be more than 0 seconds and --max-line at least 64 bytes.")
+        require_auth = options["auth"] if options["auth"] is not None else not _is_loopback(host)
+        server = Server(host, port, require_auth=require_auth, lease=lease, max_line=max_line)
+        try:
+            asyncio.run(self._run(server))
+        except OSError as exc:
+            raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+    async def _run(self, server: Server) -> None:
+        serving = asyncio.create_task(server.serve())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, serving.cancel)
+        try:
+            await serving
+        except asyncio.CancelledError:
+            self.stdout.write("runbroker stopped")

@@ -1,0 +1,295 @@
+"""The plain-text TCP protocol: one command per line, one reply per line, UTF-8.
+
+    CREATE q               -> OK
+    ENQUEUE q payload text -> OK <id>
+    DEQUEUE q              -> JOB <id> <payload text> | EMPTY
+    ACK <id>               -> OK
+    NACK <id> [reason]     -> OK          (the attempt failed; retried per policy)
+    LIST                   -> OK q1 q2 ...
+    AUTH <token>           -> OK          (required first when the server asks for it)
+    anything wrong         -> ERR <reason> (the connection stays usable)
+
+Protocol jobs are ordinary jobs with the task ``raw`` and the payload as their one
+argument, so the console, API and CLI show them like any other. A DEQUEUE claims
+one through the broker with a lease; ACK and NACK are the broker's finish. A job
+not acked before its lease runs out is recovered like the job of a lost worker
+(failed as WorkerLost, retried after a back-off), so a client that dies holding a
+job loses nothing. A lease belongs to the connection that dequeued the job.
+
+The asyncio loop only reads and writes sockets; every database call runs in a small
+thread pool, so a slow query never stalls other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django import db
+from django.utils import timezone
+
+from . import auth_tokens, broker, queue_ops
+from .exceptions import InvalidJob, InvalidQueue, QueueConflict
+from .models import Job, Queue
+from .states import Outcome
+
+logger = logging.getLogger("queues.protocol")
+_session_ids = itertools.count(1)
+VERBS = "CREATE ENQUEUE DEQUEUE ACK NACK LIST AUTH"
+T = TypeVar("T")
+
+
+class ProtocolError(Exception):
+    """A command the server refuses; the message becomes ``ERR <message>``."""
+
+
+@dataclass
+class Session:
+    """One client connection: its identity as a lease holder and the jobs it holds."""
+
+    authenticated: bool
+    id: str = field(default_factory=lambda: f"tcp-{socket.gethostname()}-{os.getpid()}-{next(_session_ids)}")
+    leased: dict[int, tuple[broker.ClaimedJob, datetime]] = field(default_factory=dict)
+
+
+class Commands:
+    """Runs one command line against the database and returns the reply line."""
+
+    def __init__(self, lease: float) -> None:
+        self.lease = timedelta(seconds=lease)
+
+    def handle(self, session: Session, line: str) -> str:
+        db.close_old_connections()
+        try:
+            return self._dispatch(session, line)
+        except ProtocolError as exc:
+            return f"ERR {exc}"
+        except (InvalidJob, InvalidQueue) as exc:
+            return f"ERR {exc}"
+        finally:
+            db.close_old_connections()
+
+    def _dispatch(self, session: Session, line: str) -> str:
+        if "\x00" in line:
+            raise ProtocolError("NUL characters are not allowed")
+        verb, _, rest = line.partition(" ")
+        verb = verb.upper()
+        if not verb:
+            raise ProtocolError(f"empty line; commands are {VERBS}")
+        if verb == "AUTH":
+            return self.auth(session, rest)
+        if not session.authenticated:
+            raise ProtocolError("authentication required: send AUTH <token> first")
+        handler = {
+            "CREATE": self.create,
+            "ENQUEUE": self.enqueue,
+            "DEQUEUE": self.dequeue,
+            "ACK": self.ack,
+            "NACK": self.nack,
+            "LIST": self.list,
+        }.get(verb)
+        if handler is None:
+            raise ProtocolError(f"unknown command {verb!r}; commands are {VERBS}")
+        return handler(session, rest)
+
+    def auth(self, session: Session, rest: str) -> str:
+        if auth_tokens.authenticate(rest.strip()) is None:
+            raise ProtocolError("invalid or revoked token")
+        session.authenticated = True
+        return "OK"
+
+    def create(self, session: Session, rest: str) -> str:
+        name = _one_word(rest, "CREATE <queue>")
+        try:
+            queue_ops.create_queue(name)
+        except QueueConflict:
+            pass  # CREATE is idempotent: producers and consumers may both declare the queue
+        return "OK"
+
+    def enqueue(self, session: Session, rest: str) -> str:
+        name, _, payload = rest.partition(" ")
+        if not name or not payload:
+            raise ProtocolError("usage: ENQUEUE <queue> <payload text>")
+        job, _ = broker.enqueue(broker.JobSpec(task_path=Job.RAW_TASK, args=[payload], queue=name))
+        return f"OK {job.pk}"
+
+    def dequeue(self, session: Session, rest: str) -> str:
+        name = _one_word(rest, "DEQUEUE <queue>")
+        broker.get_queue(name)  # an unknown queue is an error, not EMPTY forever
+        claimed = broker.claim(session.id, [name], 1, raw=True, lease=self.lease)
+        if not claimed:
+            return "EMPTY"
+        job = claimed[0]
+        session.leased[job.id] = (job, timezone.now())
+        payload = job.args[0] if job.args else ""
+        return f"JOB {job.id} {payload}"
+
+    def ack(self, session: Session, rest: str) -> str:
+        job, started_at = self._leased(session, rest.strip(), "ACK <id>")
+        self._finish(session, broker.Finished(job, Outcome.SUCCEEDED, started_at, timezone.now()))
+        return "OK"
+
+    def nack(self, session: Session, rest: str) -> str:
+        job_id, _, reason = rest.strip().partition(" ")
+        job, started_at = self._leased(session, job_id, "NACK <id> [reason]")
+        failed = broker.Finished(
+            job,
+            Outcome.FAILED,
+            started_at,
+            timezone.now(),
+            error_type="Nack",
+            error_message=reason.strip() or "the client gave the job back",
+        )
+        self._finish(session, failed)
+        return "OK"
+
+    def list(self, session: Session, rest: str) -> str:
+        if rest.strip():
+            raise ProtocolError("usage: LIST")
+        return " ".join(["OK", *Queue.objects.values_list("name", flat=True)])
+
+    def _leased(self, session: Session, job_id: str, usage: str) -> tuple[broker.ClaimedJob, datetime]:
+        if not job_id.isdigit() or len(job_id) > 18:
+            raise ProtocolError(f"usage: {usage}")
+        lease = session.leased.get(int(job_id))
+        if lease is None:
+            raise ProtocolError(f"job {job_id} is not leased to this connection")
+        return lease
+
+    def _finish(self, session: Session, finished: broker.Finished) -> None:
+        session.leased.pop(finished.job.id, None)
+        if finished.job.id not in broker.finish(session.id, [finished]):
+            raise ProtocolError(f"job {finished.job.id}'s lease expired; it was given back to the queue")
+
+
+def _one_word(rest: str, usage: str) -> str:
+    words = rest.split()
+    if len(words) != 1:
+        raise ProtocolError(f"usage: {usage}")
+    return words[0]
+
+
+class LineTooLong(Exception):
+    pass
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes | None:
+    """The next line without its end; None at end of stream; LineTooLong after the
+    rest of an oversize line has been read and thrown away (so the next line is clean)."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial or None  # a last line without a newline still counts
+    except asyncio.LimitOverrunError as exc:
+        await reader.readexactly(exc.consumed)
+        while True:
+            try:
+                await reader.readuntil(b"\n")
+                break
+            except asyncio.LimitOverrunError as more:
+                await reader.readexactly(more.consumed)
+            except asyncio.IncompleteReadError:
+                break
+        raise LineTooLong from None
+    return line.rstrip(b"\r\n")
+
+
+class Server:
+    """The asyncio TCP server of ``manage.py runbroker``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        require_auth: bool,
+        lease: float,
+        max_line: int,
+        threads: int = 8,
+    ) -> None:
+        self.host, self.port = host, port
+        self.require_auth = require_auth
+        self.max_line = max_line
+        self.commands = Commands(lease)
+        self.lease = lease
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="runbroker-db")
+
+    async def serve(self) -> None:
+        server = await asyncio.start_server(self._client, self.host, self.port, limit=self.max_line + 2)
+        logger.info(
+            "runbroker listening on %s:%d (auth %s, lease %.0fs)",
+            self.host,
+            self.port,
+            "required" if self.require_auth else "off",
+            self.lease,
+        )
+        async with server:
+            maintenance = asyncio.create_task(self._maintain())
+            try:
+                await server.serve_forever()
+            finally:
+                maintenance.cancel()
+                self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _db(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(authenticated=not self.require_auth)
+        peer = writer.get_extra_info("peername")
+        logger.debug("client %s connected as %s", peer, session.id)
+        try:
+            while True:
+                try:
+                    raw = await read_line(reader)
+                except LineTooLong:
+                    reply = f"ERR line longer than {self.max_line} bytes"
+                else:
+                    if raw is None:
+                        break
+                    reply = await self._reply(session, raw)
+                writer.write(reply.encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+            logger.debug("client %s left holding %d leased jobs", peer, len(session.leased))
+
+    async def _reply(self, session: Session, raw: bytes) -> str:
+        try:
+            line = raw.decode()
+        except UnicodeDecodeError:
+            return "ERR the line is not valid UTF-8"
+        try:
+            return await self._db(self.commands.handle, session, line)
+        except db.Error as exc:
+            logger.error("database error on %r: %s", line[:100], exc)
+            return "ERR the database is unavailable; try again"
+
+    async def _maintain(self) -> None:
+        """Give expired leases back and move due scheduled jobs on, even with no runworker."""
+        interval = max(min(self.lease / 2, 1.0), 0.1)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._db(_recover)
+            except db.Error as exc:
+                logger.error("lease recovery failed: %s", exc)
+
+
+def _recover() -> None:
+    db.close_old_connections()
+    try:
+        broker.recover_lost()
+        broker.promote_due()
+    finally:
+        db.close_old_connections()

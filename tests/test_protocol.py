@@ -1,0 +1,255 @@
+"""The TCP protocol against a real ``runbroker`` process, over real sockets."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from queues import auth_tokens
+from queues.models import Attempt, Job
+from queues.states import Status
+
+from .factories import make_job, make_queue
+from .processes import ROOT, child_env, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+_ports = itertools.count(7101)
+
+
+class Client:
+    """One connection speaking the protocol line by line."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.file = self.sock.makefile("rwb")
+
+    def send_raw(self, data: bytes) -> str:
+        self.file.write(data)
+        self.file.flush()
+        return self.file.readline().decode().rstrip("\n")
+
+    def __call__(self, line: str) -> str:
+        return self.send_raw(line.encode() + b"\n")
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+class Broker:
+    def __init__(self, *args: str, tmp_path) -> None:
+        self.port = next(_ports)
+        self.log = (tmp_path / f"runbroker-{self.port}.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runbroker", "--port", str(self.port), *args],
+            cwd=ROOT,
+            env=child_env(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._listening)
+        self.clients: list[Client] = []
+
+    def _listening(self) -> bool:
+        assert self.proc.poll() is None, "runbroker exited"
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    def client(self) -> Client:
+        client = Client(self.port)
+        self.clients.append(client)
+        return client
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[Broker]:
+    broker = Broker("--lease", "1", tmp_path=tmp_path)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def client(server) -> Client:
+    return server.client()
+
+
+def test_create_then_list_shows_the_queue(client):
+    assert (client("CREATE emails"), client("LIST")) == ("OK", "OK default emails")
+
+
+def test_create_of_an_existing_queue_is_ok(client):
+    assert client("CREATE default") == "OK"
+
+
+def test_create_with_a_bad_name_is_an_error(client):
+    assert client("CREATE bad/name").startswith("ERR ")
+
+
+def test_enqueue_stores_a_raw_job_with_the_payload(client):
+    reply = client("ENQUEUE default hello  wide world")
+    job = Job.objects.get(pk=int(reply.split()[1]))
+    assert (reply.split()[0], job.task_path, job.args) == ("OK", "raw", ["hello  wide world"])
+
+
+def test_enqueue_onto_an_unknown_queue_is_an_error_naming_it(client):
+    assert "'nope'" in client("ENQUEUE nope hi")
+    assert not Job.objects.exists()
+
+
+def test_enqueue_without_a_payload_is_an_error(client):
+    assert client("ENQUEUE default").startswith("ERR usage")
+
+
+def test_dequeue_gives_the_job_and_its_payload(client):
+    job_id = client("ENQUEUE default hi there").split()[1]
+    assert client("DEQUEUE default") == f"JOB {job_id} hi there"
+
+
+def test_dequeue_of_an_empty_queue_is_empty(client):
+    assert client("DEQUEUE default") == "EMPTY"
+
+
+def test_dequeue_never_gives_a_python_task_job(client):
+    make_job("tests.tasks.noop")
+    assert client("DEQUEUE default") == "EMPTY"
+
+
+def test_dequeue_of_a_paused_queue_is_empty(client):
+    client("ENQUEUE default hi")
+    make_queue("default", paused=True)
+    assert client("DEQUEUE default") == "EMPTY"
+
+
+def test_ack_marks_the_job_succeeded(client):
+    job_id = client("ENQUEUE default hi").split()[1]
+    client("DEQUEUE default")
+    assert client(f"ACK {job_id}") == "OK"
+    assert Job.objects.get(pk=job_id).status == Status.SUCCEEDED
+
+
+def test_ack_of_a_job_leased_to_another_connection_is_an_error(server, client):
+    job_id = client("ENQUEUE default hi").split()[1]
+    client("DEQUEUE default")
+    assert server.client()(f"ACK {job_id}") == f"ERR job {job_id} is not leased to this connection"
+    assert Job.objects.get(pk=job_id).status == Status.RUNNING
+
+
+def test_ack_of_an_unknown_id_is_an_error(client):
+    assert client("ACK 987654").startswith("ERR ")
+
+
+def test_ack_of_a_malformed_id_is_an_error(client):
+    assert client("ACK x1") == "ERR usage: ACK <id>"
+
+
+def test_nack_fails_the_attempt_for_a_retry_with_the_reason(client):
+    job_id = client("ENQUEUE default hi").split()[1]
+    client("DEQUEUE default")
+    assert client(f"NACK {job_id} upstream down") == "OK"
+    attempt = Attempt.objects.get(job_id=job_id)
+    assert (Job.objects.get(pk=job_id).status, attempt.error_message) == (Status.SCHEDULED, "upstream down")
+
+
+def test_a_job_not_acked_within_its_lease_is_redelivered(server, client):
+    job_id = client("ENQUEUE default hi").split()[1]
+    client("DEQUEUE default")
+    other = server.client()
+    assert wait_until(lambda: other("DEQUEUE default") == f"JOB {job_id} hi", timeout=60)
+
+
+def test_an_ack_after_the_lease_expired_is_an_error(server, client):
+    job_id = client("ENQUEUE default hi").split()[1]
+    client("DEQUEUE default")
+    wait_until(lambda: Job.objects.get(pk=job_id).status != Status.RUNNING, timeout=60)
+    assert "lease expired" in client(f"ACK {job_id}")
+
+
+def test_an_unknown_command_is_an_error_and_the_connection_stays_usable(client):
+    assert (client("FROB x").startswith("ERR unknown command"), client("LIST")) == (True, "OK default")
+
+
+def test_an_empty_line_is_an_error(client):
+    assert client("").startswith("ERR empty line")
+
+
+def test_an_oversize_line_is_an_error_and_the_next_line_works(client):
+    reply = client("ENQUEUE default " + "x" * 70_000)
+    assert (reply, client("LIST")) == ("ERR line longer than 65536 bytes", "OK default")
+    assert not Job.objects.exists()
+
+
+def test_a_line_that_is_not_utf8_is_an_error(client):
+    assert client.send_raw(b"ENQUEUE default \xff\xfe\n") == "ERR the line is not valid UTF-8"
+
+
+def test_a_nul_character_is_an_error(client):
+    assert client("ENQUEUE default a\x00b").startswith("ERR NUL")
+
+
+def test_concurrent_producers_and_consumers_deliver_each_job_once(server):
+    per_producer, producers, consumers = 25, 4, 4
+    acked: list[int] = []
+    lock = threading.Lock()
+
+    def produce() -> None:
+        client = server.client()
+        for n in range(per_producer):
+            assert client(f"ENQUEUE default job {n}").startswith("OK ")
+
+    def consume() -> None:
+        client = server.client()
+        while True:
+            with lock:
+                if len(acked) >= per_producer * producers:
+                    return
+            reply = client("DEQUEUE default")
+            if reply.startswith("JOB "):
+                job_id = int(reply.split()[1])
+                assert client(f"ACK {job_id}") == "OK"
+                with lock:
+                    acked.append(job_id)
+
+    threads = [threading.Thread(target=produce) for _ in range(producers)]
+    threads += [threading.Thread(target=consume) for _ in range(consumers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(acked) == len(set(acked)) == per_producer * producers
+    assert set(Job.objects.values_list("status", flat=True)) == {Status.SUCCEEDED}
+
+
+@pytest.fixture
+def auth_server(tmp_path) -> Iterator[Broker]:
+    broker = Broker("--auth", tmp_path=tmp_path)
+    yield broker
+    broker.stop()
+
+
+def test_with_auth_required_commands_before_auth_are_refused(auth_server):
+    assert auth_server.client()("LIST").startswith("ERR authentication required")
+
+
+def test_with_auth_required_a_bad_token_is_refused(auth_server):
+    assert auth_server.client()("AUTH tw_nope_nope") == "ERR invalid or revoked token"
+
+
+def test_with_auth_required_a_valid_token_opens_the_connection(auth_server):
+    client = auth_server.client()
+    assert (client(f"AUTH {auth_tokens.create_token('tcp').plain}"), client("LIST")) == ("OK", "OK default")

@@ -73,6 +73,7 @@ class ClaimedJob:
     max_attempts: int
     timeout: int
     queue_name: str
+    has_callback: bool = False
 
     @property
     def has_attempts_left(self) -> bool:
@@ -158,7 +159,6 @@ def _build_job(spec: JobSpec, queue: Queue, now: datetime) -> Job:
         raise InvalidJob("kwargs must be an object with string keys.", "kwargs")
     args = json.loads(_json_text(list(spec.args), "args"))
     kwargs = json.loads(_json_text(spec.kwargs, "kwargs"))
-    meta = json.loads(_json_text(spec.meta or {}, "meta"))
     run_after = spec.run_after or now
     if settings.USE_TZ and timezone.is_naive(run_after):
         raise InvalidJob("run_after must be a timezone-aware datetime.", "run_after")
@@ -319,6 +319,7 @@ def claim(
             max_attempts=row[6],
             timeout=row[7],
             queue_name=names.get(row[8], "?"),
+            has_callback=bool(row[9]),
         )
         for row in rows
     ]
@@ -399,15 +400,21 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
         _count_finished(recorded, retried, dead, now)
         flow.record_outcomes(recorded, now)
         webhooks.enqueue_deliveries(
-            [f.job.id for f in recorded if f.outcome == Outcome.SUCCEEDED or f.job.id in dead]
+            [
+                f.job.id
+                for f in recorded
+                if f.job.has_callback and (f.outcome == Outcome.SUCCEEDED or f.job.id in dead)
+            ]
         )
-        failed = sum(1 for f in recorded if f.outcome != Outcome.SUCCEEDED)
-        if recorded:
-            Worker.objects.filter(id=worker_id).update(
-                jobs_done=F("jobs_done") + len(recorded) - failed,
-                jobs_failed=F("jobs_failed") + failed,
-            )
     return applied
+
+
+def count_work(worker_id: str, done: int, failed: int) -> None:
+    """Add finished attempts to a worker's totals (batched by the worker, with its heartbeat)."""
+    if done or failed:
+        Worker.objects.filter(id=worker_id).update(
+            jobs_done=F("jobs_done") + done, jobs_failed=F("jobs_failed") + failed
+        )
 
 
 def _succeed(worker_id: str, items: Sequence[Finished], now: datetime) -> set[int]:
@@ -548,6 +555,7 @@ def recover_lost(limit: int = 500) -> int:
             max_attempts=job.max_attempts,
             timeout=job.timeout,
             queue_name=names.get(job.queue_id, "?"),
+            has_callback="callback_url" in job.meta,
         )
         by_worker[job.worker_id or ""].append(
             Finished(
@@ -559,7 +567,12 @@ def recover_lost(limit: int = 500) -> int:
                 error_message=f"worker {job.worker_id} stopped heartbeating; its lease expired",
             )
         )
-    return sum(len(finish(worker_id, items)) for worker_id, items in by_worker.items())
+    recovered = 0
+    for worker_id, items in by_worker.items():
+        failed = len(finish(worker_id, items))
+        count_work(worker_id, done=0, failed=failed)
+        recovered += failed
+    return recovered
 
 
 def promote_due(limit: int = 1000) -> int:

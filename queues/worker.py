@@ -69,6 +69,7 @@ class Worker:
         self.backlog: deque[broker.ClaimedJob] = deque()
         self.pending: list[broker.Finished] = []
         self.pending_since = math.inf
+        self.unreported = [0, 0]  # attempts done and failed since the last heartbeat
         self.listener: Listener | None = None
         self.stop_at: float | None = None  # monotonic deadline once shutdown began
         self.force = False
@@ -169,6 +170,7 @@ class Worker:
             if unfinished_ids:
                 released = broker.release(self.id, unfinished_ids)
                 logger.warning("worker %s returned %d unfinished jobs to their queues", self.id, released)
+            broker.count_work(self.id, *self.unreported)
             broker.stop_worker(self.id)
             scheduler.release_lease(self.id)
         except DB_ERRORS as exc:
@@ -288,7 +290,10 @@ class Worker:
             return
         due = now >= self.pending_since + FLUSH_AFTER or len(self.pending) >= FLUSH_BATCH
         if force or due or not self.busy_slots() or self.stop_at is not None:
-            broker.finish(self.id, self.pending)
+            applied = broker.finish(self.id, self.pending)
+            for item in self.pending:
+                if item.job.id in applied:
+                    self.unreported[item.outcome != Outcome.SUCCEEDED] += 1
             self.pending = []
             self.pending_since = math.inf
 
@@ -381,6 +386,8 @@ class Worker:
         running = {slot.job.id: slot.job.attempt for slot in self.busy_slots() if slot.job}
         running.update((job.id, job.attempt) for job in self.backlog)
         held = broker.heartbeat(self.id, running)
+        broker.count_work(self.id, *self.unreported)
+        self.unreported = [0, 0]
         self.backlog = deque(job for job in self.backlog if job.id in held)
         for slot in self.busy_slots():
             if slot.job is not None and slot.job.id not in held:

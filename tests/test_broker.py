@@ -225,7 +225,14 @@ def test_success_stores_the_result_and_the_attempt():
     assert (job.status, job.result, job.progress) == (Status.SUCCEEDED, 3, 100)
     attempt = Attempt.objects.get(job=job)
     assert (attempt.number, attempt.outcome, attempt.worker_id) == (1, Outcome.SUCCEEDED, WORKER)
-    assert Worker.objects.get(id=WORKER).jobs_done == 1
+
+
+def test_count_work_adds_to_the_worker_totals():
+    register()
+    broker.count_work(WORKER, done=3, failed=1)
+    broker.count_work(WORKER, done=2, failed=0)
+    worker = Worker.objects.get(id=WORKER)
+    assert (worker.jobs_done, worker.jobs_failed) == (5, 1)
 
 
 def test_failure_is_retried_after_a_back_off():
@@ -320,7 +327,8 @@ def test_a_silent_worker_is_lost_and_its_jobs_recovered():
     claimed = claim_one()
     Worker.objects.filter(id=WORKER).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert broker.recover_lost() == 1
-    assert Worker.objects.get(id=WORKER).status == "lost"
+    lost = Worker.objects.get(id=WORKER)
+    assert (lost.status, lost.jobs_failed) == ("lost", 1)
     job = Job.objects.get(pk=claimed.id)
     assert job.status == Status.SCHEDULED
     attempt = Attempt.objects.get(job=job)

@@ -36,7 +36,8 @@ UPDATE queues_job
 SET status = %s, attempts = attempts + 1, worker_id = %s, started_at = %s,
     updated_at = %s, lease_expires_at = %s, progress = 0, progress_message = ''
 WHERE id IN (SELECT id FROM picked)
-RETURNING id, task_path, args, kwargs, attempts, attempt_offset, max_attempts, timeout, queue_id
+RETURNING id, task_path, args, kwargs, attempts, attempt_offset, max_attempts, timeout, queue_id,
+    {has_callback}
 """
 CLAIM_SQL += CLAIM_UPDATE
 
@@ -76,6 +77,8 @@ class Engine:
     vendor: str = ""
     lock_clause: str = ""
     json_placeholder: str = "%s"
+    # Whether a claimed job wants a completion webhook, so finishing needs no lookup.
+    has_callback_sql: str = "json_extract(meta, '$.callback_url') IS NOT NULL"
 
     def dt(self, value: datetime) -> Any:
         """A datetime as this database wants it in a raw query parameter."""
@@ -118,6 +121,7 @@ class Engine:
             "queue_filter": queue_filter,
             "lock": self.lock_clause,
             "raw_op": "=" if raw else "<>",
+            "has_callback": self.has_callback_sql,
         }
         if limits is None:
             sql = CLAIM_SQL.format(**parts)

@@ -17,6 +17,7 @@ class PostgresEngine(Engine):
     # without waiting, and the CTE keeps the planner from locking past the LIMIT.
     lock_clause = "FOR UPDATE SKIP LOCKED"
     json_placeholder = "%s::jsonb"
+    has_callback_sql = "meta ? 'callback_url'"
 
     def notify(self, queue_names: Sequence[str]) -> None:
         # Delivered only when the caller's transaction commits; PostgreSQL folds

@@ -13,29 +13,13 @@ from ninja import Status as Reply  # the HTTP status; Status means a job's
 from .. import broker
 from ..exceptions import JobStateError
 from ..models import DeadLetter, Job
+from ..serializers import dead_letter_out, job_detail
 from ..states import Status
 from . import pages, security
 from .errors import NotFound
-from .jobs import job_detail
 from .schemas import MAX_ID, Count, DeadLetterFilters, DeadLetterPage, JobDetailOut, ReplayMatching
 
 router = Router(tags=["dead letters"])
-
-
-def dead_letter_out(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": letter.pk,
-        "job_id": letter.job_id,
-        "queue": letter.queue_name,
-        "task": letter.task_path,
-        "reason": letter.reason,
-        "error_type": letter.error_type,
-        "error_message": letter.error_message,
-        "traceback": letter.traceback,
-        "created_at": letter.created_at,
-        "replayed_at": letter.replayed_at,
-        "replayed_by": letter.replayed_by,
-    }
 
 
 def _letter(letter_id: int) -> DeadLetter:

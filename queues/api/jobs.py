@@ -12,46 +12,12 @@ from ninja import Query, Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import broker, webhooks
-from ..exceptions import JobNotFound
 from ..models import Job
+from ..serializers import job_detail, job_out
 from . import pages, security
 from .schemas import MAX_ID, JobDetailOut, JobFilters, JobIn, JobOut, JobPage
 
 router = Router(tags=["jobs"])
-
-
-def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
-    return {
-        "id": job.pk,
-        "queue": queue_name or job.queue.name,
-        "task": job.task_path,
-        "args": job.args,
-        "kwargs": job.kwargs,
-        "priority": job.priority,
-        "status": job.status,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "timeout": job.timeout,
-        "run_after": job.run_after,
-        "idempotency_key": job.idempotency_key,
-        "result": job.result,
-        "progress": job.progress,
-        "progress_message": job.progress_message,
-        "enqueued_at": job.enqueued_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "worker_id": job.worker_id,
-        "lease_expires_at": job.lease_expires_at,
-        "last_error": job.last_error,
-        "callback_url": (job.meta or {}).get("callback_url"),
-    }
-
-
-def job_detail(job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
-    job = Job.objects.select_related("queue").filter(pk=job_id).first()
-    if job is None:
-        raise JobNotFound(job_id)
-    return {**job_out(job), "errors": list(job.attempt_history.all())}
 
 
 @router.post("/jobs", response={200: JobOut, 201: JobOut}, summary="Enqueue a job")

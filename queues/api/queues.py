@@ -11,26 +11,11 @@ from ninja import Status as Reply  # the HTTP status; Status means a job's
 from .. import broker, queue_ops
 from ..exceptions import InvalidQueue
 from ..models import Queue
+from ..serializers import queue_out
 from .errors import NotFound
 from .schemas import Count, QueueIn, QueueOut, QueueSettings
 
 router = Router(tags=["queues"])
-
-
-def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    if counts is None:
-        counts = queue_ops.status_counts([queue.pk]).get(queue.pk, queue_ops.empty_counts())
-    return {
-        "name": queue.name,
-        "paused": queue.paused,
-        "concurrency": queue.concurrency,
-        "rate_limit": queue.rate_limit,
-        "max_attempts": queue.max_attempts,
-        "timeout": queue.timeout,
-        "retention": queue.retention.total_seconds(),
-        "created_at": queue.created_at,
-        "counts": counts,
-    }
 
 
 def existing(name: str) -> Queue:

@@ -16,31 +16,12 @@ from ninja import Status as Reply  # the HTTP status; Status means a job's
 from .. import broker, registry, scheduler
 from ..exceptions import InvalidJob, QueueConflict
 from ..models import Schedule
+from ..serializers import job_detail, schedule_out
 from .errors import NotFound
-from .jobs import job_detail
 from .schemas import MAX_ID, JobDetailOut, ScheduleIn, ScheduleOut, SchedulePatch
 
 router = Router(tags=["schedules"])
 ScheduleId = PathParam(..., ge=1, le=MAX_ID)
-
-
-def schedule_out(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "id": schedule.pk,
-        "name": schedule.name,
-        "cron": schedule.cron,
-        "time_zone": schedule.time_zone,
-        "task": schedule.task_path,
-        "args": schedule.args,
-        "kwargs": schedule.kwargs,
-        "queue": schedule.queue.name,
-        "priority": schedule.priority,
-        "enabled": schedule.enabled,
-        "last_run_at": schedule.last_run_at,
-        "next_run_at": schedule.next_run_at,
-        "last_job_id": schedule.last_job_id,
-        "last_error": getattr(schedule, "last_error", ""),
-    }
 
 
 def _schedule(schedule_id: int) -> Schedule:

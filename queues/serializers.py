@@ -1,0 +1,172 @@
+"""Jobs, queues, dead letters, workers, schedules and stats as plain dicts.
+
+One shape for every reader: the REST API returns these (its schemas describe
+them) and ``taskctl`` prints them as tables or JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from . import queue_ops
+from .exceptions import JobNotFound
+from .models import Attempt, DeadLetter, Job, MinuteStat, Queue, Schedule, Worker, WorkerStatus
+from .states import Status
+
+RATES = ("enqueued", "succeeded", "failed", "retried", "dead")
+
+
+def _since(minutes: int) -> dict[str, int]:
+    # The current minute's row is still filling up: count it, so "last minute" is never zero
+    # right after a burst (it covers between 1 and 2 minutes).
+    start = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=minutes)
+    totals = MinuteStat.objects.filter(minute__gte=start).aggregate(**{name: Sum(name) for name in RATES})
+    return {name: int(totals[name] or 0) for name in RATES}
+
+
+def stats() -> dict[str, Any]:
+    per_queue = queue_ops.status_counts()
+    totals = queue_ops.empty_counts()
+    for counts in per_queue.values():
+        for status, n in counts.items():
+            totals[status] += n
+    workers = dict.fromkeys(WorkerStatus.values, 0)
+    workers.update(dict(Worker.objects.values_list("status").annotate(n=Count("id")).order_by()))
+    return {
+        "counts": totals,
+        "queues": [
+            {"name": q.name, "paused": q.paused, "counts": per_queue.get(q.pk, queue_ops.empty_counts())}
+            for q in Queue.objects.all()
+        ],
+        "dead_letters": DeadLetter.objects.filter(replayed_at=None).count(),
+        "workers": workers,
+        "last_minute": _since(1),
+        "last_hour": _since(60),
+    }
+
+
+def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": job.pk,
+        "queue": queue_name or job.queue.name,
+        "task": job.task_path,
+        "args": job.args,
+        "kwargs": job.kwargs,
+        "priority": job.priority,
+        "status": job.status,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "timeout": job.timeout,
+        "run_after": job.run_after,
+        "idempotency_key": job.idempotency_key,
+        "result": job.result,
+        "progress": job.progress,
+        "progress_message": job.progress_message,
+        "enqueued_at": job.enqueued_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "worker_id": job.worker_id,
+        "lease_expires_at": job.lease_expires_at,
+        "last_error": job.last_error,
+        "callback_url": (job.meta or {}).get("callback_url"),
+    }
+
+
+def job_detail(job_id: int) -> dict[str, Any]:
+    job = Job.objects.select_related("queue").filter(pk=job_id).first()
+    if job is None:
+        raise JobNotFound(job_id)
+    return {**job_out(job), "errors": [attempt_out(a) for a in job.attempt_history.all()]}
+
+
+def attempt_out(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "worker_id": attempt.worker_id,
+        "started_at": attempt.started_at,
+        "finished_at": attempt.finished_at,
+        "duration": attempt.duration,
+        "outcome": attempt.outcome,
+        "error_type": attempt.error_type,
+        "error_message": attempt.error_message,
+        "traceback": attempt.traceback,
+    }
+
+
+def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    if counts is None:
+        counts = queue_ops.status_counts([queue.pk]).get(queue.pk, queue_ops.empty_counts())
+    return {
+        "name": queue.name,
+        "paused": queue.paused,
+        "concurrency": queue.concurrency,
+        "rate_limit": queue.rate_limit,
+        "max_attempts": queue.max_attempts,
+        "timeout": queue.timeout,
+        "retention": queue.retention.total_seconds(),
+        "created_at": queue.created_at,
+        "counts": counts,
+    }
+
+
+def dead_letter_out(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": letter.pk,
+        "job_id": letter.job_id,
+        "queue": letter.queue_name,
+        "task": letter.task_path,
+        "reason": letter.reason,
+        "error_type": letter.error_type,
+        "error_message": letter.error_message,
+        "traceback": letter.traceback,
+        "created_at": letter.created_at,
+        "replayed_at": letter.replayed_at,
+        "replayed_by": letter.replayed_by,
+    }
+
+
+def workers_with_running(status: str | None = None) -> list[dict[str, Any]]:
+    workers = Worker.objects.all() if status is None else Worker.objects.filter(status=status)
+    running = dict(
+        Job.objects.filter(status=Status.RUNNING).values_list("worker_id").annotate(n=Count("id")).order_by()
+    )
+    return [
+        {
+            "id": w.id,
+            "hostname": w.hostname,
+            "pid": w.pid,
+            "queues": w.queues,
+            "concurrency": w.concurrency,
+            "status": w.status,
+            "started_at": w.started_at,
+            "last_heartbeat": w.last_heartbeat,
+            "stopped_at": w.stopped_at,
+            "jobs_done": w.jobs_done,
+            "jobs_failed": w.jobs_failed,
+            "running": running.get(w.id, 0),
+        }
+        for w in workers
+    ]
+
+
+def schedule_out(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "id": schedule.pk,
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "time_zone": schedule.time_zone,
+        "task": schedule.task_path,
+        "args": schedule.args,
+        "kwargs": schedule.kwargs,
+        "queue": schedule.queue.name,
+        "priority": schedule.priority,
+        "enabled": schedule.enabled,
+        "last_run_at": schedule.last_run_at,
+        "next_run_at": schedule.next_run_at,
+        "last_job_id": schedule.last_job_id,
+        "last_error": getattr(schedule, "last_error", ""),
+    }

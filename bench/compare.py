@@ -1,0 +1,214 @@
+"""Taskweb against other Python job queues, side by side on this machine.
+
+    python -m bench.compare [--runs 3] [--db sqlite|postgres|both]
+                            [--only taskweb|peers|NAME] [--quick] [--console]
+
+W1 enqueues jobs one by one through each system's public API, W2 through its bulk API,
+W3 drains already queued no-op jobs with one worker command started from cold, W4
+measures enqueue -> task start for jobs enqueued 25 ms apart to an idle, warm worker.
+Each peer is installed into its own virtualenv under var/bench/venvs. Prints a table
+per database with Taskweb/peer ratios, the exact worker commands, and writes
+var/bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make ``bench`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import procs, report, stores, venvs
+from bench.peers.base import Peer
+from bench.runner import METRICS, Bench, Sizes, WorkloadError, median
+from bench.venvs import ROOT
+
+PEER_MODULES = ("taskweb", "dtdb", "celery_redis", "rq_redis", "procrastinate_pg")
+CONSOLE_BENCH = ROOT / "bench" / "console.py"
+OUTPUT = ROOT / "var" / "bench" / "results.json"
+
+
+def all_peers() -> list[Peer]:
+    return [importlib.import_module(f"bench.peers.{name}").PEER for name in PEER_MODULES]
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    names = [peer.name for peer in all_peers()]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3, help="runs per workload; the median is shown (default 3)")
+    parser.add_argument("--only", choices=["taskweb", "peers", *names[1:]], help="measure only these systems")
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--quick", action="store_true", help="small sizes and one run: a smoke test")
+    parser.add_argument("--console", action="store_true", help="also run W5 (bench/console.py) if present")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    if args.quick and "--runs" not in " ".join(argv):
+        args.runs = 1
+    return args
+
+
+def chosen_peers(only: str | None) -> list[Peer]:
+    peers = all_peers()
+    if only == "taskweb":
+        return peers[:1]
+    if only == "peers":
+        return peers[1:]
+    return [p for p in peers if p.name == only] if only else peers
+
+
+def chosen_stores(db: str) -> list[str]:
+    wanted = ["sqlite", "postgres"] if db == "both" else [db]
+    if "postgres" in wanted and not stores.postgres_reachable():
+        print(f"PostgreSQL does not answer at {stores.PG_SERVER}: its runs are skipped.")
+        wanted.remove("postgres")
+    return wanted
+
+
+def plan(peers: list[Peer], store_names: list[str], sizes: Sizes, notes: list[str]) -> list[Bench]:
+    """One Bench per system and store; Redis-backed systems run once and join every table."""
+    redis_up = stores.redis_reachable()
+    benches = []
+    for peer in peers:
+        targets = [s for s in store_names if s in peer.stores]
+        if "redis" in peer.stores and store_names:
+            if not redis_up:
+                notes.append(f"{peer.name}: Redis does not answer at {stores.REDIS_SERVER}; skipped.")
+                continue
+            targets = ["redis"]
+        if not targets:
+            continue
+        try:
+            python = venvs.ensure(peer)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            notes.append(f"{peer.name}: could not be installed ({exc}); skipped.")
+            continue
+        benches.extend(Bench(peer, store, python, sizes) for store in targets)
+    return benches
+
+
+def measure(benches: list[Bench], runs: int, notes: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Runs are interleaved across systems so that a noisy spell hits them all alike."""
+    ready = []
+    for bench in benches:
+        try:
+            bench.prepare()
+            ready.append(bench)
+        except WorkloadError as exc:
+            notes.append(f"{bench.peer.name} on {bench.store}: setup failed: {exc}")
+    collected: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in range(1, runs + 1):
+        for bench in ready:
+            print(f"run {run}/{runs}: {bench.peer.name} on {bench.store}", flush=True)
+            collected.setdefault((bench.store, bench.peer.name), []).append(bench.run_once())
+    for bench in ready:
+        bench.cleanup()
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for (store, name), per_run in collected.items():
+        results.setdefault(store, {})[name] = {
+            metric: {"median": median([r.get(metric) for r in per_run]), "runs": [r.get(metric) for r in per_run]}
+            for metric in METRICS
+        }
+    return results
+
+
+def tables(results: dict[str, dict[str, dict[str, Any]]], store_names: list[str], runs: int) -> str:
+    out = []
+    redis_columns = results.get("redis", {})
+    for store in store_names:
+        columns = {**results.get(store, {}), **redis_columns}
+        if not columns:
+            continue
+        medians = {name: {m: entry["median"] for m, entry in metrics.items()} for name, metrics in columns.items()}
+        labels = {name: ("redis" if name in redis_columns else store) for name in columns}
+        out.append(report.table(store, medians, runs, labels))
+    return "\n\n".join(out)
+
+
+def shown(argv: list[str]) -> str:
+    """A command as one would type it from the repository root."""
+    return " ".join(shlex.quote(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a) for a in argv)
+
+
+def commands(benches: list[Bench]) -> dict[str, dict[str, Any]]:
+    described: dict[str, dict[str, Any]] = {}
+    for bench in benches:
+        target = bench.target()
+        described.setdefault(bench.peer.name, {"config": bench.peer.config, "install": list(bench.peer.requirements)})
+        described[bench.peer.name][bench.store] = {
+            "setup": [shown(argv) for argv in bench.peer.setup(target)],
+            "workers": [shown(argv) for argv in bench.peer.workers(target)],
+            "url": target.url,
+        }
+    return described
+
+
+def print_commands(described: dict[str, dict[str, Any]]) -> None:
+    print("\nCommands (run from the repository root; BENCH_URL/DATABASE_URL name the store):")
+    for name, about in described.items():
+        print(f"  {name}: {about['config']}")
+        if about["install"]:
+            print(f"    install: pip install {' '.join(about['install'])}")
+        for store, how in about.items():
+            if isinstance(how, dict):
+                for argv in how["workers"]:
+                    print(f"    worker [{store}, {how['url']}]: {argv}")
+
+
+def console(run: bool) -> None:
+    if not CONSOLE_BENCH.exists():
+        return
+    if not run:
+        print(f"\nW5 (console pages at 1M jobs): python -m bench.console, or add --console.")
+        return
+    print("\nW5: python -m bench.console", flush=True)
+    subprocess.run([str(venvs.project_python()), "-m", "bench.console"], cwd=ROOT, timeout=3600, check=False)
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    procs.install_signal_handlers()
+    sizes = Sizes.quick() if args.quick else Sizes()
+    notes: list[str] = []
+    started = datetime.datetime.now(datetime.UTC)
+    try:
+        store_names = chosen_stores(args.db)
+        benches = plan(chosen_peers(args.only), store_names, sizes, notes)
+        results = measure(benches, args.runs, notes)
+    except KeyboardInterrupt:
+        print("\ninterrupted: workers stopped, nothing written.")
+        return 130
+    finally:
+        procs.stop_all()
+    print()
+    print(tables(results, store_names, args.runs))
+    print("\nRatios are Taskweb / peer: above 1 Taskweb is faster for jobs/s, slower for ms.")
+    described = commands(benches)
+    print_commands(described)
+    for line in notes + report.failures(results):
+        print(f"note: {line}")
+    report.write_json(args.output, {
+        "started": started.isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "runs": args.runs,
+        "sizes": vars(sizes),
+        "metrics": METRICS,
+        "results": results,
+        "commands": described,
+        "notes": notes,
+    })
+    print(f"\nwrote {os.path.relpath(args.output, ROOT)}")
+    console(args.console)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

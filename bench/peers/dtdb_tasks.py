@@ -1,0 +1,17 @@
+"""The no-op and latency tasks for django-tasks-db."""
+
+from __future__ import annotations
+
+from django_tasks import task
+
+from bench import stamps
+
+
+@task
+def noop() -> None:
+    pass
+
+
+@task
+def stamp(path: str, enqueued: float) -> None:
+    stamps.record(path, enqueued)

@@ -3,6 +3,7 @@
 These touch Queue rows only; anything that deletes or moves jobs (purge, delete)
 is the broker's. The REST API, the admin and taskctl all call these functions so
 that a queue is validated the same way whichever door it comes through.
+The dead-letter filter lives here for the same reason.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 
 from .broker import get_queue
 from .exceptions import InvalidQueue, QueueConflict
-from .models import Job, Queue
+from .models import DeadLetter, Job, Queue
 from .states import Status
 
 SETTINGS = ("concurrency", "rate_limit", "max_attempts", "timeout", "retention")
@@ -77,3 +78,15 @@ def status_counts(queue_ids: list[int] | None = None) -> dict[int, dict[str, int
 
 def empty_counts() -> dict[str, int]:
     return dict.fromkeys(Status.values, 0)
+
+
+def dead_letters_matching(
+    letters: QuerySet[DeadLetter], queue: str | None, task: str | None, error_type: str | None
+) -> QuerySet[DeadLetter]:
+    if queue:
+        letters = letters.filter(queue_name=queue)
+    if task:
+        letters = letters.filter(task_path=task)
+    if error_type:
+        letters = letters.filter(error_type=error_type)
+    return letters

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Path as PathParam
 from ninja import Query, Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
-from .. import broker
+from .. import broker, queue_ops
 from ..exceptions import JobStateError
 from ..models import DeadLetter, Job
 from ..serializers import dead_letter_out, job_detail
@@ -29,22 +28,10 @@ def _letter(letter_id: int) -> DeadLetter:
     return letter
 
 
-def _matching(
-    letters: QuerySet[DeadLetter], queue: str | None, task: str | None, error_type: str | None
-) -> QuerySet[DeadLetter]:
-    if queue:
-        letters = letters.filter(queue_name=queue)
-    if task:
-        letters = letters.filter(task_path=task)
-    if error_type:
-        letters = letters.filter(error_type=error_type)
-    return letters
-
-
 @router.get("/dead-letters", response=DeadLetterPage, summary="Dead letters, newest first")
 def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -> dict[str, Any]:
     letters = DeadLetter.objects.filter(replayed_at__isnull=not filters.replayed)
-    letters = _matching(letters, filters.queue, filters.task, filters.error_type)
+    letters = queue_ops.dead_letters_matching(letters, filters.queue, filters.task, filters.error_type)
     items, next_cursor = pages.page(letters, filters.cursor, filters.limit)
     return pages.with_next([dead_letter_out(letter) for letter in items], next_cursor)
 
@@ -52,7 +39,7 @@ def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -
 @router.post("/dead-letters/replay", response=Count, summary="Replay every dead letter that matches")
 def replay_matching(request: HttpRequest, payload: ReplayMatching) -> dict[str, int]:
     """An empty filter replays every dead job; each goes back to queued with a fresh budget."""
-    letters = _matching(
+    letters = queue_ops.dead_letters_matching(
         DeadLetter.objects.filter(replayed_at=None), payload.queue, payload.task, payload.error_type
     )
     jobs = Job.objects.filter(pk__in=letters.values("job_id"))

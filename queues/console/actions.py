@@ -4,7 +4,7 @@ calls the broker (or updates a Queue row) and answers with out-of-band fragments
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -22,8 +22,8 @@ from .responses import flash, redirect
 JOB_VERBS = {"retry": "Retried", "cancel": "Cancelled", "delete": "Deleted"}
 
 
-def _selected_ids(request: HttpRequest) -> list[int]:
-    return [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
+def _selected_ids(data: QueryDict) -> list[int]:
+    return [int(value) for value in data.getlist("ids") if value.isdigit()]
 
 
 # --- one job --------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def jobs_bulk(request: HttpRequest) -> HttpResponse:
         matching = JobFilterForm(request.POST).apply(Job.objects.all()).order_by("-id")
         ids = matching.values_list("id", flat=True).iterator(chunk_size=bulk.CHUNK)
     else:
-        ids = iter(_selected_ids(request))
+        ids = iter(_selected_ids(request.POST))
     outcome = bulk.run(action, ids, by=request.user.get_username())
     return flash(request, outcome.message(JOB_VERBS[action]))
 
@@ -79,12 +79,16 @@ def jobs_bulk(request: HttpRequest) -> HttpResponse:
 # --- dead letters ---------------------------------------------------------------------
 
 
-def _dead_jobs(request: HttpRequest, data) -> QuerySet[Job]:
+def _matching_dead_jobs(data: QueryDict) -> QuerySet[Job]:
+    letters = DeadFilterForm(data).apply(DeadLetter.objects.filter(replayed_at=None))
+    return Job.objects.filter(id__in=letters.values("job_id"), status=Status.DEAD)
+
+
+def _dead_jobs(data: QueryDict) -> QuerySet[Job]:
     """The dead jobs an operator picked: the ticked ones, or every one matching the filters."""
     if data.get("all_matching"):
-        letters = DeadFilterForm(data).apply(DeadLetter.objects.filter(replayed_at=None))
-        return Job.objects.filter(id__in=letters.values("job_id"), status=Status.DEAD)
-    return Job.objects.filter(id__in=[int(v) for v in data.getlist("ids") if v.isdigit()], status=Status.DEAD)
+        return _matching_dead_jobs(data)
+    return Job.objects.filter(id__in=_selected_ids(data), status=Status.DEAD)
 
 
 @require_GET
@@ -92,7 +96,7 @@ def _dead_jobs(request: HttpRequest, data) -> QuerySet[Job]:
 def dead_confirm(request: HttpRequest) -> HttpResponse:
     """Say how many jobs a replay or delete of everything matching would touch, before it runs."""
     action = request.GET.get("action") if request.GET.get("action") in ("replay", "delete") else "replay"
-    count = counts.count(_dead_jobs(request, request.GET))
+    count = counts.count(_matching_dead_jobs(request.GET))
     filters = DeadFilterForm(request.GET).filters()
     html = render_to_string(
         "queues/partials/dead_confirm.html", {"count": count, "filters": filters, "action": action}, request
@@ -103,14 +107,14 @@ def dead_confirm(request: HttpRequest) -> HttpResponse:
 @require_POST
 @action_required("dead.replay")
 def dead_replay(request: HttpRequest) -> HttpResponse:
-    replayed = broker.replay_many(_dead_jobs(request, request.POST), by=request.user.get_username())
+    replayed = broker.replay_many(_dead_jobs(request.POST), by=request.user.get_username())
     return flash(request, f"Replayed {replayed} job{'s' if replayed != 1 else ''}.", extra=_clear_confirm())
 
 
 @require_POST
 @action_required("job.delete")
 def dead_delete(request: HttpRequest) -> HttpResponse:
-    ids = _dead_jobs(request, request.POST).values_list("id", flat=True).iterator(chunk_size=bulk.CHUNK)
+    ids = _dead_jobs(request.POST).values_list("id", flat=True).iterator(chunk_size=bulk.CHUNK)
     outcome = bulk.run("delete", ids, by=request.user.get_username())
     return flash(request, outcome.message("Deleted"), extra=_clear_confirm())
 

@@ -62,11 +62,12 @@ class JobFilterForm(FilterForm):
 
 
 def search(text: str) -> Q:
-    """An id, part of a task path, or text inside the JSON arguments."""
+    """``#123`` finds that id; other text matches the id, the task path or the JSON arguments."""
     text = text.strip()
-    if text.lstrip("#").isdigit():
-        return Q(id=int(text.lstrip("#")))
-    return Q(task_path__icontains=text) | Q(args_text__icontains=text)
+    if text.startswith("#") and text[1:].isdigit():
+        return Q(id=int(text[1:]))
+    found = Q(task_path__icontains=text) | Q(args_text__icontains=text)
+    return found | Q(id=int(text)) if text.isdigit() else found
 
 
 def with_args_text(jobs: QuerySet[Job]) -> QuerySet[Job]:

@@ -48,7 +48,7 @@ class Poller:
         self._refresh: set[str] = set()
         self._rows: set[int] = set()
         self._task: asyncio.Task | None = None
-        self._tick = Tick()
+        self._last: asyncio.Task | None = None
         # One thread keeps one database connection for every tick of this process.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="console-poller")
 
@@ -60,14 +60,17 @@ class Poller:
         self._rows |= rows
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
-            self._task = loop.create_task(self._run())
+            self._task = self._last = loop.create_task(self._run())
 
     def unsubscribe(self, topics: list[str]) -> None:
+        """The poller notices at its next tick that nobody watches and stops by itself."""
         self.topics.subtract(topics)
         self.topics = +self.topics  # drop topics nobody watches any more
-        if not self.topics and self._task is not None:
-            self._task.cancel()
-            self._task = None
+
+    async def stopped(self) -> None:
+        """Wait until the poller has stopped (and closed its connection) after the last socket."""
+        if self._last is not None and self._last.get_loop() is asyncio.get_running_loop():
+            await self._last
 
     def _demand(self) -> Demand:
         demand = Demand(set(self.topics), self._refresh, self._rows)
@@ -77,10 +80,11 @@ class Poller:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         layer = get_channel_layer()
+        tick = Tick()  # a fresh start: nothing is assumed about what sockets already have
         try:
             while self.topics:
                 try:
-                    events = await loop.run_in_executor(self._executor, self._run_tick, self._demand())
+                    events = await loop.run_in_executor(self._executor, self._run_tick, tick, self._demand())
                 except Exception:
                     logger.exception("console tick failed; retrying next tick")
                     events = []
@@ -88,11 +92,17 @@ class Poller:
                     await layer.group_send(group(topic), event)
                 await asyncio.sleep(TICK_SECONDS)
         finally:
-            await asyncio.shield(loop.run_in_executor(self._executor, connections.close_all))
+            # Checked and cleared with no await in between, so a socket arriving from now
+            # on starts a new poller instead of waiting on this one.
+            if self._task is asyncio.current_task():
+                self._task = None
+            # Nothing to poll: give the connection back rather than hold it while idle.
+            await loop.run_in_executor(self._executor, connections.close_all)
 
-    def _run_tick(self, demand: Demand) -> list[tuple[str, dict]]:
+    @staticmethod
+    def _run_tick(tick: Tick, demand: Demand) -> list[tuple[str, dict]]:
         close_old_connections()
-        return self._tick.run(demand.topics, demand.refresh, demand.rows)
+        return tick.run(demand.topics, demand.refresh, demand.rows)
 
 
 poller = Poller()

@@ -71,9 +71,9 @@ class JobsPage(SocketPage):
         text = f.get("q", "").strip().lower()
         if not text:
             return True
-        if text.lstrip("#").isdigit():
-            return int(text.lstrip("#")) == job["id"]
-        return text in job["task"].lower() or text in job["args"].lower()
+        if text.startswith("#") and text[1:].isdigit():
+            return int(text[1:]) == job["id"]
+        return text == str(job["id"]) or text in job["task"].lower() or text in job["args"].lower()
 
     def jobs_changed(self, event: Mapping[str, Any]) -> str:
         cells = super().jobs_changed(event)

@@ -1,0 +1,137 @@
+"""Console pages: who sees them, what they show, and that user data is escaped."""
+
+from __future__ import annotations
+
+import pytest
+
+from queues import broker
+from queues.console import paging
+from queues.models import Job
+
+from .console_helpers import client_for, make_operator, make_user, make_viewer
+from .factories import make_job, make_queue
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ["/", "/queues/default/", "/jobs/", "/dead/", "/workers/"]
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_anonymous_visitors_are_sent_to_the_login_page(url):
+    response = client_for(None).get(url)
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_users_who_are_not_staff_are_refused(url):
+    assert client_for(make_user("plain", staff=False)).get(url).status_code == 403
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_read_only_staff_see_every_page(url):
+    assert client_for(make_viewer()).get(url).status_code == 200
+
+
+def test_the_login_page_logs_a_staff_user_in():
+    make_operator("alice")
+    response = client_for(None).post("/login/", {"username": "alice", "password": "console-test-password"})
+    assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_the_overview_lists_each_queue_with_its_counts():
+    make_job(queue="mail")
+    make_job(queue="mail")
+    html = client_for(make_operator()).get("/").content.decode()
+    row = html.split('data-queue="mail"')[1].split("</tr>")[0]
+    assert '<td data-count="queued">2</td>' in row
+
+
+def test_the_overview_warns_of_a_backlog_no_worker_serves():
+    make_job(queue="orphan")
+    html = client_for(make_operator()).get("/").content.decode()
+    assert "no live worker serves it" in html
+
+
+def test_the_overview_chart_reads_the_per_minute_rollup():
+    make_job()
+    (claimed,) = broker.claim("w", None, 1)
+    finished = broker.Finished(
+        claimed, "succeeded", Job.objects.get().enqueued_at, Job.objects.get().enqueued_at
+    )
+    broker.finish("w", [finished])
+    html = client_for(make_operator()).get("/").content.decode()
+    assert (
+        "&quot;succeeded&quot;:[0," in html
+        and ",1]" in html.split("&quot;succeeded&quot;:")[1].split("]")[0] + "]"
+    )
+
+
+def test_a_job_page_escapes_arguments():
+    job = make_job(args=["<script>alert(1)</script>"])
+    html = client_for(make_operator()).get(f"/jobs/{job.id}/").content.decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_a_job_page_shows_each_attempt_with_its_traceback():
+    job = make_job()
+    (claimed,) = broker.claim("w", None, 1)
+    failed = broker.Finished(
+        claimed,
+        "failed",
+        job.enqueued_at,
+        job.enqueued_at,
+        error_type="RuntimeError",
+        error_message="boom",
+        traceback="Traceback (most recent call last):\n  <frame>",
+        retryable=False,
+    )
+    broker.finish("w", [failed])
+    html = client_for(make_operator()).get(f"/jobs/{job.id}/").content.decode()
+    assert 'id="attempt-1"' in html and "Traceback (most recent call last):\n  &lt;frame&gt;" in html
+
+
+def test_an_unknown_job_is_404():
+    assert client_for(make_operator()).get("/jobs/999999/").status_code == 404
+
+
+def test_the_jobs_list_filters_by_queue_and_status():
+    make_queue("mail")
+    wanted = make_job(queue="mail")
+    make_job(queue="default")
+    broker.cancel(make_job(queue="mail").id)
+    html = client_for(make_operator()).get("/jobs/?queue=mail&status=queued").content.decode()
+    assert f'id="job-{wanted.id}-status"' in html and html.count('class="status status-') == 1
+
+
+def test_the_jobs_list_searches_argument_text():
+    wanted = make_job(args=["invoice-4711"])
+    make_job(args=["other"])
+    html = client_for(make_operator()).get("/jobs/?q=4711").content.decode()
+    assert html.count('class="status status-') == 1 and f'id="job-{wanted.id}-status"' in html
+
+
+def test_the_jobs_list_pages_by_id_without_offsets():
+    ids = [make_job().id for _ in range(5)]
+    client = client_for(make_operator())
+    first = paging.keyset(Job.objects.all(), None, None, size=2)
+    assert [job.id for job in first.items] == ids[:-3:-1] and first.older == ids[-2]
+    html = client.get(f"/jobs/?before={ids[1]}").content.decode()
+    assert f'id="job-{ids[0]}-status"' in html and f'id="job-{ids[1]}-status"' not in html
+
+
+def test_the_socket_url_carries_the_page_filters_and_rows():
+    job = make_job(queue="default")
+    html = client_for(make_operator()).get("/jobs/?queue=default").content.decode()
+    assert f"page=jobs&amp;queue=default&amp;top={job.id}&amp;rows={job.id}" in html
+
+
+def test_read_only_staff_get_no_action_buttons():
+    job = make_job()
+    html = client_for(make_viewer()).get(f"/jobs/{job.id}/").content.decode()
+    assert "hx-post" not in html.split("<main>")[1]
+
+
+def test_the_workers_page_lists_live_workers():
+    broker.register_worker(broker.Worker(id="host-1-123", hostname="host-1", pid=123, concurrency=4))
+    html = client_for(make_operator()).get("/workers/").content.decode()
+    assert 'data-worker="host-1-123"' in html and "<td>host-1</td>" in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -96,3 +97,16 @@ def fail_while_file_exists(path: str) -> str:
     if Path(path).exists():
         raise RuntimeError(f"{path} exists")
     return "ok"
+
+
+@task
+def log_line(message: str = "hello from the task") -> None:
+    logging.getLogger("tests.tasks").info(message)
+
+
+@task
+def fail_until_file_exists(path: str) -> str:
+    """Dies at once (no retry) until ``path`` exists: a bug that an operator fixes, then replays."""
+    if not Path(path).exists():
+        raise NonRetryable(f"{path} is missing")
+    return "fixed"

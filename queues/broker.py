@@ -21,7 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from . import flow, registry, webhooks
+from . import flow, registry, tracing, webhooks
 from .conf import conf
 from .engines import get_engine
 from .exceptions import InvalidJob, JobNotFound, JobStateError, QueueConflict, UnknownQueue
@@ -165,6 +165,10 @@ def _build_job(spec: JobSpec, queue: Queue, now: datetime) -> Job:
     key = spec.idempotency_key
     if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 255):
         raise InvalidJob("idempotency_key must be a string of 1 to 255 characters.", "idempotency_key")
+    if not isinstance(spec.meta or {}, dict):
+        raise InvalidJob(f"meta must be an object, not {type(spec.meta).__name__}.", "meta")
+    # The request id and trace context of the caller ride along, for correlation.
+    meta = json.loads(_json_text(tracing.enqueue_meta(spec.meta or {}, spec.task_path, queue.name), "meta"))
     return Job(
         queue=queue,
         task_path=spec.task_path,

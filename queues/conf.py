@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES_CIRCUIT_MIN_CALLS": 20,
     "QUEUES_CIRCUIT_WINDOW": 60.0,
     "QUEUES_CIRCUIT_COOLDOWN": 30.0,
+    "QUEUES_AUTOSCALE_IDLE": 30.0,  # seconds a child may idle before --autoscale stops it
     "QUEUES_METRICS_TOKEN": "",  # when set, /metrics wants "Authorization: Bearer <token>"
     "QUEUES_API_MAX_BODY": 1024 * 1024,  # bytes; larger REST API bodies get 413
     "QUEUES_WEBHOOK_SECRET": "",  # HMAC key for completion webhooks; none means no callbacks

@@ -18,7 +18,7 @@ from typing import Any
 
 from django import db
 
-from . import progress, registry
+from . import logs, progress, registry, tracing
 from .compat import TaskContext, TaskResult, TaskResultStatus
 from .exceptions import InvalidJob, NonRetryable
 
@@ -36,6 +36,7 @@ class Assignment:
     kwargs: dict[str, Any]
     attempt: int
     worker_id: str
+    queue_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,19 @@ class Report:
 
 
 def run(assignment: Assignment) -> Report:
+    """Run the attempt with its job in the log context (and a trace span, if tracing is on)."""
+    fields = {
+        "job_id": assignment.job_id,
+        "queue": assignment.queue_name,
+        "task": assignment.task_path,
+        "attempt": assignment.attempt,
+        "worker": assignment.worker_id,
+    }
+    with logs.bind(**fields), tracing.run_span(assignment.job_id, fields):
+        return _run(assignment)
+
+
+def _run(assignment: Assignment) -> Report:
     """Import the task, call it, and capture its return value or its exception."""
     try:
         task = registry.get_task(assignment.task_path)

@@ -30,7 +30,8 @@ from typing import Any
 from django import db
 from django.utils import timezone
 
-from . import broker, scheduler
+from . import broker, logs, scheduler
+from .autoscale import Autoscaler
 from .conf import conf
 from .execution import Assignment, Report, child_main
 from .models import Worker as WorkerRow
@@ -59,6 +60,7 @@ class Worker:
     queues: list[str] | None
     concurrency: int
     prefetch: int = 0  # claimed jobs that may wait locally for a free child
+    autoscale: Autoscaler | None = None  # grow and shrink the children between MIN and MAX
     burst: bool = False  # exit once no job is left to claim
     listen: bool = True
     grace: float = field(default_factory=lambda: float(conf.QUEUES_SHUTDOWN_GRACE))
@@ -88,6 +90,7 @@ class Worker:
         os.set_blocking(signal_r, False)
         os.set_blocking(signal_w, False)
         self._install_signal_handlers(signal_w)
+        logs.set_process_context(worker=self.id)
         broker.register_worker(
             WorkerRow(
                 id=self.id,
@@ -144,6 +147,7 @@ class Worker:
                 self._database_trouble(exc)
                 continue
             self.db_backoff = 0.0
+            self._autoscale(now)
             self._dispatch()
             idle = not (self.busy_slots() or self.backlog or self.pending or self.more_waiting)
             if self.burst and idle:
@@ -200,6 +204,22 @@ class Worker:
         self.next_poll = now + self.poll_delay
         self.backlog.extend(jobs)
 
+    def _autoscale(self, now: float) -> None:
+        if self.autoscale is None or self.stop_at is not None:
+            return
+        busy = len(self.busy_slots())
+        change = self.autoscale.decide(now, len(self.slots), busy, bool(self.backlog) or self.more_waiting)
+        if change > 0:
+            self.slots.append(self._spawn())
+        elif change < 0:
+            idle = next(slot for slot in self.slots if slot.job is None)
+            self._stop_child(idle)
+            self.slots.remove(idle)
+        if change:
+            self.concurrency = len(self.slots)
+            WorkerRow.objects.filter(id=self.id).update(concurrency=self.concurrency)
+            logger.info("autoscale: %d children (%d busy)", self.concurrency, busy)
+
     def _room(self) -> int:
         """How many jobs to claim now: none while the backlog still covers every child."""
         if len(self.backlog) >= self.concurrency:
@@ -215,7 +235,10 @@ class Worker:
                 job = self.backlog.popleft()
                 slot.job, slot.started_at = job, timezone.now()
                 slot.deadline = time.monotonic() + job.timeout
-                slot.conn.send(Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id))
+                assignment = Assignment(
+                    job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name
+                )
+                slot.conn.send(assignment)
 
     def _waitables(self, signal_fd: int) -> list[Any]:
         items: list[Any] = [signal_fd, *(slot.conn for slot in self.busy_slots())]
@@ -273,6 +296,7 @@ class Worker:
                 job.attempt,
                 report.error_type,
                 report.error_message,
+                extra=logs.job_fields(job, self.id),
             )
         self._free(slot)
 
@@ -320,7 +344,14 @@ class Worker:
     def _fail_slot(self, slot: Slot, error_type: str, message: str, outcome: Outcome) -> None:
         job = slot.job
         assert job is not None and slot.started_at is not None
-        logger.warning("job %s %s attempt %d: %s", job.id, job.task_path, job.attempt, message)
+        logger.warning(
+            "job %s %s attempt %d: %s",
+            job.id,
+            job.task_path,
+            job.attempt,
+            message,
+            extra=logs.job_fields(job, self.id),
+        )
         self._add_pending(
             broker.Finished(
                 job=job,
@@ -391,7 +422,11 @@ class Worker:
         self.backlog = deque(job for job in self.backlog if job.id in held)
         for slot in self.busy_slots():
             if slot.job is not None and slot.job.id not in held:
-                logger.warning("job %s is no longer held by this worker (cancelled or recovered); stopping it", slot.job.id)
+                logger.warning(
+                    "job %s is no longer held by this worker (cancelled or recovered); stopping it",
+                    slot.job.id,
+                    extra=logs.job_fields(slot.job, self.id),
+                )
                 self._kill(slot)
                 self._replace_child(slot)
 

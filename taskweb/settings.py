@@ -61,6 +61,8 @@ except ImportError:
     INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
+    # Outermost, so that every line a request causes carries its id.
+    "queues.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -163,11 +165,23 @@ QUEUES_AUTO_CREATE = env_bool("QUEUES_AUTO_CREATE")
 QUEUES_METRICS_TOKEN = os.environ.get("QUEUES_METRICS_TOKEN", "")
 TASKWEB_MEDIA_DIR = VAR_DIR / "media"
 
+# LOG_FORMAT=json writes one JSON object per line (for log shippers); the default
+# is plain text. Either way, lines about a job carry its id, queue, task, attempt
+# and worker, and lines caused by a request carry the request id.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ValueError(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "queues.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "queues.logs.PlainFormatter"},
+        "json": {"()": "queues.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -191,6 +205,7 @@ for _name, _cast in {
     "QUEUES_CIRCUIT_MIN_CALLS": int,
     "QUEUES_CIRCUIT_WINDOW": float,
     "QUEUES_CIRCUIT_COOLDOWN": float,
+    "QUEUES_AUTOSCALE_IDLE": float,
     "QUEUES_LISTEN": lambda value: value.strip().lower() in {"1", "true", "yes", "on"},
 }.items():
     if _name in os.environ:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from queues.autoscale import Autoscaler, parse_bounds
 from queues.models import QUEUE_NAME_VALIDATOR, Queue
 from queues.worker import Worker
 
@@ -28,6 +29,13 @@ class Command(BaseCommand):
             default=None,
             help="Claimed jobs that may wait for a free child (default: as many as --concurrency). "
             "Higher drains short jobs faster; 0 suits long jobs best.",
+        )
+        parser.add_argument(
+            "--autoscale",
+            metavar="MIN,MAX",
+            default=None,
+            help="Run MIN to MAX children: more while work waits, fewer once they idle "
+            "(QUEUES_AUTOSCALE_IDLE seconds). Replaces --concurrency.",
         )
         parser.add_argument("--burst", action="store_true", help="Exit when no job is left to run.")
         parser.add_argument(
@@ -51,9 +59,16 @@ class Command(BaseCommand):
             missing = sorted(set(queues) - set(Queue.objects.filter(name__in=queues).values_list("name", flat=True)))
             if missing:
                 raise CommandError(f"Unknown queue(s): {', '.join(missing)}. Create them first.")
+        autoscale = None
+        if options["autoscale"] is not None:
+            try:
+                autoscale = Autoscaler(*parse_bounds(options["autoscale"]))
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
         worker = Worker(
             queues=queues,
-            concurrency=options["concurrency"],
+            concurrency=autoscale.minimum if autoscale else options["concurrency"],
+            autoscale=autoscale,
             prefetch=prefetch,
             burst=options["burst"],
             listen=not options["no_listen"],

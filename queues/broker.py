@@ -150,8 +150,8 @@ def get_queue(name: str) -> Queue:
 
 
 def _build_job(spec: JobSpec, queue: Queue, now: datetime) -> Job:
-    if spec.task_path != Job.RAW_TASK:
-        registry.get_task(spec.task_path)
+    # Options not given fall back to the task's @task(...) options, then the queue's.
+    task = registry.get_task(spec.task_path) if spec.task_path != Job.RAW_TASK else None
     priority = parse_priority(spec.priority)
     if not isinstance(spec.args, (list, tuple)):
         raise InvalidJob(f"args must be a list, not {type(spec.args).__name__}.", "args")
@@ -176,8 +176,10 @@ def _build_job(spec: JobSpec, queue: Queue, now: datetime) -> Job:
         kwargs=kwargs,
         priority=priority,
         status=Status.SCHEDULED if run_after > now else Status.QUEUED,
-        max_attempts=_positive(spec.max_attempts, "max_attempts") or queue.max_attempts,
-        timeout=_positive(spec.timeout, "timeout") or queue.timeout,
+        max_attempts=_positive(spec.max_attempts, "max_attempts")
+        or getattr(task, "max_attempts", None)
+        or queue.max_attempts,
+        timeout=_positive(spec.timeout, "timeout") or getattr(task, "timeout", None) or queue.timeout,
         run_after=run_after,
         idempotency_key=key,
         enqueued_at=now,
@@ -712,7 +714,8 @@ def delete_queue(queue_name: str, batch_size: int = 1000) -> int:
     if jobs.filter(status=Status.RUNNING).exists():
         raise QueueConflict(busy)
     deleted = 0
-    while ids := list(jobs.exclude(status=Status.RUNNING).order_by().values_list("id", flat=True)[:batch_size]):
+    idle = jobs.exclude(status=Status.RUNNING).order_by()
+    while ids := list(idle.values_list("id", flat=True)[:batch_size]):
         _delete_rows(ids)
         deleted += len(ids)
     with transaction.atomic():

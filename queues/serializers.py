@@ -170,3 +170,8 @@ def schedule_out(schedule: Schedule) -> dict[str, Any]:
         "last_job_id": schedule.last_job_id,
         "last_error": getattr(schedule, "last_error", ""),
     }
+
+
+def queues_with_counts() -> list[dict[str, Any]]:
+    counts = queue_ops.status_counts()
+    return [queue_out(q, counts.get(q.pk, queue_ops.empty_counts())) for q in Queue.objects.all()]

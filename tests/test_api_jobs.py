@@ -190,3 +190,8 @@ def test_retry_of_a_queued_job_is_409(api):
 
 def test_a_job_id_beyond_64_bits_is_400_not_a_database_error(api):
     assert api.get(f"/jobs/{2**70}").status_code == 400
+
+
+def test_enqueue_without_options_takes_the_tasks_own_options(api):
+    body = api.post("/jobs", {"task": "tests.tasks.with_options"}).json()
+    assert (body["max_attempts"], body["timeout"]) == (7, 11)

@@ -11,7 +11,7 @@ from ninja import Status as Reply  # the HTTP status; Status means a job's
 from .. import broker, queue_ops
 from ..exceptions import InvalidQueue
 from ..models import Queue
-from ..serializers import queue_out
+from ..serializers import queue_out, queues_with_counts
 from .errors import NotFound
 from .schemas import Count, QueueIn, QueueOut, QueueSettings
 
@@ -32,8 +32,7 @@ def _settings(payload: QueueSettings) -> dict[str, Any]:
 
 @router.get("/queues", response=list[QueueOut], summary="Every queue with its job counts")
 def list_queues(request: HttpRequest) -> list[dict[str, Any]]:
-    counts = queue_ops.status_counts()
-    return [queue_out(q, counts.get(q.pk, queue_ops.empty_counts())) for q in Queue.objects.all()]
+    return queues_with_counts()
 
 
 @router.post("/queues", response={201: QueueOut}, summary="Create a queue")

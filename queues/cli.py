@@ -1,0 +1,379 @@
+"""What each ``taskctl`` subcommand does, and how its answer is shown.
+
+Each handler takes the parsed options and returns an ``Answer``: the data (printed
+as JSON with ``--json``, for scripts) plus how to show it to people (a table or a
+sentence). The management command only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from . import auth_tokens, broker, queue_ops, scheduler, serializers, webhooks
+from .exceptions import InvalidJob, JobNotFound, JobStateError
+from .models import ApiToken, DeadLetter, Job, Schedule
+from .states import Status
+
+LIST_LIMIT = 50
+
+
+@dataclass
+class Answer:
+    data: Any
+    columns: Sequence[str] = ()
+    rows: list[dict[str, Any]] | None = None
+    text: str = ""
+    extra: list[str] = field(default_factory=list)  # lines printed after a table
+
+
+def render(answer: Answer, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(answer.data, indent=2, default=_json_default)
+    parts = []
+    if answer.rows is not None:
+        parts.append(table(answer.rows, answer.columns))
+    if answer.text:
+        parts.append(answer.text)
+    parts.extend(answer.extra)
+    return "\n".join(parts)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def json_option(text: str | None, what: str, kind: type) -> Any:
+    if text is None:
+        return kind()
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidJob(f"--{what} is not valid JSON: {exc}", what) from None
+    if not isinstance(value, kind):
+        raise InvalidJob(f"--{what} must be a JSON {'array' if kind is list else 'object'}.", what)
+    return value
+
+
+def job_id(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidJob(f"{text!r} is not a job id.", "id")
+    return int(text)
+
+
+# --- handlers ------------------------------------------------------------------------
+
+JOB_COLUMNS = ("id", "queue", "task", "status", "priority", "attempts", "enqueued_at", "last_error")
+
+
+def enqueue(o: dict[str, Any]) -> Answer:
+    if o["delay"] is not None and o["run_at"] is not None:
+        raise InvalidJob("Give either --delay or --run-at, not both.", "run_at")
+    run_after = None
+    if o["delay"] is not None:
+        if o["delay"] < 0:
+            raise InvalidJob("--delay must be 0 or more seconds.", "delay")
+        run_after = timezone.now() + timedelta(seconds=o["delay"])
+    if o["run_at"] is not None:
+        run_after = parse_datetime(o["run_at"])
+        if run_after is None or timezone.is_naive(run_after):
+            raise InvalidJob(f"--run-at {o['run_at']!r} is not an ISO time with a UTC offset.", "run_at")
+    meta = {"callback_url": webhooks.validate_callback_url(o["callback_url"])} if o["callback_url"] else {}
+    job, created = broker.enqueue(
+        broker.JobSpec(
+            task_path=o["task"],
+            args=json_option(o["job_args"], "args", list),
+            kwargs=json_option(o["job_kwargs"], "kwargs", dict),
+            queue=o["queue"],
+            priority=o["priority"],
+            run_after=run_after,
+            max_attempts=o["max_attempts"],
+            timeout=o["timeout"],
+            idempotency_key=o["idempotency_key"],
+            meta=meta,
+        )
+    )
+    data = {**serializers.job_out(job), "created": created}
+    verb = "Enqueued" if created else "Already enqueued (same idempotency key):"
+    return Answer(data, text=f"{verb} job {job.pk} ({job.task_path} on {data['queue']}, {job.status}).")
+
+
+def stats(o: dict[str, Any]) -> Answer:
+    data = serializers.stats()
+    rows = [{"queue": q["name"], "paused": q["paused"], **q["counts"]} for q in data["queues"]]
+    rates = ", ".join(f"{k} {v}" for k, v in data["last_minute"].items())
+    workers = ", ".join(f"{k} {v}" for k, v in data["workers"].items())
+    return Answer(
+        data,
+        columns=("queue", "paused", *data["counts"]),
+        rows=rows,
+        extra=[f"Dead letters: {data['dead_letters']}", f"Workers: {workers}", f"Last minute: {rates}"],
+    )
+
+
+QUEUE_COLUMNS = (
+    "name",
+    "paused",
+    "concurrency",
+    "rate_limit",
+    "max_attempts",
+    "timeout",
+    "queued",
+    "running",
+)
+
+
+def _queue_rows(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**q, **q["counts"]} for q in data]
+
+
+def queues_list(o: dict[str, Any]) -> Answer:
+    data = serializers.queues_with_counts()
+    return Answer(data, columns=QUEUE_COLUMNS, rows=_queue_rows(data))
+
+
+def _limits(o: dict[str, Any]) -> dict[str, Any]:
+    return {name: o[name] for name in queue_ops.SETTINGS if o.get(name) is not None}
+
+
+def queues_create(o: dict[str, Any]) -> Answer:
+    queue = queue_ops.create_queue(o["name"], **_limits(o))
+    return Answer(serializers.queue_out(queue), text=f"Created queue {queue.name}.")
+
+
+def queues_update(o: dict[str, Any]) -> Answer:
+    limits = _limits(o)
+    if not limits:
+        raise InvalidJob("Nothing to change: give at least one of --concurrency, --rate-limit, ...", "name")
+    queue = queue_ops.update_queue(o["name"], **limits)
+    return Answer(serializers.queue_out(queue), text=f"Updated queue {queue.name}.")
+
+
+def queues_pause(o: dict[str, Any]) -> Answer:
+    queue = queue_ops.set_paused(o["name"], True)
+    return Answer(serializers.queue_out(queue), text=f"Paused queue {queue.name}.")
+
+
+def queues_resume(o: dict[str, Any]) -> Answer:
+    queue = queue_ops.set_paused(o["name"], False)
+    return Answer(serializers.queue_out(queue), text=f"Resumed queue {queue.name}.")
+
+
+def queues_purge(o: dict[str, Any]) -> Answer:
+    count = broker.purge(o["name"])
+    return Answer({"count": count}, text=f"Deleted {count} waiting jobs from {o['name']}.")
+
+
+def queues_delete(o: dict[str, Any]) -> Answer:
+    count = broker.delete_queue(o["name"])
+    return Answer({"count": count}, text=f"Deleted queue {o['name']} and its {count} jobs.")
+
+
+def jobs_list(o: dict[str, Any]) -> Answer:
+    jobs = Job.objects.select_related("queue").order_by("-pk")
+    if o["queue"]:
+        jobs = jobs.filter(queue__name=o["queue"])
+    if o["status"]:
+        jobs = jobs.filter(status=o["status"])
+    if o["task"]:
+        jobs = jobs.filter(task_path=o["task"])
+    data = [serializers.job_out(job) for job in jobs[: o["limit"]]]
+    return Answer(data, columns=JOB_COLUMNS, rows=data)
+
+
+def jobs_show(o: dict[str, Any]) -> Answer:
+    data = serializers.job_detail(job_id(o["id"]))
+    lines = [f"{key}: {_cell(value)}" for key, value in data.items() if key != "errors"]
+    for attempt in data["errors"]:
+        lines.append(
+            f"attempt {attempt['number']} on {attempt['worker_id'] or '-'}: {attempt['outcome']}"
+            + (f" {attempt['error_type']}: {attempt['error_message']}" if attempt["error_type"] else "")
+        )
+        if attempt["traceback"]:
+            lines.append(attempt["traceback"].rstrip())
+    return Answer(data, text="\n".join(lines))
+
+
+def jobs_cancel(o: dict[str, Any]) -> Answer:
+    job = broker.cancel(job_id(o["id"]))
+    return Answer(serializers.job_detail(job.pk), text=f"Cancelled job {job.pk}.")
+
+
+def jobs_retry(o: dict[str, Any]) -> Answer:
+    job = broker.retry(job_id(o["id"]), by="taskctl")
+    return Answer(serializers.job_detail(job.pk), text=f"Job {job.pk} is queued again.")
+
+
+DLQ_COLUMNS = ("id", "job_id", "queue", "task", "reason", "error_type", "error_message", "created_at")
+
+
+def _dead_letters(o: dict[str, Any]) -> Any:
+    return queue_ops.dead_letters_matching(
+        DeadLetter.objects.filter(replayed_at=None), o["queue"], o["task"], o["error_type"]
+    )
+
+
+def dlq_list(o: dict[str, Any]) -> Answer:
+    data = [serializers.dead_letter_out(letter) for letter in _dead_letters(o).order_by("-pk")[: o["limit"]]]
+    return Answer(data, columns=DLQ_COLUMNS, rows=data)
+
+
+def dlq_replay(o: dict[str, Any]) -> Answer:
+    """Replay the given job ids, or with --all every dead letter matching the filters."""
+    if bool(o["ids"]) == bool(o["all"]):
+        raise InvalidJob("Give job ids to replay, or --all (with optional filters), not both.", "ids")
+    if o["all"]:
+        jobs = Job.objects.filter(pk__in=_dead_letters(o).values("job_id"))
+        count = broker.replay_many(jobs, by="taskctl")
+        return Answer({"count": count}, text=f"Replayed {count} dead jobs.")
+    ids = _all_dead(o["ids"], "replay")
+    count = broker.replay_many(Job.objects.filter(pk__in=ids), by="taskctl")
+    return Answer({"count": count, "ids": ids}, text=f"Replayed {count} dead jobs.")
+
+
+def _all_dead(texts: list[str], action: str) -> list[int]:
+    """The job ids, once each is known to be dead: one bad id and nothing is changed."""
+    ids = [job_id(text) for text in texts]
+    statuses = dict(Job.objects.filter(pk__in=ids).values_list("pk", "status"))
+    for pk in ids:
+        if pk not in statuses:
+            raise JobNotFound(pk)
+        if statuses[pk] != Status.DEAD:
+            raise JobStateError(pk, action, statuses[pk], frozenset({Status.DEAD}))
+    return ids
+
+
+def dlq_delete(o: dict[str, Any]) -> Answer:
+    count = broker.delete(_all_dead(o["ids"], "delete"), dead_only=True)
+    return Answer({"count": count}, text=f"Deleted {count} dead jobs.")
+
+
+WORKER_COLUMNS = (
+    "id",
+    "status",
+    "queues",
+    "concurrency",
+    "running",
+    "jobs_done",
+    "jobs_failed",
+    "last_heartbeat",
+)
+
+
+def workers(o: dict[str, Any]) -> Answer:
+    data = serializers.workers_with_running(o["status"])
+    return Answer(data, columns=WORKER_COLUMNS, rows=data)
+
+
+SCHEDULE_COLUMNS = ("id", "name", "cron", "task", "queue", "enabled", "next_run_at", "last_run_at")
+
+
+def schedules_list(o: dict[str, Any]) -> Answer:
+    data = [serializers.schedule_out(s) for s in Schedule.objects.select_related("queue")]
+    return Answer(data, columns=SCHEDULE_COLUMNS, rows=data)
+
+
+def schedules_run(o: dict[str, Any]) -> Answer:
+    schedule = Schedule.objects.select_related("queue").filter(name=o["name"]).first()
+    if schedule is None:
+        raise InvalidJob(f"No schedule is named {o['name']!r}.", "name")
+    job = scheduler.run_now(schedule)
+    return Answer(serializers.job_out(job), text=f"Enqueued job {job.pk} for schedule {schedule.name}.")
+
+
+TOKEN_COLUMNS = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
+
+
+def _token_out(token: ApiToken) -> dict[str, Any]:
+    return {
+        "prefix": token.prefix,
+        "name": token.name,
+        "user": token.user.get_username() if token.user else None,
+        "created_at": token.created_at,
+        "last_used_at": token.last_used_at,
+        "revoked_at": token.revoked_at,
+    }
+
+
+def token_create(o: dict[str, Any]) -> Answer:
+    user = None
+    if o["user"]:
+        user = get_user_model().objects.filter(username=o["user"]).first()
+        if user is None:
+            raise auth_tokens.TokenError(f"No user is named {o['user']!r}.")
+    new = auth_tokens.create_token(o["name"], user=user)
+    return Answer(
+        {**_token_out(new.token), "token": new.plain},
+        text=f"{new.plain}\nThis is the only time the token is shown; store it now.",
+    )
+
+
+def token_revoke(o: dict[str, Any]) -> Answer:
+    revoked = auth_tokens.revoke(o["token"])
+    return Answer(
+        [_token_out(t) for t in revoked],
+        text=f"Revoked {', '.join(f'{t.name} ({t.prefix})' for t in revoked)}.",
+    )
+
+
+def token_list(o: dict[str, Any]) -> Answer:
+    data = [_token_out(t) for t in ApiToken.objects.select_related("user")]
+    return Answer(data, columns=TOKEN_COLUMNS, rows=data)
+
+
+HANDLERS: dict[tuple[str, ...], Callable[[dict[str, Any]], Answer]] = {
+    ("enqueue",): enqueue,
+    ("stats",): stats,
+    ("queues", "list"): queues_list,
+    ("queues", "create"): queues_create,
+    ("queues", "update"): queues_update,
+    ("queues", "pause"): queues_pause,
+    ("queues", "resume"): queues_resume,
+    ("queues", "purge"): queues_purge,
+    ("queues", "delete"): queues_delete,
+    ("jobs", "list"): jobs_list,
+    ("jobs", "show"): jobs_show,
+    ("jobs", "cancel"): jobs_cancel,
+    ("jobs", "retry"): jobs_retry,
+    ("dlq", "list"): dlq_list,
+    ("dlq", "replay"): dlq_replay,
+    ("dlq", "delete"): dlq_delete,
+    ("workers",): workers,
+    ("schedules", "list"): schedules_list,
+    ("schedules", "run"): schedules_run,
+    ("token", "create"): token_create,
+    ("token", "revoke"): token_revoke,
+    ("token", "list"): token_list,
+}

@@ -1,0 +1,216 @@
+"""``manage.py taskctl``: through call_command, and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from queues import auth_tokens, broker
+from queues.models import ApiToken, Job, Queue
+from queues.states import Status
+
+from .factories import make_job, make_queue
+from .processes import ROOT, child_env
+
+
+def taskctl(*args: str) -> str:
+    out = StringIO()
+    call_command("taskctl", *args, stdout=out)
+    return out.getvalue()
+
+
+def taskctl_json(*args: str):
+    return json.loads(taskctl(*args, "--json"))
+
+
+def dead_job(queue: str = "default") -> Job:
+    """A job that failed for good; make it before any other job of its queue."""
+    job = make_job("tests.tasks.fail", queue=queue)
+    (claimed,) = broker.claim("w", [queue], 1)
+    now = timezone.now()
+    broker.finish("w", [broker.Finished(claimed, "failed", now, now, error_type="E", retryable=False)])
+    return job
+
+
+@pytest.mark.django_db
+class TestInProcess:
+    def test_enqueue_creates_the_job(self):
+        data = taskctl_json("enqueue", "tests.tasks.add", "--args", "[1, 2]", "--priority", "high")
+        assert (Job.objects.get(pk=data["id"]).args, data["priority"]) == ([1, 2], 10)
+
+    def test_enqueue_with_a_delay_schedules_it(self):
+        assert taskctl_json("enqueue", "tests.tasks.noop", "--delay", "60")["status"] == Status.SCHEDULED
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["tests.tasks.missing"], "cannot be imported"),
+            (["tests.tasks.noop", "--queue", "typo"], "'typo' does not exist"),
+            (["tests.tasks.noop", "--args", "[1"], "--args is not valid JSON"),
+            (["tests.tasks.noop", "--args", "{}"], "--args must be a JSON array"),
+            (["tests.tasks.noop", "--priority", "urgent"], "Priority 'urgent'"),
+            (["tests.tasks.noop", "--run-at", "tomorrow"], "not an ISO time"),
+        ],
+    )
+    def test_enqueue_with_bad_input_fails_clearly_and_creates_nothing(self, args, message):
+        with pytest.raises(CommandError, match=message):
+            taskctl("enqueue", *args)
+        assert not Job.objects.exists()
+
+    def test_stats_prints_a_table_of_queues(self):
+        make_job()
+        assert taskctl("stats").splitlines()[1].split()[:4] == ["default", "False", "0", "1"]
+
+    def test_queues_create_with_limits(self):
+        taskctl("queues", "create", "mail", "--concurrency", "3", "--rate-limit", "2.5")
+        assert Queue.objects.filter(name="mail", concurrency=3, rate_limit=2.5).exists()
+
+    def test_queues_create_of_an_existing_queue_fails(self):
+        with pytest.raises(CommandError, match="already exists"):
+            taskctl("queues", "create", "default")
+
+    def test_queues_list_shows_counts(self):
+        make_job()
+        (default,) = taskctl_json("queues", "list")
+        assert default["counts"]["queued"] == 1
+
+    def test_queues_pause_and_resume(self):
+        taskctl("queues", "pause", "default")
+        paused = Queue.objects.get(name="default").paused
+        taskctl("queues", "resume", "default")
+        assert (paused, Queue.objects.get(name="default").paused) == (True, False)
+
+    def test_queues_purge_deletes_waiting_jobs(self):
+        make_job()
+        assert taskctl_json("queues", "purge", "default") == {"count": 1}
+
+    def test_queues_delete_removes_the_queue(self):
+        make_queue("old")
+        taskctl("queues", "delete", "old")
+        assert not Queue.objects.filter(name="old").exists()
+
+    def test_an_unknown_queue_fails_naming_it(self):
+        with pytest.raises(CommandError, match="'nope'"):
+            taskctl("queues", "pause", "nope")
+
+    def test_jobs_list_filters_by_status(self):
+        make_job()
+        cancelled = make_job()
+        broker.cancel(cancelled.pk)
+        assert [j["id"] for j in taskctl_json("jobs", "list", "--status", "cancelled")] == [cancelled.pk]
+
+    def test_jobs_show_prints_the_attempt_history(self):
+        job = dead_job()
+        assert "attempt 1 on w: failed E" in taskctl("jobs", "show", str(job.pk))
+
+    def test_jobs_show_of_an_unknown_id_fails(self):
+        with pytest.raises(CommandError, match="Job 4242 does not exist"):
+            taskctl("jobs", "show", "4242")
+
+    def test_jobs_cancel(self):
+        job = make_job()
+        taskctl("jobs", "cancel", str(job.pk))
+        assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
+
+    def test_jobs_cancel_of_a_finished_job_fails_and_changes_nothing(self):
+        job = make_job()
+        broker.cancel(job.pk)
+        with pytest.raises(CommandError, match="it is cancelled"):
+            taskctl("jobs", "cancel", str(job.pk))
+
+    def test_jobs_retry(self):
+        job = make_job()
+        broker.cancel(job.pk)
+        taskctl("jobs", "retry", str(job.pk))
+        assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+    def test_dlq_list_shows_dead_jobs(self):
+        job = dead_job()
+        assert [d["job_id"] for d in taskctl_json("dlq", "list")] == [job.pk]
+
+    def test_dlq_replay_of_ids(self):
+        job = dead_job()
+        taskctl("dlq", "replay", str(job.pk))
+        assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+    def test_dlq_replay_with_one_live_id_changes_nothing(self):
+        dead = dead_job()
+        live = make_job()
+        with pytest.raises(CommandError, match=f"Cannot replay job {live.pk}"):
+            taskctl("dlq", "replay", str(dead.pk), str(live.pk))
+        assert Job.objects.get(pk=dead.pk).status == Status.DEAD
+
+    def test_dlq_replay_all_matching_a_queue(self):
+        dead_job("default")
+        dead_job("mail")
+        assert taskctl_json("dlq", "replay", "--all", "--queue", "mail") == {"count": 1}
+
+    def test_dlq_replay_needs_ids_or_all(self):
+        with pytest.raises(CommandError, match="--all"):
+            taskctl("dlq", "replay")
+
+    def test_dlq_delete(self):
+        job = dead_job()
+        taskctl("dlq", "delete", str(job.pk))
+        assert not Job.objects.filter(pk=job.pk).exists()
+
+    def test_workers_lists_registered_workers(self):
+        from queues.models import Worker
+
+        broker.register_worker(Worker(id="w9", hostname="h", pid=1, concurrency=1))
+        assert [w["id"] for w in taskctl_json("workers")] == ["w9"]
+
+    def test_token_create_shows_the_token_once_and_stores_a_hash(self):
+        plain = taskctl_json("token", "create", "ci")["token"]
+        assert auth_tokens.authenticate(plain) is not None
+        assert plain not in taskctl("token", "list")
+
+    def test_token_revoke_by_name(self):
+        plain = taskctl_json("token", "create", "ci")["token"]
+        taskctl("token", "revoke", "ci")
+        assert auth_tokens.authenticate(plain) is None
+
+    def test_token_revoke_of_an_unknown_token_fails(self):
+        with pytest.raises(CommandError, match="No live token"):
+            taskctl("token", "revoke", "nope")
+
+    def test_token_create_for_an_unknown_user_fails_and_creates_nothing(self):
+        with pytest.raises(CommandError, match="No user is named 'ghost'"):
+            taskctl("token", "create", "ci", "--user", "ghost")
+        assert not ApiToken.objects.exists()
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "taskctl", *args],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+class TestSubprocess:
+    def test_enqueue_prints_json_for_scripts(self):
+        done = run("enqueue", "tests.tasks.add", "--args", "[2, 3]", "--json")
+        assert (done.returncode, Job.objects.get(pk=json.loads(done.stdout)["id"]).args) == (0, [2, 3])
+
+    def test_bad_input_exits_non_zero_with_the_reason_on_stderr(self):
+        done = run("enqueue", "tests.tasks.noop", "--queue", "typo")
+        assert (done.returncode, "Queue 'typo' does not exist" in done.stderr) == (1, True)
+
+    def test_an_unknown_subcommand_exits_non_zero_with_usage(self):
+        done = run("frobnicate")
+        assert (done.returncode != 0, "invalid choice" in done.stderr) == (True, True)
+
+    def test_jobs_list_prints_a_table_for_people(self):
+        make_job()
+        assert run("jobs", "list").stdout.split()[:3] == ["ID", "QUEUE", "TASK"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import actions, pages
+from . import actions, pages, schedules
 
 app_name = "console"
 
@@ -32,4 +32,5 @@ urlpatterns = [
     path("dead/replay", actions.dead_replay, name="dead-replay"),
     path("dead/delete", actions.dead_delete, name="dead-delete"),
     path("workers/", pages.workers, name="workers"),
+    *schedules.urlpatterns,
 ]

@@ -43,8 +43,12 @@ def all_peers() -> list[Peer]:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     names = [peer.name for peer in all_peers()]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3, help="runs per workload; the median is shown (default 3)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs per workload; the median is shown (default 3)"
+    )
     parser.add_argument("--only", choices=["taskweb", "peers", *names[1:]], help="measure only these systems")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="small sizes and one run: a smoke test")
@@ -114,7 +118,10 @@ def measure(benches: list[Bench], runs: int, notes: list[str]) -> dict[str, dict
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for (store, name), per_run in collected.items():
         results.setdefault(store, {})[name] = {
-            metric: {"median": median([r.get(metric) for r in per_run]), "runs": [r.get(metric) for r in per_run]}
+            metric: {
+                "median": median([r.get(metric) for r in per_run]),
+                "runs": [r.get(metric) for r in per_run],
+            }
             for metric in METRICS
         }
     return results
@@ -127,47 +134,61 @@ def tables(results: dict[str, dict[str, dict[str, Any]]], store_names: list[str]
         columns = {**results.get(store, {}), **redis_columns}
         if not columns:
             continue
-        medians = {name: {m: entry["median"] for m, entry in metrics.items()} for name, metrics in columns.items()}
+        medians = {
+            name: {m: entry["median"] for m, entry in metrics.items()} for name, metrics in columns.items()
+        }
         labels = {name: ("redis" if name in redis_columns else store) for name in columns}
         out.append(report.table(store, medians, runs, labels))
     return "\n\n".join(out)
 
 
-def shown(argv: list[str]) -> str:
-    """A command as one would type it from the repository root."""
-    return " ".join(shlex.quote(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a) for a in argv)
+def shown(bench: Bench, argv: list[str]) -> str:
+    """A command exactly as run, typed from the repository root with its environment."""
+    target = bench.target()
+    env = {bench.peer.url_var: target.url, **bench.peer.env}
+    if bench.peer.requirements:
+        env["PYTHONPATH"] = "."
+    words = [f"{k}={v}" for k, v in env.items()]
+    words += [os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in argv]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def counted(lines: list[str]) -> list[str]:
+    """Identical commands started together, shown once with their count."""
+    return [
+        line if lines.count(line) == 1 else f"{lines.count(line)} x {line}" for line in dict.fromkeys(lines)
+    ]
 
 
 def commands(benches: list[Bench]) -> dict[str, dict[str, Any]]:
     described: dict[str, dict[str, Any]] = {}
     for bench in benches:
-        target = bench.target()
-        described.setdefault(bench.peer.name, {"config": bench.peer.config, "install": list(bench.peer.requirements)})
-        described[bench.peer.name][bench.store] = {
-            "setup": [shown(argv) for argv in bench.peer.setup(target)],
-            "workers": [shown(argv) for argv in bench.peer.workers(target)],
-            "url": target.url,
+        peer, target = bench.peer, bench.target()
+        about = described.setdefault(peer.name, {"config": peer.config, "install": list(peer.requirements)})
+        about[bench.store] = {
+            "setup": [shown(bench, argv) for argv in peer.setup(target)],
+            "workers": counted([shown(bench, argv) for argv in peer.workers(target)]),
         }
     return described
 
 
 def print_commands(described: dict[str, dict[str, Any]]) -> None:
-    print("\nCommands (run from the repository root; BENCH_URL/DATABASE_URL name the store):")
+    print("\nWorker commands, from the repository root:")
     for name, about in described.items():
         print(f"  {name}: {about['config']}")
         if about["install"]:
-            print(f"    install: pip install {' '.join(about['install'])}")
+            print(f"    venv var/bench/venvs/{name}: pip install {' '.join(about['install'])}")
         for store, how in about.items():
             if isinstance(how, dict):
-                for argv in how["workers"]:
-                    print(f"    worker [{store}, {how['url']}]: {argv}")
+                for line in how["workers"]:
+                    print(f"    [{store}] {line}")
 
 
 def console(run: bool) -> None:
     if not CONSOLE_BENCH.exists():
         return
     if not run:
-        print(f"\nW5 (console pages at 1M jobs): python -m bench.console, or add --console.")
+        print("\nW5 (console pages at 1M jobs): python -m bench.console, or add --console.")
         return
     print("\nW5: python -m bench.console", flush=True)
     subprocess.run([str(venvs.project_python()), "-m", "bench.console"], cwd=ROOT, timeout=3600, check=False)
@@ -195,16 +216,23 @@ def main(argv: list[str]) -> int:
     print_commands(described)
     for line in notes + report.failures(results):
         print(f"note: {line}")
-    report.write_json(args.output, {
-        "started": started.isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "runs": args.runs,
-        "sizes": vars(sizes),
-        "metrics": METRICS,
-        "results": results,
-        "commands": described,
-        "notes": notes,
-    })
+    report.write_json(
+        args.output,
+        {
+            "started": started.isoformat(timespec="seconds"),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+            },
+            "runs": args.runs,
+            "sizes": vars(sizes),
+            "metrics": METRICS,
+            "results": results,
+            "commands": described,
+            "notes": notes,
+        },
+    )
     print(f"\nwrote {os.path.relpath(args.output, ROOT)}")
     console(args.console)
     return 0

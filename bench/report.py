@@ -10,7 +10,7 @@ from bench.runner import METRICS
 
 STORE_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 LABEL_WIDTH = 32
-CELL_WIDTH = 22
+MIN_CELL_WIDTH = 16
 
 
 def figure(value: float | str | None) -> str:
@@ -21,7 +21,7 @@ def figure(value: float | str | None) -> str:
     return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
 
 
-def cell(metric: str, value: float | str | None, reference: float | str | None) -> str:
+def cell(value: float | str | None, reference: float | str | None) -> str:
     """A figure and, for a peer, Taskweb's figure divided by it."""
     text = figure(value)
     if isinstance(value, (int, float)) and isinstance(reference, (int, float)) and value > 0:
@@ -31,16 +31,17 @@ def cell(metric: str, value: float | str | None, reference: float | str | None) 
 
 def table(store: str, medians: dict[str, dict[str, Any]], runs: int, peers: dict[str, str]) -> str:
     """``medians[peer][metric]``; ``peers`` maps each column to its store label."""
-    names = list(medians)
+    titles = {name: f"{name} [{peers[name]}]" for name in medians}
+    widths = {name: max(MIN_CELL_WIDTH, len(title)) + 2 for name, title in titles.items()}
     header = f"{STORE_TITLES[store]}, median of {runs} run(s)".ljust(LABEL_WIDTH)
-    header += "".join(f"{name} [{peers[name]}]".rjust(CELL_WIDTH) for name in names)
+    header += "".join(title.rjust(widths[name]) for name, title in titles.items())
     lines = [header, "-" * len(header)]
     reference = medians.get("taskweb", {})
     for metric, label in METRICS.items():
         row = label.ljust(LABEL_WIDTH)
-        for name in names:
+        for name, width in widths.items():
             ref = None if name == "taskweb" else reference.get(metric)
-            row += cell(metric, medians[name].get(metric), ref).rjust(CELL_WIDTH)
+            row += cell(medians[name].get(metric), ref).rjust(width)
         lines.append(row)
     return "\n".join(lines)
 

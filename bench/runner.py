@@ -1,4 +1,4 @@
-"""Runs W1–W4 for one system on one store, each workload on a fresh store."""
+"""Runs W1-W4 for one system on one store, each workload on a fresh store."""
 
 from __future__ import annotations
 
@@ -105,16 +105,33 @@ class Bench:
         with self.log.open("ab") as out:
             try:
                 subprocess.run(
-                    argv, env=self.env(target), cwd=ROOT, stdin=subprocess.DEVNULL,
-                    stdout=out, stderr=out, check=True, timeout=timeout,
+                    argv,
+                    env=self.env(target),
+                    cwd=ROOT,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    check=True,
+                    timeout=timeout,
                 )
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
                 raise WorkloadError(f"{' '.join(argv)} failed ({exc}); see {self.log}") from exc
 
     def drive(self, target: Target, action: str, n: int, timeout: float) -> subprocess.Popen:
         argv = [
-            str(self.python), "-m", "bench.drive", self.peer.module, action, "--n", str(n),
-            "--gap-ms", str(self.sizes.gap_ms), "--stamps", str(self.stamps), "--timeout", str(timeout),
+            str(self.python),
+            "-m",
+            "bench.drive",
+            self.peer.module,
+            action,
+            "--n",
+            str(n),
+            "--gap-ms",
+            str(self.sizes.gap_ms),
+            "--stamps",
+            str(self.stamps),
+            "--timeout",
+            str(timeout),
         ]
         return procs.spawn(argv, self.env(target), ROOT, self.log)
 
@@ -179,7 +196,7 @@ class Bench:
             ("W1", lambda: {"W1": self.w1_single()}),
             ("W2", lambda: {"W2": self.w2_bulk()}),
             ("W3", lambda: {"W3": self.w3_drain()}),
-            ("W4", lambda: dict(zip(("W4p50", "W4p99"), self.w4_latency()))),
+            ("W4", lambda: dict(zip(("W4p50", "W4p99"), self.w4_latency(), strict=True))),
         ]
         for name, step in steps:
             try:
@@ -192,7 +209,7 @@ class Bench:
 METRICS = {
     "W1": "W1 enqueue one by one (jobs/s)",
     "W2": "W2 bulk enqueue (jobs/s)",
-    "W3": "W3 drain, 1 worker (jobs/s)",
+    "W3": "W3 drain from cold (jobs/s)",
     "W4p50": "W4 enqueue->start p50 (ms)",
     "W4p99": "W4 enqueue->start p99 (ms)",
 }

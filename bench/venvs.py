@@ -33,11 +33,13 @@ def ensure(peer: Peer) -> Path:
     if python.exists() and marker.exists() and marker.read_text() == wanted:
         return python
     print(f"installing {peer.name} into {venv.relative_to(ROOT)}: {' '.join(peer.requirements)}", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *peer.requirements],
-        check=True,
-        timeout=INSTALL_TIMEOUT,
-    )
+    log = ROOT / "var" / "bench" / "logs" / f"install-{peer.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        for argv, timeout in (
+            ([sys.executable, "-m", "venv", "--clear", str(venv)], 120),
+            ([str(python), "-m", "pip", "install", "--quiet", *peer.requirements], INSTALL_TIMEOUT),
+        ):
+            subprocess.run(argv, check=True, timeout=timeout, stdout=out, stderr=out)
     marker.write_text(wanted)
     return python

@@ -35,6 +35,7 @@ class Peer:
     workers: Commands  # started together; stopped with SIGTERM to each process group
     config: str  # the settings that go with the commands, as the system's docs advise
     env: dict[str, str] = field(default_factory=dict)
+    url_var: str = "BENCH_URL"  # the environment variable its processes read the store from
     redis_db: int | None = None  # the Redis database number it may flush, if Redis-backed
 
 

@@ -15,11 +15,25 @@ APP = "bench.peers.celery_app"
 
 
 def workers(target: Target) -> list[list[str]]:
-    return [[
-        f"{target.bin_dir}/celery", "-A", APP, "worker", "--pool", "prefork",
-        "--concurrency", str(CONCURRENCY), "--prefetch-multiplier", "64",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "WARNING",
-    ]]
+    return [
+        [
+            f"{target.bin_dir}/celery",
+            "-A",
+            APP,
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(CONCURRENCY),
+            "--prefetch-multiplier",
+            "64",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "WARNING",
+        ]
+    ]
 
 
 PEER = Peer(

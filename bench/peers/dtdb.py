@@ -21,17 +21,30 @@ def setup(target: Target) -> list[list[str]]:
 
 def workers(target: Target) -> list[list[str]]:
     argv = [
-        f"{target.bin_dir}/django-admin", "db_worker", "--settings", SETTINGS,
-        "--queue-name", "default", "--no-startup-delay", "--no-reload", "-v", "0",
+        f"{target.bin_dir}/django-admin",
+        "db_worker",
+        "--settings",
+        SETTINGS,
+        "--queue-name",
+        "default",
+        "--no-startup-delay",
+        "--no-reload",
+        "-v",
+        "0",
     ]
-    return [argv + ["--worker-id", f"bench-{i}"] for i in range(PROCESSES)]
+    return [argv for _ in range(PROCESSES)]  # each process draws its own random worker id
 
 
 PEER = Peer(
     name="django-tasks-db",
     module=__name__,
     stores=("sqlite", "postgres"),
-    requirements=("Django==5.2.19", "django-tasks==0.12.0", "django-tasks-db==0.13.0", "psycopg[binary]==3.3.9"),
+    requirements=(
+        "Django==5.2.19",
+        "django-tasks==0.12.0",
+        "django-tasks-db==0.13.0",
+        "psycopg[binary]==3.3.9",
+    ),
     setup=setup,
     workers=workers,
     config=f"{PROCESSES} db_worker processes, default 1 s poll interval, persistent connections, "

@@ -10,9 +10,9 @@ from bench import stamps
 
 
 def conninfo() -> str:
-    return os.environ.get("BENCH_URL", "postgres://postgres@127.0.0.1:5432/taskweb_bench_procrastinate").replace(
-        "postgres://", "postgresql://", 1
-    )
+    return os.environ.get(
+        "BENCH_URL", "postgres://postgres@127.0.0.1:5432/taskweb_bench_procrastinate"
+    ).replace("postgres://", "postgresql://", 1)
 
 
 app = App(connector=PsycopgConnector(conninfo=conninfo()))

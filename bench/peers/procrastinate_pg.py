@@ -12,12 +12,17 @@ SUB_WORKERS = 10
 APP = "bench.peers.procrastinate_app.app"
 
 
+def command(target: Target) -> list[str]:
+    """The CLI with per-job logging off, as every system here runs at WARNING."""
+    return [f"{target.bin_dir}/procrastinate", "--log-level", "warning", "--app", APP]
+
+
 def setup(target: Target) -> list[list[str]]:
-    return [[f"{target.bin_dir}/procrastinate", "--app", APP, "schema", "--apply"]]
+    return [[*command(target), "schema", "--apply"]]
 
 
 def workers(target: Target) -> list[list[str]]:
-    argv = [f"{target.bin_dir}/procrastinate", "--app", APP, "worker", "--concurrency", str(SUB_WORKERS)]
+    argv = [*command(target), "worker", "--concurrency", str(SUB_WORKERS)]
     return [argv for _ in range(PROCESSES)]
 
 
@@ -56,7 +61,9 @@ class ProcrastinateClient:
         self.stamp.defer(path=path, enqueued=enqueued)
 
     def finished(self) -> int:
-        row = self.conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'").fetchone()
+        row = self.conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
+        ).fetchone()
         return row[0]
 
 

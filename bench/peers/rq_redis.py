@@ -11,10 +11,20 @@ WORKERS = 2
 
 
 def workers(target: Target) -> list[list[str]]:
-    return [[
-        f"{target.bin_dir}/rq", "worker-pool", "--url", target.url, "--num-workers", str(WORKERS),
-        "--worker-class", "rq.worker.SimpleWorker", "--quiet", "default",
-    ]]
+    return [
+        [
+            f"{target.bin_dir}/rq",
+            "worker-pool",
+            "--url",
+            target.url,
+            "--num-workers",
+            str(WORKERS),
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+            "--quiet",
+            "default",
+        ]
+    ]
 
 
 PEER = Peer(

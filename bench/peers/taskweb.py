@@ -28,8 +28,9 @@ PEER = Peer(
     requirements=(),
     setup=setup,
     workers=workers,
-    config="defaults (LISTEN/NOTIFY on PostgreSQL); LOG_LEVEL=WARNING",
+    config="one runworker, one child per core; LISTEN/NOTIFY on PostgreSQL (default)",
     env={"LOG_LEVEL": "WARNING"},
+    url_var="DATABASE_URL",
 )
 
 

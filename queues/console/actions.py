@@ -131,7 +131,9 @@ def _clear_confirm() -> str:
 def queue_create(request: HttpRequest) -> HttpResponse:
     form = QueueCreateForm(request.POST)
     if not form.is_valid():
-        html = render_to_string("queues/partials/queue_create.html", {"create_form": form}, request)
+        html = render_to_string(
+            "queues/partials/queue_create.html", {"create_form": form, "oob": True}, request
+        )
         return flash(request, "The queue was not created; see the form.", "error", 400, extra=html)
     queue = form.save()
     return redirect(reverse("console:queue", args=[queue.name]))
@@ -155,11 +157,10 @@ def _set_paused(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
     if not Queue.objects.filter(name=name).update(paused=paused):
         return flash(request, f"Queue {name} does not exist.", "error", 404)
     queue = Queue.objects.get(name=name)
-    context = {"queue": queue, "allowed": allowed_actions(request.user)}
+    context = {"queue": queue, "allowed": allowed_actions(request.user), "oob": True}
     state = render_to_string("queues/partials/queue_state.html", context, request)
-    state += (
-        f'<span id="queue-live-state">{render_to_string("queues/partials/queue_badge.html", context)}</span>'
-    )
+    badge = render_to_string("queues/partials/queue_badge.html", context)
+    state += f'<span id="queue-live-state" hx-swap-oob="true">{badge}</span>'
     return flash(request, f"Queue {name} {'paused' if paused else 'resumed'}.", extra=state)
 
 
@@ -172,7 +173,7 @@ def queue_settings(request: HttpRequest, name: str) -> HttpResponse:
     if ok:
         form.save()
     html = render_to_string(
-        "queues/partials/queue_settings.html", {"queue": queue, "settings_form": form}, request
+        "queues/partials/queue_settings.html", {"queue": queue, "settings_form": form, "oob": True}, request
     )
     if not ok:
         return flash(request, "Nothing saved; see the form.", "error", 400, extra=html)

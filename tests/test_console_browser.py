@@ -1,0 +1,152 @@
+"""The console in a real headless Chromium, served by a real daphne, with real workers.
+
+Every change the page shows here was made by another process (this test process or a
+runworker) and reached the browser over the page's WebSocket, without a reload.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from queues.models import Job, Queue
+from queues.states import Status
+
+from .browser import DaphneProcess, chromium, chromium_path, log_in
+from .console_helpers import PASSWORD, make_operator, make_viewer
+from .factories import make_job, make_queue
+from .processes import WorkerProcess, wait_until
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.process,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(chromium_path() is None, reason="Debian's chromium is not installed (make browser)"),
+]
+
+LIVE = 15_000  # ms a change may take to show: far above the 1 s it needs, for slow CI machines
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[DaphneProcess]:
+    with django_db_blocker.unblock():
+        daphne = DaphneProcess(tmp_path_factory.mktemp("daphne"))
+    yield daphne
+    daphne.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
+    # are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with chromium() as launched:
+        yield launched
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(base_url=server.url)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def count_cell(page, queue: str, status: str):
+    return page.locator(f'#queue-table tr[data-queue="{queue}"] td[data-count="{status}"]')
+
+
+def test_an_operator_logs_in_and_sees_the_queues(page, server):
+    make_operator("alice")
+    log_in(page, server.url, "alice", PASSWORD)
+    assert page.locator("h1").inner_text() == "Queues"
+    assert page.locator('#queue-table tr[data-queue="default"]').count() == 1
+
+
+def test_overview_counts_change_live_when_another_process_enqueues(page, server):
+    make_operator("alice")
+    log_in(page, server.url, "alice", PASSWORD)
+    page.evaluate("window.notReloaded = true")
+    for _ in range(3):
+        make_job()
+    page.wait_for_function(
+        "document.querySelector('#queue-table tr[data-queue=default] td[data-count=queued]').textContent === '3'",
+        timeout=LIVE,
+    )
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_dead_job_shows_its_traceback_and_replays_to_success(page, server, workers, tmp_path):
+    make_operator("alice")
+    fixed = tmp_path / "fixed"
+    job = make_job("tests.tasks.fail_until_file_exists", args=[str(fixed)])
+    workers.append(WorkerProcess("--concurrency", "1", log_dir=tmp_path))
+    wait_until(lambda: Job.objects.get(id=job.id).status == Status.DEAD, timeout=60)
+
+    log_in(page, server.url, "alice", PASSWORD)
+    page.goto("/dead/")
+    page.click(f'#dead-table a[href="/jobs/{job.id}/"]')
+    page.click("#attempt-1 summary")
+    traceback = page.locator("#attempt-1 pre.traceback")
+    assert "Traceback (most recent call last)" in traceback.inner_text()
+    assert "is missing" in traceback.inner_text()
+
+    fixed.touch()
+    page.goto("/dead/")
+    page.click(f'#dead-table tr[data-job="{job.id}"] button:has-text("Replay")')
+    page.wait_for_selector(f"#job-{job.id}-status.status-succeeded", timeout=LIVE)
+    assert Job.objects.get(id=job.id).result == "fixed"
+
+
+def test_pausing_a_queue_stops_workers_taking_its_jobs(page, server, workers, tmp_path):
+    make_operator("alice")
+    make_queue("slow")
+    make_queue("fast")
+    workers.append(WorkerProcess("--queues", "slow,fast", "--concurrency", "1", log_dir=tmp_path))
+    log_in(page, server.url, "alice", PASSWORD)
+    page.goto("/queues/slow/")
+    page.click("#queue-controls button:has-text('Pause')")
+    page.wait_for_selector("#queue-live-state [data-state=paused]", timeout=LIVE)
+    assert Queue.objects.get(name="slow").paused
+
+    held = make_job(queue="slow", priority=100)
+    passed = make_job(queue="fast", priority=-100)
+    # The worker takes the lower-priority job of the running queue and leaves the other.
+    wait_until(lambda: Job.objects.get(id=passed.id).status == Status.SUCCEEDED, timeout=60)
+    assert Job.objects.get(id=held.id).status == Status.QUEUED
+
+    page.click("#queue-controls button:has-text('Resume')")
+    page.wait_for_selector("#queue-counts strong[data-count=succeeded]:text-is('1')", timeout=LIVE)
+    assert Job.objects.get(id=held.id).status == Status.SUCCEEDED
+
+
+def test_a_read_only_user_sees_but_cannot_act(page, server):
+    make_viewer("reader")
+    job = make_job()
+    log_in(page, server.url, "reader", PASSWORD)
+    page.goto(f"/jobs/{job.id}/")
+    assert page.locator("#job-actions button").count() == 0
+    page.goto("/queues/default/")
+    assert page.locator("#queue-controls button").count() == 0
+    # A hand-made request with a valid CSRF token is still refused on the server.
+    status = page.evaluate(
+        """async (url) => {
+            const token = JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRFToken'];
+            const response = await fetch(url, {method: 'POST', headers: {'X-CSRFToken': token}});
+            return response.status;
+        }""",
+        f"/jobs/{job.id}/cancel",
+    )
+    assert status == 403 and Job.objects.get(id=job.id).status == Status.QUEUED

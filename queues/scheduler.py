@@ -106,6 +106,8 @@ def hold_lease(holder: str, ttl: timedelta, name: str = LEASE_NAME) -> bool:
     )
     if taken:
         return True
+    if Lease.objects.filter(name=name).exists():
+        return False  # held by another; checked first so followers never fail an INSERT
     try:
         with transaction.atomic():
             Lease.objects.create(name=name, holder=holder, expires_at=now + ttl)

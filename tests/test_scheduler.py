@@ -97,6 +97,17 @@ def test_a_new_schedule_plans_its_first_run():
     assert schedule.next_run_at == scheduler.next_due("@hourly", "UTC", schedule.created_at)
 
 
+@pytest.mark.django_db
+def test_switching_a_schedule_back_on_plans_from_now_without_a_catch_up_run():
+    schedule = make_schedule(cron="@hourly", enabled=False)
+    make_due(schedule, timedelta(days=2))
+    schedule = Schedule.objects.get(pk=schedule.pk)
+    schedule.enabled = True
+    schedule.save()
+    assert schedule.next_run_at > timezone.now()
+    assert scheduler.tick("leader", TTL) == 0
+
+
 # --- the leader lease --------------------------------------------------------------
 
 

@@ -64,10 +64,6 @@ def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
         worker.stop()
 
 
-def count_cell(page, queue: str, status: str):
-    return page.locator(f'#queue-table tr[data-queue="{queue}"] td[data-count="{status}"]')
-
-
 def test_an_operator_logs_in_and_sees_the_queues(page, server):
     make_operator("alice")
     log_in(page, server.url, "alice", PASSWORD)
@@ -81,9 +77,8 @@ def test_overview_counts_change_live_when_another_process_enqueues(page, server)
     page.evaluate("window.notReloaded = true")
     for _ in range(3):
         make_job()
-    page.wait_for_function(
-        "document.querySelector('#queue-table tr[data-queue=default] td[data-count=queued]').textContent === '3'",
-        timeout=LIVE,
+    page.wait_for_selector(
+        "#queue-table tr[data-queue=default] td[data-count=queued]:text-is('3')", timeout=LIVE
     )
     assert page.evaluate("window.notReloaded") is True
 

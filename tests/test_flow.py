@@ -7,9 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from queues import broker, flow
+from queues.engines import get_engine
 from queues.models import Circuit, CircuitState, Job, Queue, Worker
 from queues.states import Outcome, Status
 
@@ -253,3 +255,29 @@ def test_a_circuit_opens_on_failures_and_closes_after_a_good_probe(tmp_path):
         wait_until(lambda: Job.objects.filter(status=Status.SUCCEEDED).count() == 20 - attempted)
     finally:
         worker.stop()
+
+
+@pytest.mark.django_db
+def test_the_flow_controlled_claim_still_reads_the_partial_index(breaker):
+    make_queue("pdf", concurrency=3)
+    make_queue("mail", rate_limit=2)
+    specs = [
+        broker.JobSpec(task_path="tests.tasks.noop", queue=name) for name in ("default", "pdf", "mail")
+    ] * 1500
+    jobs = broker.enqueue_many(specs)
+    Job.objects.filter(pk__in=[job.pk for job, _ in jobs[:1000]]).update(status=Status.SUCCEEDED)
+    open_task = Circuit.objects.create(
+        task_path="tests.tasks.fail", state=CircuitState.OPEN, retry_at=timezone.now()
+    )
+    now = timezone.now()
+    limits = flow.ClaimLimits.load(None)
+    limits.queue_budgets = {make_queue("pdf").pk: 2}
+    limits.skip_queues = [make_queue("mail").pk]
+    limits.skip_tasks = [open_task.task_path]
+    sql, params = get_engine().claim_statement("w", None, 10, now, now, limits=limits)
+    explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        cursor.execute(explain + sql, params)
+        plan = " ".join(str(row) for row in cursor.fetchall())
+    assert "job_claimable" in plan, plan

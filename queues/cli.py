@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import auth_tokens, broker, queue_ops, scheduler, serializers, webhooks
+from . import auth_tokens, broker, queue_ops, scheduler, serializers, storable, webhooks
 from .exceptions import InvalidJob, JobNotFound, JobStateError
 from .models import ApiToken, DeadLetter, Job, Schedule
 from .states import Status
@@ -79,7 +79,9 @@ def json_option(text: str | None, what: str, kind: type) -> Any:
     if text is None:
         return kind()
     try:
-        value = json.loads(text)
+        value = storable.loads(text)
+    except storable.Unstorable as exc:
+        raise InvalidJob(f"--{what} cannot be stored: {exc}", what) from None
     except ValueError as exc:
         raise InvalidJob(f"--{what} is not valid JSON: {exc}", what) from None
     if not isinstance(value, kind):

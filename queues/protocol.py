@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from django import db
 from django.utils import timezone
 
-from . import auth_tokens, broker, queue_ops
+from . import auth_tokens, broker, queue_ops, storable
 from .exceptions import InvalidJob, InvalidQueue, QueueConflict
 from .models import Job, Queue
 from .states import Outcome
@@ -78,8 +78,10 @@ class Commands:
             db.close_old_connections()
 
     def _dispatch(self, session: Session, line: str) -> str:
-        if "\x00" in line:
-            raise ProtocolError("NUL characters are not allowed")
+        try:
+            storable.check_text(line)
+        except storable.Unstorable as exc:
+            raise ProtocolError(str(exc)) from None
         verb, _, rest = line.partition(" ")
         verb = verb.upper()
         if not verb:

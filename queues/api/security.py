@@ -6,8 +6,7 @@ does; token calls need none, since a browser never sends the token on its own.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
@@ -18,7 +17,7 @@ from ninja.errors import AuthorizationError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
-from .. import auth_tokens
+from .. import auth_tokens, storable
 from ..conf import conf
 from ..models import ApiToken
 
@@ -62,40 +61,14 @@ def actor(request: HttpRequest) -> str:
 
 
 def _unstorable(body: bytes) -> str | None:
-    """Why a JSON body cannot be stored as sent, or None.
-
-    JSON allows what databases refuse: NaN and Infinity (not JSON to PostgreSQL),
-    NUL characters and unpaired surrogates (not text to PostgreSQL). Refusing them
-    here answers 400 instead of failing deep inside a query.
-    """
-
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON number")
-
+    """Why a JSON body cannot be stored as sent, or None (unparsable bodies: ninja says so)."""
     try:
-        data = json.loads(body, parse_constant=constant)
-    except ValueError as exc:
-        return str(exc) if "JSON number" in str(exc) else None  # unparsable: ninja says so
-    for text in _strings(data):
-        if "\x00" in text:
-            return "NUL characters are not allowed in text"
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            return "text must be valid Unicode (no unpaired surrogates)"
+        storable.loads(body)
+    except storable.Unstorable as exc:
+        return str(exc)
+    except ValueError:
+        return None
     return None
-
-
-def _strings(data: Any) -> Iterator[str]:
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            yield key
-            yield from _strings(value)
-    elif isinstance(data, list):
-        for item in data:
-            yield from _strings(item)
 
 
 def _json_error(status: int, detail: str, field: str | None = None) -> JsonResponse:
@@ -121,7 +94,7 @@ def guard_body(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             too_big = True
         if too_big:
             return _json_error(413, f"The request body is larger than {limit} bytes.")
-        if any("\x00" in value for values in request.GET.lists() for value in values[1]):
+        if any("\x00" in value for _, values in request.GET.lists() for value in values):
             return _json_error(400, "NUL characters are not allowed in query parameters.", "query")
         if request.body and (reason := _unstorable(request.body)):
             return _json_error(400, f"The request body cannot be stored: {reason}.", "body")

@@ -1,0 +1,393 @@
+"""Django admin for every Taskweb model.
+
+Jobs and dead letters are read-only here: their state changes only through the
+broker, so the admin offers actions (retry, cancel, replay) that call it, and a
+submission form that enqueues through it. API tokens are created here and shown
+once, like with ``taskctl token create``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from . import auth_tokens, broker, queue_ops, registry, scheduler, storable
+from .exceptions import InvalidJob, TaskwebError
+from .models import (
+    ApiToken,
+    Attempt,
+    DeadLetter,
+    Job,
+    Lease,
+    MinuteStat,
+    Queue,
+    Schedule,
+    ScheduleRun,
+    Worker,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by workers and the broker: look, filter, search, never edit."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _task_choices() -> list[tuple[str, str]]:
+    return [(path, path) for path in registry.registered_tasks()]
+
+
+def _queue_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in Queue.objects.values_list("name", flat=True)]
+
+
+def _json_field(value: str, kind: type, name: str) -> Any:
+    try:
+        parsed = storable.loads(value or ("[]" if kind is list else "{}"))
+    except storable.Unstorable as exc:
+        raise ValidationError(f"Cannot be stored: {exc}.") from None
+    except ValueError as exc:
+        raise ValidationError(f"Not valid JSON: {exc}") from None
+    if not isinstance(parsed, kind):
+        raise ValidationError(f"{name} must be a JSON {'array' if kind is list else 'object'}.")
+    return parsed
+
+
+# --- queues ------------------------------------------------------------------------
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    list_display = ("name", "paused", "concurrency", "rate_limit", "max_attempts", "timeout", "retention")
+    list_filter = ("paused",)
+    search_fields = ("name",)
+    actions = ("pause", "resume", "purge")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Queue | None = None) -> tuple[str, ...]:
+        # Renaming a queue would strand every producer and worker that names it.
+        return ("name", "created_at") if obj else ("created_at",)
+
+    @admin.action(description="Pause selected queues")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        for queue in queryset:
+            queue_ops.set_paused(queue.name, True)
+        self.message_user(request, f"Paused {len(queryset)} queue(s).")
+
+    @admin.action(description="Resume selected queues")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        for queue in queryset:
+            queue_ops.set_paused(queue.name, False)
+        self.message_user(request, f"Resumed {len(queryset)} queue(s).")
+
+    @admin.action(description="Purge waiting jobs of selected queues")
+    def purge(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
+        count = sum(broker.purge(queue.name) for queue in queryset)
+        self.message_user(request, f"Deleted {count} waiting job(s).")
+
+
+# --- jobs --------------------------------------------------------------------------
+
+
+class JobSubmitForm(forms.ModelForm):
+    """Enqueue a job: a registered task, a queue, and JSON arguments checked before saving."""
+
+    task = forms.ChoiceField(choices=_task_choices)
+    queue_name = forms.ChoiceField(label="Queue", choices=_queue_choices)
+    args_json = forms.CharField(
+        label="Args",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text='JSON array: [1, "a"]',
+    )
+    kwargs_json = forms.CharField(
+        label="Kwargs",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text='JSON object: {"a": 1}',
+    )
+    priority_value = forms.CharField(
+        label="Priority", initial="normal", help_text="-100..100 or critical, high, normal, low."
+    )
+    delay = forms.FloatField(required=False, min_value=0, help_text="Seconds from now before it may run.")
+    max_attempts_value = forms.IntegerField(label="Max attempts", required=False, min_value=1)
+    timeout_value = forms.IntegerField(label="Timeout", required=False, min_value=1, help_text="Seconds.")
+    idempotency_key_value = forms.CharField(label="Idempotency key", required=False, max_length=255)
+
+    class Meta:
+        model = Job
+        fields: list[str] = []
+
+    def clean_args_json(self) -> list[Any]:
+        return _json_field(self.cleaned_data["args_json"], list, "Args")
+
+    def clean_kwargs_json(self) -> dict[str, Any]:
+        return _json_field(self.cleaned_data["kwargs_json"], dict, "Kwargs")
+
+    def clean_priority_value(self) -> int:
+        try:
+            return broker.parse_priority(self.cleaned_data["priority_value"])
+        except InvalidJob as exc:
+            raise ValidationError(str(exc)) from None
+
+    def clean_queue_name(self) -> str:
+        try:
+            return broker.get_queue(self.cleaned_data["queue_name"]).name
+        except InvalidJob as exc:
+            raise ValidationError(str(exc)) from None
+
+    def spec(self) -> broker.JobSpec:
+        data = self.cleaned_data
+        delay = data.get("delay")
+        return broker.JobSpec(
+            task_path=data["task"],
+            args=data["args_json"],
+            kwargs=data["kwargs_json"],
+            queue=data["queue_name"],
+            priority=data["priority_value"],
+            run_after=timezone.now() + timedelta(seconds=delay) if delay else None,
+            max_attempts=data.get("max_attempts_value"),
+            timeout=data.get("timeout_value"),
+            idempotency_key=data.get("idempotency_key_value") or None,
+        )
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    fields = (
+        "number",
+        "outcome",
+        "worker_id",
+        "started_at",
+        "duration",
+        "error_type",
+        "error_message",
+        "traceback",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _each(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    jobs: QuerySet[Job],
+    verb: str,
+    act: Callable[[int], Any],
+) -> None:
+    """Apply one broker action to each job; report what worked and why the rest did not."""
+    done, refused = 0, []
+    for pk in jobs.values_list("pk", flat=True):
+        try:
+            act(pk)
+            done += 1
+        except TaskwebError as exc:
+            refused.append(str(exc))
+    if done:
+        modeladmin.message_user(request, f"{verb} {done} job(s).")
+    for reason in refused[:10]:
+        modeladmin.message_user(request, reason, level=messages.WARNING)
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "task_path",
+        "queue",
+        "status",
+        "priority",
+        "attempts",
+        "enqueued_at",
+        "finished_at",
+    )
+    list_filter = ("status", "queue", "task_path")
+    search_fields = ("=id", "task_path", "idempotency_key", "worker_id")
+    list_select_related = ("queue",)
+    date_hierarchy = "enqueued_at"
+    actions = ("retry", "cancel", "replay")
+    inlines = (AttemptInline,)
+
+    def get_form(self, request: HttpRequest, obj: Job | None = None, **kwargs: Any) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = JobSubmitForm
+            kwargs["fields"] = list(JobSubmitForm.base_fields)
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Job | None = None) -> Any:
+        if obj is None:
+            return [(None, {"fields": list(JobSubmitForm.base_fields)})]
+        return super().get_fieldsets(request, obj)
+
+    def get_inlines(self, request: HttpRequest, obj: Job | None) -> Any:
+        return self.inlines if obj else ()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> Any:
+        return [f.name for f in Job._meta.fields] if obj else ()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Viewing is fine, saving a job's row by hand is not: status belongs to the broker.
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
+        job, created = broker.enqueue(form.spec())  # the form checked everything enqueue checks
+        obj.pk = job.pk
+        if not created:
+            self.message_user(
+                request, f"A job with this idempotency key exists: #{job.pk}.", messages.WARNING
+            )
+
+    @admin.action(description="Retry selected jobs")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        _each(
+            self, request, queryset, "Re-queued", lambda pk: broker.retry(pk, by=request.user.get_username())
+        )
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        _each(self, request, queryset, "Cancelled", broker.cancel)
+
+    @admin.action(description="Replay selected dead jobs")
+    def replay(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        count = broker.replay_many(queryset, by=request.user.get_username())
+        self.message_user(request, f"Replayed {count} dead job(s).")
+        if count < len(queryset):
+            self.message_user(request, "Jobs that were not dead were left as they are.", messages.WARNING)
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ("job", "queue_name", "task_path", "reason", "error_type", "created_at", "replayed_at")
+    list_filter = ("queue_name", "reason", "error_type", ("replayed_at", admin.EmptyFieldListFilter))
+    search_fields = ("=job__id", "task_path", "error_type", "error_message")
+    actions = ("replay",)
+
+    @admin.action(description="Replay selected dead letters")
+    def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        jobs = Job.objects.filter(pk__in=queryset.values("job_id"))
+        count = broker.replay_many(jobs, by=request.user.get_username())
+        self.message_user(request, f"Replayed {count} dead job(s).")
+
+
+@admin.register(Attempt)
+class AttemptAdmin(ReadOnlyAdmin):
+    list_display = ("job", "number", "outcome", "worker_id", "finished_at", "duration", "error_type")
+    list_filter = ("outcome", "error_type")
+    search_fields = ("=job__id", "worker_id", "error_type")
+
+
+# --- workers, schedules, the rest -------------------------------------------------
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "hostname",
+        "pid",
+        "status",
+        "concurrency",
+        "jobs_done",
+        "jobs_failed",
+        "last_heartbeat",
+    )
+    list_filter = ("status", "hostname")
+    search_fields = ("id", "hostname")
+
+
+class ScheduleForm(forms.ModelForm):
+    task_path = forms.ChoiceField(label="Task", choices=_task_choices)
+
+    class Meta:
+        model = Schedule
+        fields = ("name", "cron", "time_zone", "task_path", "args", "kwargs", "queue", "priority", "enabled")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if "cron" in data and "time_zone" in data:
+            scheduler.validate_timing(data["cron"], data["time_zone"])
+        if not isinstance(data.get("args", []), list):
+            self.add_error("args", "args must be a JSON array.")
+        if not isinstance(data.get("kwargs", {}), dict):
+            self.add_error("kwargs", "kwargs must be a JSON object.")
+        return data
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = ("name", "cron", "task_path", "queue", "enabled", "next_run_at", "last_run_at")
+    list_filter = ("enabled", "queue")
+    search_fields = ("name", "task_path")
+    readonly_fields = ("last_run_at", "next_run_at", "last_job")
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
+        if not change or {"cron", "time_zone"} & set(form.changed_data):
+            obj.next_run_at = scheduler.next_due(obj.cron, obj.time_zone, timezone.now())
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ScheduleRun)
+class ScheduleRunAdmin(ReadOnlyAdmin):
+    list_display = ("schedule", "due_at", "job", "created_at")
+    list_filter = ("schedule",)
+
+
+@admin.register(Lease)
+class LeaseAdmin(ReadOnlyAdmin):
+    list_display = ("name", "holder", "expires_at")
+
+
+@admin.register(MinuteStat)
+class MinuteStatAdmin(ReadOnlyAdmin):
+    list_display = ("minute", "queue_name", "task_path", "enqueued", "succeeded", "failed", "retried", "dead")
+    list_filter = ("queue_name",)
+    search_fields = ("task_path",)
+    date_hierarchy = "minute"
+
+
+class TokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("name", "user")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created here (shown once in a message) and revoked, never edited."""
+
+    form = TokenForm
+    list_display = ("name", "prefix", "user", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "prefix")
+    actions = ("revoke",)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        new = auth_tokens.create_token(obj.name, user=obj.user)
+        obj.pk = new.token.pk
+        self.message_user(
+            request, f"Token {new.plain} — this is the only time it is shown; store it now.", messages.SUCCESS
+        )
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} token(s).")

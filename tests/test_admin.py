@@ -1,0 +1,153 @@
+"""The Django admin: every model listed, job submission, and the broker actions."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from queues import broker
+from queues.models import ApiToken, DeadLetter, Job, Queue, Schedule
+from queues.states import Status
+
+from .factories import make_job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", password="pw"))
+    return client
+
+
+def dead_job() -> Job:
+    job = make_job("tests.tasks.fail")
+    (claimed,) = broker.claim("w", None, 1)
+    now = timezone.now()
+    broker.finish("w", [broker.Finished(claimed, "failed", now, now, error_type="E", retryable=False)])
+    return job
+
+
+SUBMIT = {
+    "task": "tests.tasks.add",
+    "queue_name": "default",
+    "args_json": "[1, 2]",
+    "kwargs_json": "{}",
+    "priority_value": "high",
+}
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "queue",
+        "job",
+        "deadletter",
+        "attempt",
+        "worker",
+        "schedule",
+        "schedulerun",
+        "lease",
+        "minutestat",
+        "apitoken",
+    ],
+)
+def test_every_model_has_a_working_list_page(admin_client, model):
+    make_job()
+    assert admin_client.get(f"/admin/queues/{model}/").status_code == 200
+
+
+def test_the_job_list_filters_by_status(admin_client):
+    make_job()
+    assert admin_client.get("/admin/queues/job/", {"status__exact": "dead"}).context["cl"].result_count == 0
+
+
+def test_the_submit_form_offers_the_registered_tasks(admin_client):
+    choices = dict(
+        admin_client.get("/admin/queues/job/add/").context["adminform"].form.fields["task"].choices
+    )
+    assert "tests.tasks.add" in choices
+
+
+def test_submitting_a_job_enqueues_it_through_the_broker(admin_client):
+    response = admin_client.post("/admin/queues/job/add/", SUBMIT)
+    job = Job.objects.get()
+    assert (response.status_code, job.args, job.priority, job.status) == (302, [1, 2], 10, Status.QUEUED)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"args_json": "[1, "}, "args_json"),
+        ({"args_json": '{"a": 1}'}, "args_json"),
+        ({"args_json": "[NaN]"}, "args_json"),
+        ({"kwargs_json": "[1]"}, "kwargs_json"),
+        ({"priority_value": "999"}, "priority_value"),
+        ({"task": "tests.tasks.missing"}, "task"),
+        ({"queue_name": "typo"}, "queue_name"),
+    ],
+)
+def test_submitting_bad_input_shows_the_error_and_enqueues_nothing(admin_client, change, field):
+    response = admin_client.post("/admin/queues/job/add/", {**SUBMIT, **change})
+    assert (response.status_code, field in response.context["adminform"].form.errors) == (200, True)
+    assert not Job.objects.exists()
+
+
+def test_a_job_cannot_be_edited_by_hand(admin_client):
+    job = make_job()
+    admin_client.post(f"/admin/queues/job/{job.pk}/change/", {"status": "succeeded"})
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+
+def test_the_cancel_action_cancels_through_the_broker(admin_client):
+    job = make_job()
+    admin_client.post("/admin/queues/job/", {"action": "cancel", "_selected_action": [job.pk]})
+    assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
+
+
+def test_the_retry_action_reports_jobs_it_cannot_retry(admin_client):
+    job = make_job()
+    response = admin_client.post(
+        "/admin/queues/job/", {"action": "retry", "_selected_action": [job.pk]}, follow=True
+    )
+    assert "Cannot retry job" in response.content.decode()
+
+
+def test_the_replay_action_replays_dead_jobs(admin_client):
+    job = dead_job()
+    admin_client.post("/admin/queues/job/", {"action": "replay", "_selected_action": [job.pk]})
+    assert (Job.objects.get(pk=job.pk).status, DeadLetter.objects.get().replayed_by) == (
+        Status.QUEUED,
+        "boss",
+    )
+
+
+def test_the_dead_letter_replay_action(admin_client):
+    job = dead_job()
+    letter = DeadLetter.objects.get()
+    admin_client.post("/admin/queues/deadletter/", {"action": "replay", "_selected_action": [letter.pk]})
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+
+def test_the_queue_pause_action(admin_client):
+    queue = Queue.objects.get(name="default")
+    admin_client.post("/admin/queues/queue/", {"action": "pause", "_selected_action": [queue.pk]})
+    assert Queue.objects.get(pk=queue.pk).paused
+
+
+def test_a_schedule_with_a_bad_cron_is_refused(admin_client):
+    form = {"name": "s", "cron": "99 * * * *", "time_zone": "UTC", "task_path": "tests.tasks.noop"}
+    form |= {"args": "[]", "kwargs": "{}", "queue": Queue.objects.get().pk, "priority": 0, "enabled": "on"}
+    response = admin_client.post("/admin/queues/schedule/add/", form)
+    assert "cron" in response.context["adminform"].form.errors
+    assert not Schedule.objects.exists()
+
+
+def test_creating_a_token_shows_it_once_and_stores_a_hash(admin_client):
+    response = admin_client.post("/admin/queues/apitoken/add/", {"name": "ci"}, follow=True)
+    token = ApiToken.objects.get()
+    shown = [str(m) for m in response.context["messages"] if "only time" in str(m)]
+    assert len(shown) == 1 and token.key_hash not in shown[0] and f"tw_{token.prefix}_" in shown[0]

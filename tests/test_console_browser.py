@@ -145,3 +145,39 @@ def test_a_read_only_user_sees_but_cannot_act(page, server):
         f"/jobs/{job.id}/cancel",
     )
     assert status == 403 and Job.objects.get(id=job.id).status == Status.QUEUED
+
+
+def test_a_hidden_tab_closes_its_socket_and_catches_up_when_shown(page, server):
+    make_operator("alice")
+    log_in(page, server.url, "alice", PASSWORD)
+    set_hidden = """(hidden) => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }"""
+    page.evaluate(set_hidden, True)
+    assert page.locator("#live [ws-connect]").count() == 0
+    make_job()
+    make_job()
+    page.evaluate(set_hidden, False)
+    page.wait_for_selector("#queue-table tr[data-queue=default] td[data-count=queued]:text-is('2')", timeout=LIVE)
+
+
+def test_the_console_fits_a_phone_screen(browser, server):
+    make_operator("alice")
+    context = browser.new_context(base_url=server.url, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    log_in(page, server.url, "alice", PASSWORD)
+    for url in ("/", "/jobs/", "/dead/", "/workers/"):
+        page.goto(url)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), url
+    context.close()
+
+
+def test_the_dark_theme_follows_the_system_setting(browser, server):
+    make_operator("alice")
+    context = browser.new_context(base_url=server.url, color_scheme="dark")
+    page = context.new_page()
+    log_in(page, server.url, "alice", PASSWORD)
+    background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+    assert background == "rgb(15, 18, 23)"
+    context.close()

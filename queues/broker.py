@@ -157,6 +157,9 @@ def _build_job(spec: JobSpec, queue: Queue, now: datetime) -> Job:
         raise InvalidJob(f"args must be a list, not {type(spec.args).__name__}.", "args")
     if not isinstance(spec.kwargs, dict) or not all(isinstance(k, str) for k in spec.kwargs):
         raise InvalidJob("kwargs must be an object with string keys.", "kwargs")
+    if task is None and (len(spec.args) != 1 or not isinstance(spec.args[0], str) or "\n" in spec.args[0]):
+        # The TCP protocol sends the payload on one line: anything else would break it.
+        raise InvalidJob("A raw job's args are one line of text: [\"payload\"].", "args")
     args = json.loads(_json_text(list(spec.args), "args"))
     kwargs = json.loads(_json_text(spec.kwargs, "kwargs"))
     run_after = spec.run_after or now

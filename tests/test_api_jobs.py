@@ -195,3 +195,11 @@ def test_a_job_id_beyond_64_bits_is_400_not_a_database_error(api):
 def test_enqueue_without_options_takes_the_tasks_own_options(api):
     body = api.post("/jobs", {"task": "tests.tasks.with_options"}).json()
     assert (body["max_attempts"], body["timeout"]) == (7, 11)
+
+
+def test_a_nul_character_in_the_url_is_400(api):
+    assert api.get("/queues/a%00b").status_code == 400
+
+
+def test_the_openapi_schema_and_the_docs_are_served(api):
+    assert (api.get("/openapi.json").status_code, api.get("/docs").status_code) == (200, 200)

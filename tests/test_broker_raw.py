@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from queues import broker
+from queues.exceptions import InvalidJob
 from queues.models import Job
 
 from .factories import make_job
@@ -31,3 +32,10 @@ def test_a_raw_claim_holds_the_lease_it_asks_for():
     broker.claim("tcp", ["default"], 1, raw=True, lease=timedelta(hours=1))
     job.refresh_from_db()
     assert job.lease_expires_at > timezone.now() + timedelta(minutes=59)
+
+
+@pytest.mark.parametrize("args", [[], ["a", "b"], [{"a": 1}], ["two\nlines"]])
+def test_a_raw_job_must_carry_one_line_of_text(args):
+    with pytest.raises(InvalidJob, match="one line of text"):
+        broker.enqueue(broker.JobSpec(task_path=Job.RAW_TASK, args=args))
+    assert not Job.objects.exists()

@@ -94,8 +94,8 @@ def guard_body(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             too_big = True
         if too_big:
             return _json_error(413, f"The request body is larger than {limit} bytes.")
-        if any("\x00" in value for _, values in request.GET.lists() for value in values):
-            return _json_error(400, "NUL characters are not allowed in query parameters.", "query")
+        if "\x00" in request.path or any("\x00" in v for _, values in request.GET.lists() for v in values):
+            return _json_error(400, "NUL characters are not allowed in URLs.", "query")
         if request.body and (reason := _unstorable(request.body)):
             return _json_error(400, f"The request body cannot be stored: {reason}.", "body")
         return view(request, *args, **kwargs)

@@ -83,18 +83,18 @@ def job_detail(job_id: int) -> dict[str, Any]:
     return {**job_out(job), "errors": [attempt_out(a) for a in job.attempt_history.all()]}
 
 
+def _pick(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in names}
+
+
+ATTEMPT_FIELDS = (
+    "number", "worker_id", "started_at", "finished_at", "duration", "outcome",
+    "error_type", "error_message", "traceback",
+)  # fmt: skip
+
+
 def attempt_out(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "number": attempt.number,
-        "worker_id": attempt.worker_id,
-        "started_at": attempt.started_at,
-        "finished_at": attempt.finished_at,
-        "duration": attempt.duration,
-        "outcome": attempt.outcome,
-        "error_type": attempt.error_type,
-        "error_message": attempt.error_message,
-        "traceback": attempt.traceback,
-    }
+    return _pick(attempt, ATTEMPT_FIELDS)
 
 
 def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, Any]:
@@ -113,20 +113,25 @@ def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, A
     }
 
 
+DEAD_LETTER_FIELDS = (
+    "reason", "error_type", "error_message", "traceback", "created_at", "replayed_at", "replayed_by",
+)  # fmt: skip
+
+
 def dead_letter_out(letter: DeadLetter) -> dict[str, Any]:
     return {
         "id": letter.pk,
         "job_id": letter.job_id,
         "queue": letter.queue_name,
         "task": letter.task_path,
-        "reason": letter.reason,
-        "error_type": letter.error_type,
-        "error_message": letter.error_message,
-        "traceback": letter.traceback,
-        "created_at": letter.created_at,
-        "replayed_at": letter.replayed_at,
-        "replayed_by": letter.replayed_by,
+        **_pick(letter, DEAD_LETTER_FIELDS),
     }
+
+
+WORKER_FIELDS = (
+    "id", "hostname", "pid", "queues", "concurrency", "status", "started_at", "last_heartbeat",
+    "stopped_at", "jobs_done", "jobs_failed",
+)  # fmt: skip
 
 
 def workers_with_running(status: str | None = None) -> list[dict[str, Any]]:
@@ -134,23 +139,7 @@ def workers_with_running(status: str | None = None) -> list[dict[str, Any]]:
     running = dict(
         Job.objects.filter(status=Status.RUNNING).values_list("worker_id").annotate(n=Count("id")).order_by()
     )
-    return [
-        {
-            "id": w.id,
-            "hostname": w.hostname,
-            "pid": w.pid,
-            "queues": w.queues,
-            "concurrency": w.concurrency,
-            "status": w.status,
-            "started_at": w.started_at,
-            "last_heartbeat": w.last_heartbeat,
-            "stopped_at": w.stopped_at,
-            "jobs_done": w.jobs_done,
-            "jobs_failed": w.jobs_failed,
-            "running": running.get(w.id, 0),
-        }
-        for w in workers
-    ]
+    return [{**_pick(w, WORKER_FIELDS), "running": running.get(w.id, 0)} for w in workers]
 
 
 def schedule_out(schedule: Schedule) -> dict[str, Any]:

@@ -15,17 +15,14 @@ from ..models import DeadLetter, Job
 from ..serializers import dead_letter_out, job_detail
 from ..states import Status
 from . import pages, security
-from .errors import NotFound
+from .errors import get_or_404
 from .schemas import MAX_ID, Count, DeadLetterFilters, DeadLetterPage, JobDetailOut, ReplayMatching
 
 router = Router(tags=["dead letters"])
 
 
 def _letter(letter_id: int) -> DeadLetter:
-    letter = DeadLetter.objects.filter(pk=letter_id).first()
-    if letter is None:
-        raise NotFound(f"Dead letter {letter_id} does not exist.")
-    return letter
+    return get_or_404(DeadLetter.objects.all(), f"Dead letter {letter_id}", pk=letter_id)
 
 
 @router.get("/dead-letters", response=DeadLetterPage, summary="Dead letters, newest first")

@@ -6,8 +6,9 @@ can show each message beside its input.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
@@ -17,6 +18,17 @@ from ..exceptions import InvalidJob, InvalidQueue, JobNotFound, JobStateError, Q
 
 class NotFound(Exception):
     """An id or name in the URL that names nothing."""
+
+
+M = TypeVar("M", bound=Model)
+
+
+def get_or_404(rows: QuerySet[M], description: str, **lookup: Any) -> M:
+    """The one row matching ``lookup``, or NotFound saying "<description> does not exist"."""
+    found = rows.filter(**lookup).first()
+    if found is None:
+        raise NotFound(f"{description} does not exist.")
+    return found
 
 
 def _field(loc: list[Any]) -> str:

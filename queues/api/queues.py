@@ -12,7 +12,7 @@ from .. import broker, queue_ops
 from ..exceptions import InvalidQueue
 from ..models import Queue
 from ..serializers import queue_out, queues_with_counts
-from .errors import NotFound
+from .errors import get_or_404
 from .schemas import Count, QueueIn, QueueOut, QueueSettings
 
 router = Router(tags=["queues"])
@@ -20,10 +20,7 @@ router = Router(tags=["queues"])
 
 def existing(name: str) -> Queue:
     """The queue named in the URL; 404 when there is none (even with QUEUES_AUTO_CREATE)."""
-    queue = Queue.objects.filter(name=name).first()
-    if queue is None:
-        raise NotFound(f"Queue {name!r} does not exist.")
-    return queue
+    return get_or_404(Queue.objects.all(), f"Queue {name!r}", name=name)
 
 
 def _settings(payload: QueueSettings) -> dict[str, Any]:

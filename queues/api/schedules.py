@@ -17,7 +17,7 @@ from .. import broker, registry, scheduler
 from ..exceptions import InvalidJob, QueueConflict
 from ..models import Schedule
 from ..serializers import job_detail, schedule_out
-from .errors import NotFound
+from .errors import get_or_404
 from .schemas import MAX_ID, JobDetailOut, ScheduleIn, ScheduleOut, SchedulePatch
 
 router = Router(tags=["schedules"])
@@ -25,10 +25,7 @@ ScheduleId = PathParam(..., ge=1, le=MAX_ID)
 
 
 def _schedule(schedule_id: int) -> Schedule:
-    schedule = Schedule.objects.select_related("queue").filter(pk=schedule_id).first()
-    if schedule is None:
-        raise NotFound(f"Schedule {schedule_id} does not exist.")
-    return schedule
+    return get_or_404(Schedule.objects.select_related("queue"), f"Schedule {schedule_id}", pk=schedule_id)
 
 
 def _apply(schedule: Schedule, fields: dict[str, Any]) -> None:

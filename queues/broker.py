@@ -295,24 +295,17 @@ def claim(
     now = timezone.now()
     if not engine.has_due_jobs(queue_names, now, raw):
         return []
-    claim_rows = partial(
-        engine.claim,
-        worker_id=worker_id,
-        queue_names=queue_names,
-        limit=limit,
-        now=now,
-        lease_until=now + (lease or lease_duration()),
-        raw=raw,
-    )
+    claim_rows = partial(engine.claim, worker_id=worker_id, queue_names=queue_names, limit=limit, raw=raw)
+    lease = lease or lease_duration()
     limits = flow.ClaimLimits.load(queue_names)
     if not limits.active:
-        rows = claim_rows()
+        rows = claim_rows(now=now, lease_until=now + lease)
     else:
         # Queue concurrency, rate limits and circuit breakers hold across workers
         # because budgets are worked out and spent in the claim's own transaction.
         with transaction.atomic():
-            limits.plan(now)
-            rows = claim_rows(limits=limits)
+            now = limits.plan()
+            rows = claim_rows(now=now, lease_until=now + lease, limits=limits)
             limits.spend(rows, now, queue_column=8, task_column=1)
     if not rows:
         return []

@@ -67,6 +67,7 @@ class ClaimLimits:
     skip_queues: list[int] = field(default_factory=list)
     skip_tasks: list[str] = field(default_factory=list)
     tokens: dict[int, float] = field(default_factory=dict)
+    refilled: dict[int, datetime] = field(default_factory=dict)
 
     @classmethod
     def load(cls, queue_names: Sequence[str] | None) -> ClaimLimits:
@@ -87,8 +88,12 @@ class ClaimLimits:
     def names(self) -> dict[int, str]:
         return {row.id: row.name for row in self.queues.values()}
 
-    def plan(self, now: datetime) -> None:
-        """Lock the limited queues and work out what this claim may start."""
+    def plan(self) -> datetime:
+        """Lock the limited queues and work out what this claim may start; returns its time.
+
+        The time is read once the locks are held, so that claims of one queue start
+        jobs and refill its bucket in the order they commit.
+        """
         locked = (
             Queue.objects.select_for_update()
             .filter(id__in=self.in_scope)
@@ -96,6 +101,7 @@ class ClaimLimits:
             .values_list("id", "concurrency", "rate_limit", "rate_tokens", "rate_refilled_at")
         )
         rows = list(locked)
+        now = timezone.now()
         running = dict(
             Job.objects.filter(
                 queue_id__in=[row[0] for row in rows if row[1] is not None], status=Status.RUNNING
@@ -110,6 +116,9 @@ class ClaimLimits:
                 budget = max(concurrency - running.get(queue_id, 0), 0)
             if rate_limit is not None:
                 self.tokens[queue_id] = refill(rate_limit, tokens, refilled_at, now)
+                # Never back in time (hosts' clocks differ a little): a bucket refilled
+                # "earlier" would be refilled twice for the same moments.
+                self.refilled[queue_id] = max(now, refilled_at or now)
                 budget = min(budget, math.floor(self.tokens[queue_id]))
             if budget == 0:
                 self.skip_queues.append(queue_id)
@@ -120,13 +129,14 @@ class ClaimLimits:
                 self.task_budgets[circuit.task_path] = 1
             else:
                 self.skip_tasks.append(circuit.task_path)
+        return now
 
     def spend(self, rows: Sequence[Sequence], now: datetime, queue_column: int, task_column: int) -> None:
         """Take the started jobs off the token buckets; give unused probes back."""
         started = Counter(row[queue_column] for row in rows)
         for queue_id, tokens in self.tokens.items():
             Queue.objects.filter(id=queue_id).update(
-                rate_tokens=tokens - started.get(queue_id, 0), rate_refilled_at=now
+                rate_tokens=tokens - started.get(queue_id, 0), rate_refilled_at=self.refilled[queue_id]
             )
         probed = {row[task_column] for row in rows}
         unused = [task for task in self.task_budgets if task not in probed]

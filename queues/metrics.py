@@ -14,13 +14,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from django.db import DatabaseError
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Min, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 
 from .conf import conf
 from .models import Circuit, CircuitState, Job, MinuteStat, Queue, RuntimeBucket, Worker, WorkerStatus
@@ -121,7 +121,7 @@ class ClusterCollector:
         yield paused
 
     @staticmethod
-    def _per_queue(name: str, help_text: str, names: dict[int, str], jobs) -> Metric:
+    def _per_queue(name: str, help_text: str, names: dict[int, str], jobs: QuerySet[Job]) -> Metric:
         counts = dict(jobs.values_list("queue_id").annotate(n=Count("id")).order_by())
         family = GaugeMetricFamily(name, help_text, labels=["queue"])
         for queue_id, queue_name in sorted(names.items(), key=lambda item: item[1]):

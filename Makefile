@@ -49,5 +49,10 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 		else echo "Install Debian's chromium package (sudo apt-get install chromium) for the browser tests."; exit 1; fi; }
 
+## Taskweb against django-tasks-db, Celery, RQ and procrastinate on SQLite and PostgreSQL
+## (each peer in its own venv under var/bench/venvs); BENCH_ARGS="--quick" for a smoke run.
+bench: install
+	$(BIN)/python -m bench.compare $(BENCH_ARGS)
+
 lint: install-test
 	$(BIN)/ruff check queues taskweb tests bench

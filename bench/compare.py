@@ -47,7 +47,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--runs", type=int, default=3, help="runs per workload; the median is shown (default 3)"
+        "--runs", type=int, help="runs per workload; the median is shown (default 3, 1 with --quick)"
     )
     parser.add_argument("--only", choices=["taskweb", "peers", *names[1:]], help="measure only these systems")
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
@@ -55,8 +55,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--console", action="store_true", help="also run W5 (bench/console.py) if present")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
-    if args.quick and "--runs" not in " ".join(argv):
-        args.runs = 1
+    if args.runs is None:
+        args.runs = 1 if args.quick else 3
     return args
 
 
@@ -184,14 +184,19 @@ def print_commands(described: dict[str, dict[str, Any]]) -> None:
                     print(f"    [{store}] {line}")
 
 
-def console(run: bool) -> None:
+def console(run: bool, quick: bool) -> None:
+    """W5 lives in bench/console.py (its own database); mention it, or run it on request."""
     if not CONSOLE_BENCH.exists():
         return
+    url = os.environ.get("DATABASE_URL") or stores.postgres_url("taskweb_bench")
+    argv = [str(venvs.project_python()), str(CONSOLE_BENCH), *(["--jobs", "20000"] if quick else [])]
+    shown_argv = f"DATABASE_URL={url} {' '.join(os.path.relpath(a, ROOT) for a in argv)}"
     if not run:
-        print("\nW5 (console pages at 1M jobs): python -m bench.console, or add --console.")
+        print(f"\nW5 (console pages at 1M jobs) is separate: {shown_argv}, or add --console.")
         return
-    print("\nW5: python -m bench.console", flush=True)
-    subprocess.run([str(venvs.project_python()), "-m", "bench.console"], cwd=ROOT, timeout=3600, check=False)
+    print(f"\nW5: {shown_argv}", flush=True)
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run(argv, cwd=ROOT, env=env, timeout=3600, check=False)
 
 
 def main(argv: list[str]) -> int:
@@ -234,7 +239,7 @@ def main(argv: list[str]) -> int:
         },
     )
     print(f"\nwrote {os.path.relpath(args.output, ROOT)}")
-    console(args.console)
+    console(args.console, args.quick)
     return 0
 
 

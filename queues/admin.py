@@ -24,11 +24,13 @@ from .exceptions import InvalidJob, TaskwebError
 from .models import (
     ApiToken,
     Attempt,
+    Circuit,
     DeadLetter,
     Job,
     Lease,
     MinuteStat,
     Queue,
+    RuntimeBucket,
     Schedule,
     ScheduleRun,
     Worker,
@@ -346,6 +348,20 @@ class ScheduleAdmin(admin.ModelAdmin):
 class ScheduleRunAdmin(ReadOnlyAdmin):
     list_display = ("schedule", "due_at", "job", "created_at")
     list_filter = ("schedule",)
+
+
+@admin.register(Circuit)
+class CircuitAdmin(ReadOnlyAdmin):
+    list_display = ("task_path", "state", "calls", "failures", "opened_at", "retry_at")
+    list_filter = ("state",)
+    search_fields = ("task_path",)
+
+
+@admin.register(RuntimeBucket)
+class RuntimeBucketAdmin(ReadOnlyAdmin):
+    list_display = ("minute", "queue_name", "task_path", "le", "count")
+    list_filter = ("queue_name",)
+    search_fields = ("task_path",)
 
 
 @admin.register(Lease)

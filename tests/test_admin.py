@@ -53,6 +53,8 @@ SUBMIT = {
         "lease",
         "minutestat",
         "apitoken",
+        "circuit",
+        "runtimebucket",
     ],
 )
 def test_every_model_has_a_working_list_page(admin_client, model):

@@ -339,7 +339,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     readonly_fields = ("last_run_at", "next_run_at", "last_job")
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
-        if not change or {"cron", "time_zone"} & set(form.changed_data):
+        if not change or {"cron", "time_zone", "enabled"} & set(form.changed_data):
             obj.next_run_at = scheduler.next_due(obj.cron, obj.time_zone, timezone.now())
         super().save_model(request, obj, form, change)
 

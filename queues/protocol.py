@@ -276,6 +276,10 @@ class Server:
         except db.Error as exc:
             logger.error("database error on %r: %s", line[:100], exc)
             return "ERR the database is unavailable; try again"
+        except Exception:
+            # A bug must cost one reply, not the connection and the jobs it holds.
+            logger.exception("internal error on %r", line[:100])
+            return "ERR internal error; see the runbroker log"
 
     async def _maintain(self) -> None:
         """Give expired leases back and move due scheduled jobs on, even with no runworker."""

@@ -253,3 +253,15 @@ def test_with_auth_required_a_bad_token_is_refused(auth_server):
 def test_with_auth_required_a_valid_token_opens_the_connection(auth_server):
     client = auth_server.client()
     assert (client(f"AUTH {auth_tokens.create_token('tcp').plain}"), client("LIST")) == ("OK", "OK default")
+
+
+def test_runbroker_refuses_a_bad_port_clearly():
+    done = subprocess.run(
+        [sys.executable, "manage.py", "runbroker", "--port", "70000"],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, "--port must be 1..65535" in done.stderr) == (1, True)

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskweb.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -107,7 +107,7 @@ def fill(total: int) -> None:
             " JOIN queues_queue q ON q.id = j.queue_id WHERE j.status = 'dead'"
             " AND NOT EXISTS (SELECT 1 FROM queues_deadletter d WHERE d.job_id = j.id)"
         )
-        cursor.execute("ANALYZE")
+        cursor.execute("VACUUM ANALYZE")  # what autovacuum would have done by now
     for n in range(4):
         broker.register_worker(Worker(id=f"bench-{n}", hostname="bench", pid=n + 1, concurrency=8))
 

@@ -3,6 +3,10 @@
 A count is exact up to ``EXACT_UP_TO`` rows (a capped index scan that stops
 there); above that, PostgreSQL's planner estimate is shown as "~1.2M" instead of
 scanning every row. SQLite, the single-machine engine, simply counts.
+
+Per-queue counts of finished statuses (which only grow until pruned) start from the
+column statistics instead: a status the statistics put far above the cap is shown
+as an estimate without touching the table at all.
 """
 
 from __future__ import annotations
@@ -71,3 +75,36 @@ def capped_counts(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {(int(queue_id), status): n for queue_id, status, n in cursor.fetchall()}
+
+
+def table_estimates(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Rows per (queue id, status) as the planner would guess them, from one catalog read.
+
+    The planner multiplies the two columns' most-common-value frequencies by the
+    table's row count; pairs whose values are not among the most common get no guess
+    (they are rare, so the caller counts them exactly).
+    """
+    if connection.vendor != "postgresql" or not pairs:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.reltuples, s.attname, s.most_common_vals::text::text[], s.most_common_freqs "
+            "FROM pg_class c JOIN pg_stats s ON s.tablename = c.relname "
+            "AND s.schemaname = ANY (current_schemas(false)) "
+            "WHERE c.relname = 'queues_job' AND s.attname IN ('queue_id', 'status')"
+        )
+        rows = cursor.fetchall()
+    if not rows or rows[0][0] <= 0:
+        return {}  # never analysed: nothing to go on
+    freqs = {
+        name: dict(zip(values or [], frequencies or [], strict=False))
+        for _, name, values, frequencies in rows
+    }
+    total = rows[0][0]
+    guesses = {}
+    for queue_id, status in pairs:
+        by_queue = freqs.get("queue_id", {}).get(str(queue_id))
+        by_status = freqs.get("status", {}).get(status)
+        if by_queue is not None and by_status is not None:
+            guesses[(queue_id, status)] = int(total * by_queue * by_status)
+    return guesses

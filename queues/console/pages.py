@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ..models import DeadLetter, Job, Queue
 from . import counts, fragments, queries
-from .forms import DeadFilterForm, JobFilterForm, QueueCreateForm, QueueSettingsForm
+from .forms import SEARCH_WINDOW, DeadFilterForm, JobFilterForm, QueueCreateForm, QueueSettingsForm
 from .paging import keyset
 from .permissions import allowed_actions, operator_required
 
@@ -76,6 +76,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
         query=urlencode(filters),
         total=counts.count(matching),
         first_page=not request.GET.get("before") and not request.GET.get("after"),
+        search_window=f"{SEARCH_WINDOW:,}",
         can_act=bool(allowed_actions(request.user) & {"job.retry", "job.cancel", "job.delete"}),
     )
     return render(request, "queues/jobs.html", context)

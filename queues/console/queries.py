@@ -15,8 +15,8 @@ from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
 from ..models import DeadLetter, Job, MinuteStat, Queue, Worker, WorkerStatus
-from ..states import Status
-from .counts import EXACT_UP_TO, Count, capped_counts, estimate
+from ..states import TERMINAL, Status
+from .counts import EXACT_UP_TO, Count, capped_counts, estimate, table_estimates
 
 SHOWN_STATUSES = (
     Status.SCHEDULED,
@@ -57,16 +57,24 @@ class QueueRow:
 
 
 def status_counts(queues: list[Queue]) -> dict[int, dict[str, Count]]:
+    """Counts by queue and status: exact for live statuses, estimated for huge finished ones.
+
+    Waiting and running jobs are always counted (with a cap): they change every second
+    and an operator acts on them. A finished status that the statistics put well above
+    the cap is shown as that estimate, so a tick never walks a million succeeded rows.
+    """
     pairs = [(queue.id, status.value) for queue in queues for status in SHOWN_STATUSES]
-    capped = capped_counts(pairs)
+    guesses = table_estimates([pair for pair in pairs if pair[1] in TERMINAL])
+    huge = {pair for pair, guess in guesses.items() if guess > 2 * EXACT_UP_TO}
     result: dict[int, dict[str, Count]] = defaultdict(dict)
-    for (queue_id, status), n in capped.items():
+    for (queue_id, status), n in capped_counts([pair for pair in pairs if pair not in huge]).items():
         if n <= EXACT_UP_TO:
             result[queue_id][status] = Count(n, True)
         else:
-            rows = Job.objects.filter(queue_id=queue_id, status=status)
-            result[queue_id][status] = estimate(rows, floor=n)
-    return result
+            result[queue_id][status] = estimate(Job.objects.filter(queue_id=queue_id, status=status), floor=n)
+    for queue_id, status in huge:
+        result[queue_id][status] = Count(guesses[(queue_id, status)], False)
+    return {queue.id: {status: result[queue.id][status] for status in SHOWN_STATUSES} for queue in queues}
 
 
 def alive_workers() -> list[Worker]:

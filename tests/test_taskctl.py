@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from queues import auth_tokens, broker
-from queues.models import ApiToken, Job, Queue
+from queues.models import ApiToken, Job, Queue, Schedule
 from queues.states import Status
 
 from .factories import make_job, make_queue
@@ -165,6 +165,23 @@ class TestInProcess:
 
         broker.register_worker(Worker(id="w9", hostname="h", pid=1, concurrency=1))
         assert [w["id"] for w in taskctl_json("workers")] == ["w9"]
+
+    def test_schedules_list(self):
+        Schedule.objects.create(
+            name="nightly", cron="0 3 * * *", task_path="tests.tasks.noop", queue=make_queue()
+        )
+        assert [s["name"] for s in taskctl_json("schedules", "list")] == ["nightly"]
+
+    def test_schedules_run_enqueues_a_job_now(self):
+        Schedule.objects.create(
+            name="nightly", cron="0 3 * * *", task_path="tests.tasks.add", args=[1, 1], queue=make_queue()
+        )
+        job_id = taskctl_json("schedules", "run", "nightly")["id"]
+        assert Job.objects.get(pk=job_id).args == [1, 1]
+
+    def test_schedules_run_of_an_unknown_schedule_fails(self):
+        with pytest.raises(CommandError, match="No schedule is named 'nope'"):
+            taskctl("schedules", "run", "nope")
 
     def test_token_create_shows_the_token_once_and_stores_a_hash(self):
         plain = taskctl_json("token", "create", "ci")["token"]

@@ -1,19 +1,21 @@
 """Taskweb as a Django Tasks backend: ``@task`` functions enqueue into the database.
 
-    TASKS = {"default": {"BACKEND": "queues.backend.QueueBackend"}}
+TASKS = {"default": {"BACKEND": "queues.backend.QueueBackend"}}
 
-    @task(max_attempts=5, timeout=60)
-    def send_report(user_id): ...
+@task(max_attempts=5, timeout=60)
+def send_report(user_id): ...
 
-    send_report.using(queue_name="reports", priority=10).enqueue(42)
+send_report.using(queue_name="reports", priority=10).enqueue(42)
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from . import broker, registry
@@ -97,7 +99,6 @@ class QueueBackend(BaseTaskBackend):
     supports_priority = True
 
     def _spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> broker.JobSpec:
-        self.validate_task(task)
         return broker.JobSpec(
             task_path=task.module_path,
             args=args,
@@ -112,31 +113,56 @@ class QueueBackend(BaseTaskBackend):
 
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
         """Insert the job in the caller's transaction; it exists only if that commits."""
+        self.validate_task(task)
         try:
-            job, _ = broker.enqueue(self._spec(task, args, kwargs))
+            job, created = broker.enqueue(self._spec(task, args, kwargs))
         except InvalidJob as exc:
             raise InvalidTaskError(str(exc)) from exc
-        result = self.to_result(job, task)
+        result = (
+            self._new_result(task, job.pk, job.args, job.kwargs, job.enqueued_at)
+            if created
+            else self.to_result(job, task)
+        )
         task_enqueued.send(type(self), task_result=result)
         return result
 
     def enqueue_many(
         self, task: Task, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]]
     ) -> list[TaskResult]:
+        self.validate_task(task)
+        calls = list(calls)
         try:
-            specs = [self._spec(task, args, kwargs) for args, kwargs in calls]
-            created = broker.enqueue_many(specs)
+            outcome = broker.enqueue_many([self._spec(task, args, kwargs) for args, kwargs in calls])
         except InvalidJob as exc:
             raise InvalidTaskError(str(exc)) from exc
-        return [self.to_result(job, task) for job, _ in created]
+        now = timezone.now()
+        return [
+            self._new_result(task, job_id, args, kwargs, now) if created else self.get_result(str(job_id))
+            for (job_id, created), (args, kwargs) in zip(outcome, calls)
+        ]
+
+    def _new_result(
+        self, task: Task, job_id: int, args: Sequence[Any], kwargs: dict[str, Any], enqueued_at: datetime
+    ) -> TaskResult:
+        """The result of a job just created from ``task``: nothing to read back."""
+        return TaskResult(
+            task=task,
+            id=str(job_id),
+            status=TaskResultStatus.READY,
+            enqueued_at=enqueued_at,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=list(args),
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
 
     def get_result(self, result_id: str) -> TaskResult:
         try:
-            job = (
-                Job.objects.select_related("queue")
-                .exclude(task_path=Job.RAW_TASK)
-                .get(id=int(result_id))
-            )
+            job = Job.objects.select_related("queue").exclude(task_path=Job.RAW_TASK).get(id=int(result_id))
         except (ValueError, TypeError, Job.DoesNotExist):
             raise TaskResultDoesNotExist(result_id) from None
         try:
@@ -175,4 +201,3 @@ class QueueBackend(BaseTaskBackend):
         if job.status == Status.SUCCEEDED:
             object.__setattr__(result, "_return_value", job.result)
         return result
-

@@ -25,7 +25,10 @@ except ImportError:  # optional: tracing is simply off
 
 
 def _tracer() -> Any:
-    return trace.get_tracer("taskweb") if trace is not None else None
+    """A tracer once an application configured a provider; None costs nothing per job."""
+    if trace is None or isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return None
+    return trace.get_tracer("taskweb")
 
 
 def enqueue_meta(meta: dict[str, Any], task_path: str, queue: str) -> dict[str, Any]:

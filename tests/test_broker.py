@@ -131,11 +131,20 @@ def test_enqueue_many_inserts_all_and_honours_idempotency_keys():
     ]
     results = broker.enqueue_many(specs)
     assert len(results) == 53
-    assert all(job.pk for job, _ in results)
-    assert results[50] == (existing, False) or results[50][0].pk == existing.pk
-    assert results[51][1] is True and results[52][1] is False
-    assert results[51][0].pk == results[52][0].pk
+    assert all(created for _, created in results[:50])
+    assert [Job.objects.get(pk=job_id).args for job_id, _ in results[:2]] == [[0, 0], [1, 1]]
+    assert results[50] == (existing.pk, False)
+    assert results[51][1] is True and results[52] == (results[51][0], False)
     assert Job.objects.count() == 1 + 50 + 1
+
+
+def test_enqueue_many_rows_match_single_enqueue():
+    single = make_job("tests.tasks.add", args=[1, 2], kwargs={}, priority="high")
+    ((job_id, _),) = broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.add", args=[1, 2], priority="high")])
+    bulk = Job.objects.get(pk=job_id)
+    fields = ("queue_id", "task_path", "args", "kwargs", "priority", "status", "attempts", "max_attempts",
+              "timeout", "progress", "progress_message", "last_error", "meta", "result")  # fmt: skip
+    assert [getattr(bulk, f) for f in fields] == [getattr(single, f) for f in fields]
 
 
 def test_enqueue_many_with_one_bad_job_writes_nothing():

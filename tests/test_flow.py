@@ -265,7 +265,7 @@ def test_the_flow_controlled_claim_still_reads_the_partial_index(breaker):
         broker.JobSpec(task_path="tests.tasks.noop", queue=name) for name in ("default", "pdf", "mail")
     ] * 1500
     jobs = broker.enqueue_many(specs)
-    Job.objects.filter(pk__in=[job.pk for job, _ in jobs[:1000]]).update(status=Status.SUCCEEDED)
+    Job.objects.filter(pk__in=[job_id for job_id, _ in jobs[:1000]]).update(status=Status.SUCCEEDED)
     open_task = Circuit.objects.create(
         task_path="tests.tasks.fail", state=CircuitState.OPEN, retry_at=timezone.now()
     )

@@ -207,7 +207,7 @@ def test_poll_only_mode_picks_up_jobs(tmp_path, run_log):
 def test_the_claim_reads_the_partial_index():
     """The claim walks the waiting jobs' partial index in order and stops at LIMIT."""
     jobs = broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.noop") for _ in range(4000)])
-    Job.objects.filter(pk__in=[job.pk for job, _ in jobs[:1000]]).update(status=Status.SUCCEEDED)
+    Job.objects.filter(pk__in=[job_id for job_id, _ in jobs[:1000]]).update(status=Status.SUCCEEDED)
     now = timezone.now()
     sql, params = get_engine().claim_statement("w", None, 10, now, now)
     explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "

@@ -73,6 +73,21 @@ picked AS (
 )
 
 
+# Every column of a new job row, in the order bulk inserts write them.
+INSERT_COLUMNS = (
+    "id", "queue_id", "task_path", "args", "kwargs", "priority", "status", "attempts",
+    "attempt_offset", "max_attempts", "timeout", "run_after", "idempotency_key", "progress",
+    "progress_message", "enqueued_at", "updated_at", "last_error", "meta",
+)  # fmt: skip
+NEW_JOB_DEFAULTS = {
+    "attempts": 0,
+    "attempt_offset": 0,
+    "progress": 0,
+    "progress_message": "",
+    "last_error": "",
+}
+
+
 class Engine:
     vendor: str = ""
     lock_clause: str = ""
@@ -151,6 +166,31 @@ class Engine:
         sql = FLOW_CLAIM_SQL.format(**parts, skip=skip, queue_budget=budgets[0], task_budget=budgets[1])
         return sql, params
 
+    def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert new jobs (column values from ``broker._job_fields``); returns their ids in order.
+
+        Runs inside the caller's transaction. SQLite holds the database write lock for
+        the whole transaction (IMMEDIATE), so the next ids are simply max(id) + 1.
+        """
+        if not rows:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COALESCE(MAX(id), 0) FROM queues_job")
+            first = cursor.fetchone()[0] + 1
+            ids = list(range(first, first + len(rows)))
+            placeholders = ", ".join(["%s"] * len(INSERT_COLUMNS))
+            cursor.executemany(
+                f"INSERT INTO queues_job ({', '.join(INSERT_COLUMNS)}) VALUES ({placeholders})",
+                [self._insert_values(job_id, row) for job_id, row in zip(ids, rows)],
+            )
+        return ids
+
+    def _insert_values(self, job_id: int, row: dict[str, Any]) -> list[Any]:
+        values = {**NEW_JOB_DEFAULTS, **row, "id": job_id}
+        for name in ("run_after", "enqueued_at", "updated_at"):
+            values[name] = self.dt(values[name])
+        return [values[name] for name in INSERT_COLUMNS]
+
     def has_due_jobs(self, queue_names: Sequence[str] | None, now: datetime, raw: bool = False) -> bool:
         """A read-only look before claiming, so idle polling never takes a write lock."""
         return True
@@ -158,11 +198,19 @@ class Engine:
     def notify(self, queue_names: Sequence[str]) -> None:
         """Wake idle workers of these queues once the current transaction commits."""
 
-    def values_cte(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], json_columns: frozenset[str] = frozenset()) -> tuple[str, list[Any]]:
+    def values_cte(
+        self,
+        name: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        json_columns: frozenset[str] = frozenset(),
+    ) -> tuple[str, list[Any]]:
         """``WITH name(columns) AS (VALUES ...)`` for a batch update joined on id."""
-        row_sql = "(" + ", ".join(
-            self.json_placeholder if column in json_columns else "%s" for column in columns
-        ) + ")"
+        row_sql = (
+            "("
+            + ", ".join(self.json_placeholder if column in json_columns else "%s" for column in columns)
+            + ")"
+        )
         sql = f"WITH {name}({', '.join(columns)}) AS (VALUES {', '.join([row_sql] * len(rows))})"
         return sql, [value for row in rows for value in row]
 

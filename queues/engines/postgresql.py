@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection
 
-from .base import Engine
+from .base import INSERT_COLUMNS, Engine
 
 NOTIFY_CHANNEL = "taskweb_jobs"
 
@@ -18,6 +19,22 @@ class PostgresEngine(Engine):
     lock_clause = "FOR UPDATE SKIP LOCKED"
     json_placeholder = "%s::jsonb"
     has_callback_sql = "meta ? 'callback_url'"
+
+    def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Take ids from the sequence in one query, then COPY the rows in: far cheaper
+        per row than INSERT statements, and still inside the caller's transaction."""
+        if not rows:
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('queues_job', 'id')) FROM generate_series(1, %s)",
+                [len(rows)],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            with cursor.cursor.copy(f"COPY queues_job ({', '.join(INSERT_COLUMNS)}) FROM STDIN") as copy:
+                for job_id, row in zip(ids, rows):
+                    copy.write_row(self._insert_values(job_id, row))
+        return ids
 
     def notify(self, queue_names: Sequence[str]) -> None:
         # Delivered only when the caller's transaction commits; PostgreSQL folds

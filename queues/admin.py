@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import auth_tokens, broker, queue_ops, registry, scheduler, storable
+from . import auth_tokens, broker, queue_ops, registry, storable
 from .exceptions import InvalidJob, TaskwebError
 from .models import (
     ApiToken,
@@ -322,7 +322,10 @@ class ScheduleForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         if "cron" in data and "time_zone" in data:
-            scheduler.validate_timing(data["cron"], data["time_zone"])
+            try:
+                self.next_run = queue_ops.plan_schedule(data["cron"], data["time_zone"])
+            except InvalidJob as exc:
+                self.add_error(exc.field if exc.field in self.fields else None, str(exc))
         if not isinstance(data.get("args", []), list):
             self.add_error("args", "args must be a JSON array.")
         if not isinstance(data.get("kwargs", {}), dict):
@@ -340,7 +343,7 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
         if not change or {"cron", "time_zone", "enabled"} & set(form.changed_data):
-            obj.next_run_at = scheduler.next_due(obj.cron, obj.time_zone, timezone.now())
+            obj.next_run_at = form.next_run
         super().save_model(request, obj, form, change)
 
 

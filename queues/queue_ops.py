@@ -3,20 +3,23 @@
 These touch Queue rows only; anything that deletes or moves jobs (purge, delete)
 is the broker's. The REST API, the admin and taskctl all call these functions so
 that a queue is validated the same way whichever door it comes through.
-The dead-letter filter lives here for the same reason.
+The dead-letter filter and the schedule check live here for the same reason.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from croniter.croniter import CroniterError
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 
+from . import scheduler
 from .broker import get_queue
-from .exceptions import InvalidQueue, QueueConflict
+from .exceptions import InvalidJob, InvalidQueue, QueueConflict
 from .models import DeadLetter, Job, Queue
 from .states import Status
 
@@ -90,3 +93,18 @@ def dead_letters_matching(
     if error_type:
         letters = letters.filter(error_type=error_type)
     return letters
+
+
+def plan_schedule(cron: str, time_zone: str) -> datetime:
+    """The next due time of a cron expression, or InvalidJob naming the bad field.
+
+    Checks more than the syntax: "0 0 31 2 *" parses but never comes due.
+    """
+    try:
+        scheduler.validate_timing(cron, time_zone)
+        return scheduler.next_due(cron, time_zone, timezone.now())
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise InvalidJob(" ".join(messages), field) from None
+    except CroniterError:
+        raise InvalidJob(f"The cron expression {cron!r} never comes due.", "cron") from None

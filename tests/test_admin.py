@@ -153,3 +153,17 @@ def test_creating_a_token_shows_it_once_and_stores_a_hash(admin_client):
     token = ApiToken.objects.get()
     shown = [str(m) for m in response.context["messages"] if "only time" in str(m)]
     assert len(shown) == 1 and token.key_hash not in shown[0] and f"tw_{token.prefix}_" in shown[0]
+
+
+def test_a_schedule_that_never_comes_due_is_refused(admin_client):
+    form = {"name": "s", "cron": "0 0 31 2 *", "time_zone": "UTC", "task_path": "tests.tasks.noop"}
+    form |= {"args": "[]", "kwargs": "{}", "queue": Queue.objects.get().pk, "priority": 0, "enabled": "on"}
+    response = admin_client.post("/admin/queues/schedule/add/", form)
+    assert "cron" in response.context["adminform"].form.errors
+
+
+def test_a_valid_schedule_is_saved_with_its_next_run_planned(admin_client):
+    form = {"name": "s", "cron": "@hourly", "time_zone": "UTC", "task_path": "tests.tasks.noop"}
+    form |= {"args": "[]", "kwargs": "{}", "queue": Queue.objects.get().pk, "priority": 0, "enabled": "on"}
+    admin_client.post("/admin/queues/schedule/add/", form)
+    assert Schedule.objects.get().next_run_at.minute == 0

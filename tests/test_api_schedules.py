@@ -74,3 +74,8 @@ def test_run_now_enqueues_a_job_of_the_schedule(api):
 
 def test_an_unknown_schedule_is_404(api):
     assert api.get("/schedules/4242").status_code == 404
+
+
+def test_a_cron_that_never_comes_due_is_400(api):
+    response = api.post("/schedules", {**HOURLY, "cron": "0 0 31 2 *"})
+    assert (response.status_code, fields(response)) == (400, ["cron"])

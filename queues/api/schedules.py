@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from ninja import Path as PathParam
 from ninja import Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
-from .. import broker, registry, scheduler
-from ..exceptions import InvalidJob, QueueConflict
+from .. import broker, queue_ops, registry, scheduler
+from ..exceptions import QueueConflict
 from ..models import Schedule
 from ..serializers import job_detail, schedule_out
 from .errors import get_or_404
@@ -39,14 +36,9 @@ def _apply(schedule: Schedule, fields: dict[str, Any]) -> None:
         else:
             setattr(schedule, renames.get(name, name), value)
     registry.get_task(schedule.task_path)
-    try:
-        scheduler.validate_timing(schedule.cron, schedule.time_zone)
-    except ValidationError as exc:
-        field, messages = next(iter(exc.message_dict.items()))
-        raise InvalidJob(" ".join(messages), field) from None
+    next_run = queue_ops.plan_schedule(schedule.cron, schedule.time_zone)
     if {"cron", "time_zone", "enabled"} & fields.keys() or schedule.next_run_at is None:
-        now = timezone.now().astimezone(UTC)
-        schedule.next_run_at = scheduler.next_due(schedule.cron, schedule.time_zone, now)
+        schedule.next_run_at = next_run
 
 
 def _save(schedule: Schedule) -> Schedule:

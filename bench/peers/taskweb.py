@@ -1,8 +1,9 @@
 """Taskweb itself, from the project's virtualenv: one ``runworker`` process.
 
 One child per core runs the jobs; ``--prefetch`` lets the parent claim ahead of them,
-which ``runworker --help`` advises for short jobs. ``BENCH_TASKWEB_ARGS`` replaces these
-options, to try another setting without editing this file.
+which ``runworker --help`` advises for short jobs (128: as many as Celery reserves here
+with two processes and a prefetch multiplier of 64). ``BENCH_TASKWEB_ARGS`` replaces
+these options, to try another setting without editing this file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import shlex
 
 from bench.peers.base import Peer, Target
 
-WORKER_ARGS = "--concurrency 2 --prefetch 64"
+WORKER_ARGS = "--concurrency 2 --prefetch 128"
 
 
 def setup(target: Target) -> list[list[str]]:

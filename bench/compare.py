@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a file: make ``bench`` importable
 
 from bench import procs, report, stores, venvs
 from bench.peers.base import Peer
-from bench.runner import METRICS, Bench, Sizes, WorkloadError, median
+from bench.runner import METRICS, Bench, Sizes, median
 from bench.venvs import ROOT
 
 PEER_MODULES = ("taskweb", "dtdb", "celery_redis", "rq_redis", "procrastinate_pg")
@@ -106,13 +106,15 @@ def measure(benches: list[Bench], runs: int, notes: list[str]) -> dict[str, dict
         try:
             bench.prepare()
             ready.append(bench)
-        except WorkloadError as exc:
+        except Exception as exc:  # a peer that cannot start is reported, the others still run
             notes.append(f"{bench.peer.name} on {bench.store}: setup failed: {exc}")
     collected: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in range(1, runs + 1):
         for bench in ready:
-            print(f"run {run}/{runs}: {bench.peer.name} on {bench.store}", flush=True)
-            collected.setdefault((bench.store, bench.peer.name), []).append(bench.run_once())
+            print(f"run {run}/{runs}: {bench.peer.name} on {bench.store}:", end=" ", flush=True)
+            figures = bench.run_once()
+            print("  ".join(f"{m} {report.figure(v)}" for m, v in figures.items()), flush=True)
+            collected.setdefault((bench.store, bench.peer.name), []).append(figures)
     for bench in ready:
         bench.cleanup()
     results: dict[str, dict[str, dict[str, Any]]] = {}

@@ -51,41 +51,43 @@ class Bench:
         self.log.parent.mkdir(parents=True, exist_ok=True)
 
     # Stores -------------------------------------------------------------------------
+    def sqlite_path(self, template: bool = False) -> Path:
+        return BENCH_VAR / "db" / f"{self.key}{'_template' if template else ''}.sqlite3"
+
+    def pg_name(self, template: bool = False) -> str:
+        return f"{stores.PREFIX}{self.key}{'_template' if template else ''}"
+
     def target(self, template: bool = False) -> Target:
-        suffix = "_template" if template else ""
         if self.store == "sqlite":
-            url = stores.sqlite_url(BENCH_VAR / "db" / f"{self.key}{suffix}.sqlite3")
+            url = stores.sqlite_url(self.sqlite_path(template))
         elif self.store == "postgres":
-            url = stores.postgres_url(f"{stores.PREFIX}{self.key}{suffix}")
+            url = stores.postgres_url(self.pg_name(template))
         else:
             url = f"{stores.REDIS_SERVER}/{self.peer.redis_db}"
         return Target(store=self.store, url=url, python=str(self.python), bin_dir=str(self.python.parent))
 
     def prepare(self) -> None:
         """Build the schema once in a template store."""
-        target = self.target(template=True)
         if self.store == "sqlite":
-            stores.reset_sqlite(Path(target.url.removeprefix("sqlite:///")))
+            stores.reset_sqlite(self.sqlite_path(template=True))
         elif self.store == "postgres":
-            stores.reset_postgres(target.url.rsplit("/", 1)[1])
+            stores.reset_postgres(self.pg_name(template=True))
+        target = self.target(template=True)
         for argv in self.peer.setup(target):
             self.run(argv, target, timeout=300)
 
     def fresh(self) -> Target:
-        target = self.target()
         if self.store == "sqlite":
-            template = Path(self.target(template=True).url.removeprefix("sqlite:///"))
-            stores.clone_sqlite(template, Path(target.url.removeprefix("sqlite:///")))
+            stores.clone_sqlite(self.sqlite_path(template=True), self.sqlite_path())
         elif self.store == "postgres":
-            template = self.target(template=True).url.rsplit("/", 1)[1]
-            stores.reset_postgres(target.url.rsplit("/", 1)[1], template=template)
+            stores.reset_postgres(self.pg_name(), template=self.pg_name(template=True))
         else:
-            stores.flush_redis(target.url)
-        return target
+            stores.flush_redis(self.target().url)
+        return self.target()
 
     def cleanup(self) -> None:
         if self.store == "postgres":
-            stores.drop_postgres([f"{stores.PREFIX}{self.key}", f"{stores.PREFIX}{self.key}_template"])
+            stores.drop_postgres([self.pg_name(), self.pg_name(template=True)])
 
     # Processes ----------------------------------------------------------------------
     def env(self, target: Target) -> dict[str, str]:
@@ -201,7 +203,7 @@ class Bench:
         for name, step in steps:
             try:
                 results.update(step())
-            except WorkloadError as exc:
+            except Exception as exc:  # one broken cell must not cost the whole run
                 results.update({key: f"error: {exc}" for key in METRICS if key.startswith(name)})
         return results
 

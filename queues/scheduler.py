@@ -153,7 +153,14 @@ def enqueue_due(schedule: Schedule, now: datetime) -> Job | None:
     """
     due_at = schedule.next_run_at
     assert due_at is not None
-    following = next_due(schedule.cron, schedule.time_zone, now)
+    try:
+        following = next_due(schedule.cron, schedule.time_zone, now)
+    except ValidationError as exc:
+        # Stored past validation (a raw update): park it with the reason, do not stop the worker.
+        reason = "; ".join(message for messages in exc.message_dict.values() for message in messages)
+        logger.error("schedule %s has an invalid timetable and is parked: %s", schedule.name, reason)
+        Schedule.objects.filter(pk=schedule.pk).update(next_run_at=None, last_error=reason)
+        return None
     job = None
     try:
         with transaction.atomic():

@@ -198,6 +198,17 @@ def test_a_run_that_cannot_be_enqueued_is_recorded_and_the_schedule_moves_on():
 
 
 @pytest.mark.django_db
+def test_a_schedule_with_a_corrupt_timetable_is_parked_with_the_reason():
+    schedule = make_schedule()
+    make_due(schedule, timedelta(seconds=1))
+    Schedule.objects.filter(pk=schedule.pk).update(cron="not cron")  # past validation
+    assert scheduler.tick("leader", TTL) == 0
+    schedule.refresh_from_db()
+    assert (schedule.next_run_at, "5 fields" in schedule.last_error) == (None, True)
+    assert scheduler.tick("leader", TTL) == 0
+
+
+@pytest.mark.django_db
 def test_run_now_enqueues_at_once_and_keeps_the_timetable():
     schedule = make_schedule(kwargs={"a": 1, "b": 2}, task_path="tests.tasks.add")
     planned = schedule.next_run_at

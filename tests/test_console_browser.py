@@ -159,7 +159,9 @@ def test_a_hidden_tab_closes_its_socket_and_catches_up_when_shown(page, server):
     make_job()
     make_job()
     page.evaluate(set_hidden, False)
-    page.wait_for_selector("#queue-table tr[data-queue=default] td[data-count=queued]:text-is('2')", timeout=LIVE)
+    page.wait_for_selector(
+        "#queue-table tr[data-queue=default] td[data-count=queued]:text-is('2')", timeout=LIVE
+    )
 
 
 def test_the_console_fits_a_phone_screen(browser, server):
@@ -181,3 +183,19 @@ def test_the_dark_theme_follows_the_system_setting(browser, server):
     background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
     assert background == "rgb(15, 18, 23)"
     context.close()
+
+
+def test_new_jobs_wait_behind_a_show_control_on_the_jobs_list(page, server):
+    make_operator("alice")
+    shown = make_job()
+    log_in(page, server.url, "alice", PASSWORD)
+    page.goto("/jobs/")
+    page.wait_for_selector("#live-state[data-state=live]", timeout=LIVE)
+    page.check(f'input[name=ids][value="{shown.id}"]')
+    make_job()
+    make_job()
+    page.wait_for_selector("#jobs-new:text-is('2 new — show')", timeout=LIVE)
+    assert page.locator("#jobs-table tbody tr").count() == 1  # the list itself did not move
+    assert page.is_checked(f'input[name=ids][value="{shown.id}"]')  # nor lose the selection
+    page.click("#jobs-new")
+    page.wait_for_selector("#jobs-table tbody tr >> nth=2")

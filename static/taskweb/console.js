@@ -86,8 +86,8 @@
         height: 200,
         series: [
           {},
-          { label: "finished", stroke: cssVar("--ok"), fill: cssVar("--ok-soft"), width: 2 },
-          { label: "failed", stroke: cssVar("--bad"), fill: cssVar("--bad-soft"), width: 2 }
+          { label: "finished", stroke: cssVar("--ok"), fill: cssVar("--ok-soft"), width: 2, points: { show: false } },
+          { label: "failed", stroke: cssVar("--bad"), fill: cssVar("--bad-soft"), width: 2, points: { show: false } }
         ],
         axes: [axis, Object.assign({ size: 50 }, axis)],
         scales: { y: { range: function (u, min, max) { return [0, Math.max(max, 5)]; } } }

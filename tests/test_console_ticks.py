@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from queues import broker
 from queues.console.ticks import Tick
-from queues.models import Job, Queue
+from queues.models import Job, Queue, Worker
 from queues.states import Outcome
 
 from .factories import make_job
@@ -107,5 +107,12 @@ def test_new_dead_letters_reach_the_dead_topic():
 def test_topics_nobody_watches_cost_nothing(django_assert_max_num_queries):
     tick = Tick()
     events(tick, set())
-    with django_assert_max_num_queries(2):  # changed jobs, queues
+    with django_assert_max_num_queries(2):  # changed jobs, queues: no counting, nobody watches
         events(tick, set())
+
+
+def test_a_worker_starting_refreshes_the_overview():
+    tick = Tick()
+    events(tick, {"overview"}, {"overview"})
+    broker.register_worker(Worker(id="w-1", hostname="h", pid=1, concurrency=1))
+    assert 'id="workers-alive">1<' in events(tick, {"overview"})["overview"]["html"]

@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from ..models import DeadLetter, Job, Queue
+from ..models import DeadLetter, Job, Queue, Worker, WorkerStatus
 from . import fragments, queries
 
 SLACK = timedelta(seconds=2)
@@ -37,6 +37,7 @@ class Tick:
         self.queue_state: dict[int, tuple] = {}
         self.last_html: dict[str, str] = {}
         self.last_resync = 0.0
+        self.alive_workers: list[tuple] | None = None
         self.dead_state: tuple[int, int] | None = None
         self.last_dead_id: int | None = None
 
@@ -45,9 +46,10 @@ class Tick:
         changed = self._changed_jobs(now)
         queues = list(Queue.objects.all())
         touched = {job["queue_id"] for job in changed} | self._changed_queues(queues)
-        if time.monotonic() - self.last_resync > RESYNC_SECONDS:
+        counting = "overview" in topics or any(topic.startswith("queue.") for topic in topics)
+        if counting and (self._workers_changed() or time.monotonic() - self.last_resync > RESYNC_SECONDS):
+            # Recount everything; _html still sends only what differs from last time.
             self.last_resync = time.monotonic()
-            refresh = refresh | topics
             touched = {queue.id for queue in queues}
         names = {queue.id: queue.name for queue in queues}
         events: list[tuple[str, dict]] = []
@@ -98,6 +100,14 @@ class Tick:
         self.cursor = max(newest, self.cursor or newest)
         horizon = self.cursor - SLACK
         self.seen = {job_id: at for job_id, at in self.seen.items() if at >= horizon}
+        return changed
+
+    def _workers_changed(self) -> bool:
+        """A worker started, stopped or was lost: which queues are served may have changed."""
+        alive = list(
+            Worker.objects.filter(status=WorkerStatus.ALIVE).order_by("id").values_list("id", "queues")
+        )
+        changed, self.alive_workers = alive != self.alive_workers, alive
         return changed
 
     def _changed_queues(self, queues: list[Queue]) -> set[int]:

@@ -11,8 +11,8 @@ def record(job_id: int, **fields) -> dict:
         "queue": "default",
         "task": "app.tasks.mail",
         "status": "queued",
+        "progress": 0,
         "args": "[]",
-        "html": f'<span id="job-{job_id}-status"></span>',
         **fields,
     }
 

@@ -56,14 +56,17 @@ def job_status(job: dict[str, Any] | Job) -> str:
 
 
 def job_record(job: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
-    """What a list socket needs to know about one changed job (plain JSON for any layer)."""
+    """What a list socket needs to know about one changed job (plain JSON for any layer).
+
+    No HTML: a socket renders the status cell only for rows its page shows.
+    """
     return {
         "id": job["id"],
         "queue": names.get(job["queue_id"], ""),
         "task": job["task_path"],
         "status": job["status"],
+        "progress": job["progress"],
         "args": json.dumps(job["args"])[:SEARCHABLE_ARGS],
-        "html": job_status(job),
     }
 
 

@@ -7,7 +7,7 @@ is the same as the one a page load renders.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Count as DbCount
@@ -167,7 +167,6 @@ class DeadGroup:
     error_message: str
     count: int
     last_at: datetime
-    queues: list[str] = field(default_factory=list)
 
 
 def dead_groups(limit: int = 50) -> list[DeadGroup]:

@@ -27,7 +27,7 @@ class SocketPage:
 
     def jobs_changed(self, event: Mapping[str, Any]) -> str:
         """Status cells of the rows this page shows; lists add their "N new" control."""
-        return "".join(job["html"] for job in event["jobs"] if job["id"] in self.rows)
+        return "".join(fragments.job_status(job) for job in event["jobs"] if job["id"] in self.rows)
 
     def job_changed(self, event: Mapping[str, Any]) -> str:
         return ""

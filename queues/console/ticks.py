@@ -97,7 +97,9 @@ class Tick:
                 break
             after = (page[-1]["updated_at"], page[-1]["id"])
         newest = max((job["updated_at"] for job in changed), default=self.cursor or now)
-        self.cursor = max(newest, self.cursor or newest)
+        # Never ahead of this clock: a host whose clock runs fast must not make the
+        # poller skip what hosts with slower clocks write next.
+        self.cursor = min(max(newest, self.cursor or newest), now)
         horizon = self.cursor - SLACK
         self.seen = {job_id: at for job_id, at in self.seen.items() if at >= horizon}
         return changed

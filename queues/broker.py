@@ -74,6 +74,7 @@ class ClaimedJob:
     timeout: int
     queue_name: str
     has_callback: bool = False
+    size: int = 0  # bytes of JSON arguments, to keep big jobs out of child pipes
 
     @property
     def has_attempts_left(self) -> bool:
@@ -338,11 +339,16 @@ def claim(
             timeout=row[7],
             queue_name=names.get(row[8], "?"),
             has_callback=bool(row[9]),
+            size=_size(row[2]) + _size(row[3]),
         )
         for row in rows
     ]
     claimed.sort(key=lambda job: job.id)
     return claimed
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, (str, bytes)) else len(json.dumps(value))
 
 
 def _loads(value: Any) -> Any:

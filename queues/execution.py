@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import traceback
+from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -50,6 +51,14 @@ class Report:
     error_message: str = ""
     traceback: str = ""
     retryable: bool = True
+    skipped: bool = False  # never started: the parent withdrew it (cancelled or recovered)
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Tells a child not to start a job still waiting in its pipe."""
+
+    job_id: int
 
 
 def run(assignment: Assignment) -> Report:
@@ -134,24 +143,40 @@ def _die_with_parent() -> None:
 
 
 def child_main(conn: Connection) -> None:
-    """Loop of a worker's child process: receive an assignment, run it, send the report.
+    """Loop of a worker's child process: run the assignments in order, report each one.
 
-    Signals are the parent's business: it decides when a child stops (after its job,
-    or killed on timeout), so Ctrl-C in a terminal never cuts a job short here.
+    Before starting a job the child reads everything waiting in its pipe, so a Skip
+    sent for a job queued behind the running one arrives in time. Signals are the
+    parent's business: it decides when a child stops (after its jobs, or killed on
+    timeout), so Ctrl-C in a terminal never cuts a job short here.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
+    waiting: deque[Assignment] = deque()
+    skipped: set[int] = set()
+    stopping = False
     try:
-        while True:
+        while waiting or not stopping:
             try:
-                assignment = conn.recv()
+                while not stopping and (not waiting or conn.poll()):
+                    message = conn.recv()
+                    if message is None:
+                        stopping = True
+                    elif isinstance(message, Skip):
+                        skipped.add(message.job_id)
+                    else:
+                        waiting.append(message)
             except EOFError:
                 break
-            if assignment is None:
-                break
-            conn.send(run(assignment))
+            if not waiting:
+                continue
+            assignment = waiting.popleft()
+            if assignment.job_id in skipped:
+                skipped.discard(assignment.job_id)
+                conn.send(Report(assignment.job_id, ok=False, skipped=True))
+            else:
+                conn.send(run(assignment))
     finally:
         db.connections.close_all()
         os._exit(0)
-

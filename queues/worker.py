@@ -6,9 +6,10 @@ timeout (or cancelled) can really be stopped: the parent kills the child and
 starts a new one.
 
 Round trips are what cost, so the parent claims in batches: up to ``prefetch``
-claimed jobs wait in a local backlog (leased like running ones) to go to the next
-free child, and outcomes are gathered for a few milliseconds and written in one
-batch.
+claimed jobs wait in a local backlog (leased like running ones), and outcomes are
+gathered for a few milliseconds and written in one batch. With a backlog, each
+child also gets a few small jobs queued in its pipe, so it keeps working while the
+parent is busy with the database.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from django.utils import timezone
 from . import broker, logs, scheduler
 from .autoscale import Autoscaler
 from .conf import conf
-from .execution import Assignment, Report, child_main
+from .execution import Assignment, Report, Skip, child_main
 from .models import Worker as WorkerRow
 from .states import Outcome
 from .wakeup import Listener
@@ -42,17 +43,24 @@ logger = logging.getLogger("queues.worker")
 DB_ERRORS = (db.OperationalError, db.InterfaceError)
 FLUSH_AFTER = 0.005  # seconds an outcome may wait to share a write with others
 FLUSH_BATCH = 200  # ... or this many outcomes, whichever comes first
+PIPELINE_DEPTH = 4  # jobs sent ahead to one child, when prefetching
+PIPELINE_BYTES = 8192  # only jobs this small go ahead, so a send never blocks on a busy child
 
 
 @dataclass
 class Slot:
-    """One child process and the job it is running, if any."""
+    """One child process and the jobs sent to it: the first is running, the rest wait."""
 
     process: Any
     conn: Connection
-    job: broker.ClaimedJob | None = None
-    started_at: datetime | None = None
+    jobs: deque[broker.ClaimedJob] = field(default_factory=deque)
+    started_at: datetime | None = None  # of the running job
     deadline: float = math.inf
+    skipping: set[int] = field(default_factory=set)  # withdrawn, awaiting the child's word
+
+    @property
+    def job(self) -> broker.ClaimedJob | None:
+        return self.jobs[0] if self.jobs else None
 
 
 @dataclass
@@ -72,6 +80,7 @@ class Worker:
         self.pending: list[broker.Finished] = []
         self.pending_since = math.inf
         self.unreported = [0, 0]  # attempts done and failed since the last heartbeat
+        self.withdrawn: list[int] = []  # never started here: back to the queue
         self.listener: Listener | None = None
         self.stop_at: float | None = None  # monotonic deadline once shutdown began
         self.force = False
@@ -140,9 +149,11 @@ class Worker:
                 self._maintain(now)
                 if self.stop_at is None:
                     self._claim(now)
-                elif self.backlog:
-                    broker.release(self.id, [job.id for job in self.backlog])
-                    self.backlog.clear()
+                else:
+                    self._withdraw_waiting()
+                if self.withdrawn:
+                    broker.release(self.id, self.withdrawn)
+                    self.withdrawn = []
             except DB_ERRORS as exc:
                 self._database_trouble(exc)
                 continue
@@ -170,7 +181,8 @@ class Worker:
             self._stop_child(slot)
         try:
             self._flush(force=True)
-            unfinished_ids = [slot.job.id for slot in unfinished if slot.job] + [job.id for job in self.backlog]
+            unfinished_ids = [job.id for slot in unfinished for job in slot.jobs]
+            unfinished_ids += [job.id for job in self.backlog] + self.withdrawn
             if unfinished_ids:
                 released = broker.release(self.id, unfinished_ids)
                 logger.warning("worker %s returned %d unfinished jobs to their queues", self.id, released)
@@ -227,18 +239,34 @@ class Worker:
         return max(0, self.concurrency + self.prefetch - len(self.busy_slots()) - len(self.backlog))
 
     def _dispatch(self) -> None:
-        """Hand backlog jobs to idle children; the timeout clock starts here."""
-        for slot in self.slots:
-            if not self.backlog:
-                return
-            if slot.job is None:
-                job = self.backlog.popleft()
-                slot.job, slot.started_at = job, timezone.now()
-                slot.deadline = time.monotonic() + job.timeout
-                assignment = Assignment(
-                    job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name
-                )
-                slot.conn.send(assignment)
+        """Hand backlog jobs to idle children, then queue small ones behind running jobs."""
+        depth = PIPELINE_DEPTH if self.prefetch else 1
+        for level in range(depth):
+            for slot in self.slots:
+                if not self.backlog:
+                    return
+                if len(slot.jobs) == level and (level == 0 or self.backlog[0].size <= PIPELINE_BYTES):
+                    self._send(slot, self.backlog.popleft())
+
+    def _withdraw_waiting(self) -> None:
+        """On shutdown, jobs not started yet go back to the queue at once."""
+        self.withdrawn += [job.id for job in self.backlog]
+        self.backlog.clear()
+        for slot in self.busy_slots():
+            for job in list(slot.jobs)[1:]:
+                if job.id not in slot.skipping:
+                    slot.skipping.add(job.id)
+                    slot.conn.send(Skip(job.id))
+
+    def _send(self, slot: Slot, job: broker.ClaimedJob) -> None:
+        if not slot.jobs:
+            self._start(slot, job, timezone.now())
+        slot.jobs.append(job)
+        slot.conn.send(Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name))
+
+    def _start(self, slot: Slot, job: broker.ClaimedJob, at: datetime) -> None:
+        """The timeout clock of a job starts when its child takes it up."""
+        slot.started_at, slot.deadline = at, time.monotonic() + job.timeout
 
     def _waitables(self, signal_fd: int) -> list[Any]:
         items: list[Any] = [signal_fd, *(slot.conn for slot in self.busy_slots())]
@@ -258,37 +286,38 @@ class Worker:
         return max(0.0, min(moments) - now)
 
     def _collect(self) -> None:
-        """Take every report the children have ready; free their slots."""
+        """Take every report the children have ready."""
         finished_at = timezone.now()
         for slot in self.busy_slots():
             try:
-                if not slot.conn.poll():
-                    continue
-                report: Report = slot.conn.recv()
+                while slot.jobs and slot.conn.poll():
+                    self._record(slot, finished_at, slot.conn.recv())
             except (EOFError, OSError):
                 self._child_died(slot)
-                continue
-            self._record(slot, finished_at, report)
 
     def _record(self, slot: Slot, finished_at: datetime, report: Report) -> None:
-        job = slot.job
-        assert job is not None and slot.started_at is not None
-        if report.job_id != job.id:  # cannot happen with one job per child; be loud if it does
+        job = slot.jobs.popleft()
+        slot.skipping.discard(job.id)
+        assert slot.started_at is not None
+        if report.job_id != job.id:  # children answer in order; be loud if one does not
             raise RuntimeError(f"child reported job {report.job_id} while running {job.id}")
-        self._add_pending(
-            broker.Finished(
-                job=job,
-                outcome=Outcome.SUCCEEDED if report.ok else Outcome.FAILED,
-                started_at=slot.started_at,
-                finished_at=finished_at,
-                result_json=report.result_json,
-                error_type=report.error_type,
-                error_message=report.error_message,
-                traceback=report.traceback,
-                retryable=report.retryable,
+        if report.skipped:
+            self.withdrawn.append(job.id)
+        else:
+            self._add_pending(
+                broker.Finished(
+                    job=job,
+                    outcome=Outcome.SUCCEEDED if report.ok else Outcome.FAILED,
+                    started_at=slot.started_at,
+                    finished_at=finished_at,
+                    result_json=report.result_json,
+                    error_type=report.error_type,
+                    error_message=report.error_message,
+                    traceback=report.traceback,
+                    retryable=report.retryable,
+                )
             )
-        )
-        if not report.ok:
+        if not report.ok and not report.skipped:
             logger.warning(
                 "job %s %s attempt %d failed: %s: %s",
                 job.id,
@@ -298,10 +327,10 @@ class Worker:
                 report.error_message,
                 extra=logs.job_fields(job, self.id),
             )
-        self._free(slot)
-
-    def _free(self, slot: Slot) -> None:
-        slot.job, slot.started_at, slot.deadline = None, None, math.inf
+        if slot.jobs:
+            self._start(slot, slot.jobs[0], finished_at)
+        else:
+            slot.started_at, slot.deadline = None, math.inf
 
     def _add_pending(self, finished: broker.Finished) -> None:
         if not self.pending:
@@ -342,8 +371,10 @@ class Worker:
         self._fail_slot(slot, "WorkerChildDied", f"the process running the job exited (code {code})", Outcome.FAILED)
 
     def _fail_slot(self, slot: Slot, error_type: str, message: str, outcome: Outcome) -> None:
-        job = slot.job
-        assert job is not None and slot.started_at is not None
+        """The running job failed with its child: record it; jobs queued behind it never started."""
+        job = slot.jobs.popleft()
+        assert slot.started_at is not None
+        self.backlog.extendleft(reversed(slot.jobs))
         logger.warning(
             "job %s %s attempt %d: %s",
             job.id,
@@ -367,7 +398,9 @@ class Worker:
     def _replace_child(self, slot: Slot) -> None:
         fresh = self._spawn()
         slot.process, slot.conn = fresh.process, fresh.conn
-        self._free(slot)
+        slot.jobs.clear()
+        slot.skipping.clear()
+        slot.started_at, slot.deadline = None, math.inf
 
     def _kill(self, slot: Slot) -> None:
         if slot.process.is_alive():
@@ -414,21 +447,27 @@ class Worker:
                 logger.info("pruned %d finished jobs past their retention", pruned)
 
     def _heartbeat(self) -> None:
-        running = {slot.job.id: slot.job.attempt for slot in self.busy_slots() if slot.job}
+        running = {job.id: job.attempt for slot in self.slots for job in slot.jobs}
         running.update((job.id, job.attempt) for job in self.backlog)
         held = broker.heartbeat(self.id, running)
         broker.count_work(self.id, *self.unreported)
         self.unreported = [0, 0]
         self.backlog = deque(job for job in self.backlog if job.id in held)
         for slot in self.busy_slots():
+            for job in list(slot.jobs)[1:]:
+                if job.id not in held and job.id not in slot.skipping:  # not started: skip it
+                    slot.skipping.add(job.id)
+                    slot.conn.send(Skip(job.id))
             if slot.job is not None and slot.job.id not in held:
                 logger.warning(
                     "job %s is no longer held by this worker (cancelled or recovered); stopping it",
                     slot.job.id,
                     extra=logs.job_fields(slot.job, self.id),
                 )
+                waiting = [job for job in list(slot.jobs)[1:] if job.id in held]
                 self._kill(slot)
                 self._replace_child(slot)
+                self.backlog.extendleft(reversed(waiting))
 
     def _database_trouble(self, exc: Exception) -> None:
         self.db_backoff = min(max(self.db_backoff * 2, 0.5), 10.0)

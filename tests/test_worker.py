@@ -68,7 +68,7 @@ def test_two_workers_drain_2000_jobs_without_running_any_twice(tmp_path, run_log
 def test_a_job_of_a_killed_worker_is_recovered_and_finished_elsewhere(tmp_path, run_log):
     result = tasks.record_then_sleep_first_attempt.enqueue(600)
     doomed = start(tmp_path, run_log, "--concurrency", "1")
-    wait_until(lambda: status_of(result.id) == Status.RUNNING)
+    wait_until(lambda: executions(run_log)[result.id] == 1)  # the task itself has started
     doomed.send(signal.SIGKILL)
     doomed.wait()
     survivor = start(tmp_path, run_log, "--concurrency", "1", QUEUES_RETRY_BASE="0.1")
@@ -159,6 +159,20 @@ def test_cancelling_a_running_job_stops_it(tmp_path, run_log):
     finally:
         worker.stop()
     assert status_of(result.id) == Status.CANCELLED
+
+
+def test_a_job_cancelled_while_waiting_behind_another_never_starts(tmp_path, run_log):
+    first = tasks.record.enqueue(sleep=3)
+    behind = tasks.record.enqueue()
+    worker = start(tmp_path, run_log, "--concurrency", "1", "--prefetch", "4")
+    try:
+        wait_until(lambda: status_of(first.id) == Status.RUNNING and status_of(behind.id) == Status.RUNNING)
+        broker.cancel(int(behind.id))
+        wait_until(lambda: status_of(first.id) == Status.SUCCEEDED, timeout=30)
+    finally:
+        worker.stop()
+    assert status_of(behind.id) == Status.CANCELLED
+    assert set(executions(run_log)) == {first.id}
 
 
 def test_progress_reported_by_a_task_is_stored(tmp_path, run_log):

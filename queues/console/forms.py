@@ -61,7 +61,7 @@ class JobFilterForm(FilterForm):
         return jobs
 
 
-SEARCH_WINDOW = 100_000
+SEARCH_WINDOW = 50_000
 """Text search reads the newest this-many jobs: matching text inside JSON needs a scan,
 and a scan over every row of a big table would take seconds (filters by queue,
 status and task use indexes and reach every job)."""

@@ -62,7 +62,8 @@ def _expression(cron: str) -> str:
             {"cron": f"A cron expression has 5 fields (minute hour day month weekday); {cron!r} has {count}."}
         )
     try:
-        croniter(text)
+        # Asking for a due time also refuses expressions that never come due (0 0 31 2 *).
+        croniter(text, datetime(2000, 1, 1)).get_next(datetime)
     except (CroniterError, ValueError, KeyError) as exc:
         raise ValidationError({"cron": f"{cron!r} is not a valid cron expression: {exc}"}) from None
     return text

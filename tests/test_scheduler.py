@@ -42,6 +42,7 @@ def make_due(schedule: Schedule, ago: timedelta) -> datetime:
         ("@reboot", "Unknown alias"),
         ("every day", "has 2"),
         ("", "has 0"),
+        ("0 0 31 2 *", "not a valid cron expression"),  # February 31st never comes
     ],
 )
 @pytest.mark.django_db

@@ -138,7 +138,7 @@ class QueueBackend(BaseTaskBackend):
         now = timezone.now()
         return [
             self._new_result(task, job_id, args, kwargs, now) if created else self.get_result(str(job_id))
-            for (job_id, created), (args, kwargs) in zip(outcome, calls)
+            for (job_id, created), (args, kwargs) in zip(outcome, calls, strict=True)
         ]
 
     def _new_result(

@@ -23,7 +23,6 @@ from . import logs, progress, registry, tracing
 from .compat import TaskContext, TaskResult, TaskResultStatus
 from .exceptions import InvalidJob, NonRetryable
 
-
 PR_SET_PDEATHSIG = 1
 
 

@@ -83,7 +83,8 @@ class Job(models.Model):
     max_attempts = models.PositiveIntegerField(default=4)
     timeout = models.PositiveIntegerField(default=300)
     run_after = models.DateTimeField(default=timezone.now)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", for jobs without a key: the partial unique index skips NULLs.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     result = models.JSONField(null=True, blank=True)
     progress = models.PositiveSmallIntegerField(default=0)
     progress_message = models.CharField(max_length=255, blank=True, default="")
@@ -91,7 +92,7 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
-    worker_id = models.CharField(max_length=128, null=True, blank=True)
+    worker_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     meta = models.JSONField(
@@ -229,9 +230,7 @@ class Schedule(models.Model):
     enabled = models.BooleanField(default=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
-    last_job = models.ForeignKey(
-        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    last_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     last_error = models.TextField(
         blank=True, default="", help_text="Why the last due run could not be enqueued, if it could not."
     )
@@ -239,9 +238,7 @@ class Schedule(models.Model):
 
     class Meta:
         ordering = ["name"]
-        indexes = [
-            models.Index(fields=["next_run_at"], name="schedule_due", condition=Q(enabled=True))
-        ]
+        indexes = [models.Index(fields=["next_run_at"], name="schedule_due", condition=Q(enabled=True))]
 
     def __str__(self) -> str:
         return self.name
@@ -288,6 +285,9 @@ class ScheduleRun(models.Model):
             models.UniqueConstraint(fields=["schedule", "due_at"], name="schedulerun_once_per_due_time")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.schedule_id} at {self.due_at:%Y-%m-%d %H:%M}"
+
 
 class Lease(models.Model):
     """A named, expiring lock in the database, e.g. for the one scheduler leader."""
@@ -295,6 +295,9 @@ class Lease(models.Model):
     name = models.CharField(max_length=64, primary_key=True)
     holder = models.CharField(max_length=128)
     expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder}"
 
 
 class CircuitState(models.TextChoices):
@@ -321,9 +324,7 @@ class Circuit(models.Model):
 
     class Meta:
         ordering = ["task_path"]
-        indexes = [
-            models.Index(fields=["state"], name="circuit_not_closed", condition=~Q(state="closed"))
-        ]
+        indexes = [models.Index(fields=["state"], name="circuit_not_closed", condition=~Q(state="closed"))]
 
     def __str__(self) -> str:
         return f"{self.task_path}: {self.state}"
@@ -352,6 +353,9 @@ class MinuteStat(models.Model):
             )
         ]
         indexes = [models.Index(fields=["queue_name", "minute"], name="minutestat_queue_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.queue_name} {self.task_path}"
 
 
 class RuntimeBucket(models.Model):

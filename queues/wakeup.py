@@ -55,6 +55,6 @@ class Listener:
         if self.conn is not None:
             try:
                 self.conn.close()
-            except Exception:  # noqa: BLE001  (a broken connection may fail to close)
+            except Exception:
                 pass
             self.conn = None

@@ -262,7 +262,9 @@ class Worker:
         if not slot.jobs:
             self._start(slot, job, timezone.now())
         slot.jobs.append(job)
-        slot.conn.send(Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name))
+        slot.conn.send(
+            Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name)
+        )
 
     def _start(self, slot: Slot, job: broker.ClaimedJob, at: datetime) -> None:
         """The timeout clock of a job starts when its child takes it up."""
@@ -368,7 +370,9 @@ class Worker:
     def _child_died(self, slot: Slot) -> None:
         code = slot.process.exitcode
         self._kill(slot)
-        self._fail_slot(slot, "WorkerChildDied", f"the process running the job exited (code {code})", Outcome.FAILED)
+        self._fail_slot(
+            slot, "WorkerChildDied", f"the process running the job exited (code {code})", Outcome.FAILED
+        )
 
     def _fail_slot(self, slot: Slot, error_type: str, message: str, outcome: Outcome) -> None:
         """The running job failed with its child: record it; jobs queued behind it never started."""

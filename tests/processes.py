@@ -23,7 +23,8 @@ def test_database_url() -> str:
         return f"sqlite:///{config['NAME']}"
     user = quote(config["USER"] or "")
     password = f":{quote(config['PASSWORD'])}" if config.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{config['HOST'] or '127.0.0.1'}:{config['PORT'] or 5432}/{config['NAME']}"
+    host, port = config["HOST"] or "127.0.0.1", config["PORT"] or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{config['NAME']}"
 
 
 def child_env(**extra: str) -> dict[str, str]:

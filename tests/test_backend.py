@@ -24,7 +24,9 @@ def run_claimed(outcome: Outcome = Outcome.SUCCEEDED, **fields) -> None:
     """Play the worker's part for the next job: claim it and record an outcome."""
     (claimed,) = broker.claim("w1", None, 1)
     now = timezone.now()
-    broker.finish("w1", [broker.Finished(job=claimed, outcome=outcome, started_at=now, finished_at=now, **fields)])
+    broker.finish(
+        "w1", [broker.Finished(job=claimed, outcome=outcome, started_at=now, finished_at=now, **fields)]
+    )
 
 
 def test_enqueue_returns_a_ready_result_backed_by_a_job():
@@ -44,7 +46,12 @@ def test_using_sets_queue_priority_and_run_after():
     later = timezone.now() + timedelta(minutes=5)
     result = tasks.noop.using(queue_name="reports", priority=10, run_after=later).enqueue()
     job = Job.objects.get(pk=result.id)
-    assert (job.queue.name, job.priority, job.run_after, job.status) == ("reports", 10, later, Status.SCHEDULED)
+    assert (job.queue.name, job.priority, job.run_after, job.status) == (
+        "reports",
+        10,
+        later,
+        Status.SCHEDULED,
+    )
 
 
 def test_using_can_override_task_options_per_call():
@@ -115,7 +122,9 @@ def test_get_result_of_a_running_job():
 
 def test_get_result_of_a_dead_job_carries_its_errors():
     result = tasks.fail.using(max_attempts=1).enqueue()
-    run_claimed(Outcome.FAILED, error_type="builtins.RuntimeError", error_message="boom", traceback="Traceback...")
+    run_claimed(
+        Outcome.FAILED, error_type="builtins.RuntimeError", error_message="boom", traceback="Traceback..."
+    )
     live = tasks.fail.get_result(result.id)
     assert live.status == TaskResultStatus.FAILED
     assert live.errors[0].exception_class is RuntimeError
@@ -135,4 +144,3 @@ async def test_aget_result_works_from_async_code():
     live = await tasks.add.aget_result(result.id)
     await sync_to_async(connections.close_all)()  # the executor thread's connection
     assert live.id == result.id and live.status == TaskResultStatus.READY
-

@@ -98,12 +98,17 @@ def test_bad_input_raises_a_clear_error_and_writes_nothing(spec, field):
 
 
 def test_unknown_task_error_names_the_path():
-    with pytest.raises(UnknownTask, match="tests.tasks.missing"):
+    with pytest.raises(UnknownTask, match=r"tests\.tasks\.missing"):
         broker.enqueue(broker.JobSpec(task_path="tests.tasks.missing"))
 
 
 def test_priority_names_map_to_numbers():
-    assert [broker.parse_priority(name) for name in ("critical", "high", "normal", "low")] == [100, 10, 0, -10]
+    assert [broker.parse_priority(name) for name in ("critical", "high", "normal", "low")] == [
+        100,
+        10,
+        0,
+        -10,
+    ]
 
 
 def test_idempotency_key_returns_the_existing_job():
@@ -117,7 +122,9 @@ def test_idempotency_key_returns_the_existing_job():
 def test_idempotency_keys_are_per_queue():
     make_queue("other")
     broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="k"))
-    _, created = broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", queue="other", idempotency_key="k"))
+    _, created = broker.enqueue(
+        broker.JobSpec(task_path="tests.tasks.noop", queue="other", idempotency_key="k")
+    )
     assert created
 
 
@@ -140,7 +147,9 @@ def test_enqueue_many_inserts_all_and_honours_idempotency_keys():
 
 def test_enqueue_many_rows_match_single_enqueue():
     single = make_job("tests.tasks.add", args=[1, 2], kwargs={}, priority="high")
-    ((job_id, _),) = broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.add", args=[1, 2], priority="high")])
+    ((job_id, _),) = broker.enqueue_many(
+        [broker.JobSpec(task_path="tests.tasks.add", args=[1, 2], priority="high")]
+    )
     bulk = Job.objects.get(pk=job_id)
     fields = ("queue_id", "task_path", "args", "kwargs", "priority", "status", "attempts", "max_attempts",
               "timeout", "progress", "progress_message", "last_error", "meta", "result")  # fmt: skip
@@ -148,7 +157,10 @@ def test_enqueue_many_rows_match_single_enqueue():
 
 
 def test_enqueue_many_with_one_bad_job_writes_nothing():
-    specs = [broker.JobSpec(task_path="tests.tasks.noop"), broker.JobSpec(task_path="tests.tasks.noop", priority=500)]
+    specs = [
+        broker.JobSpec(task_path="tests.tasks.noop"),
+        broker.JobSpec(task_path="tests.tasks.noop", priority=500),
+    ]
     with pytest.raises(InvalidJob):
         broker.enqueue_many(specs)
     assert not Job.objects.exists()
@@ -305,7 +317,11 @@ def test_finish_records_a_mixed_batch():
     for _ in range(3):
         make_job()
     a, b, c = broker.claim(WORKER, None, 3)
-    assert broker.finish(WORKER, [finished(a), failure(b), finished(c, result_json='{"x": 1}')]) == {a.id, b.id, c.id}
+    assert broker.finish(WORKER, [finished(a), failure(b), finished(c, result_json='{"x": 1}')]) == {
+        a.id,
+        b.id,
+        c.id,
+    }
     assert Job.objects.get(pk=c.id).result == {"x": 1}
     assert Job.objects.get(pk=b.id).status == Status.SCHEDULED
 

@@ -61,7 +61,9 @@ def test_two_workers_drain_2000_jobs_without_running_any_twice(tmp_path, run_log
     assert len(runs) == 2000, "every job ran"
     assert runs.most_common(1)[0][1] == 1, "no job ran twice"
     assert set(runs) == {r.id for r in results}
-    done = Worker.objects.filter(id__in=[w.id for w in Worker.objects.all()]).values_list("jobs_done", flat=True)
+    done = Worker.objects.filter(id__in=[w.id for w in Worker.objects.all()]).values_list(
+        "jobs_done", flat=True
+    )
     assert sum(done) == 2000 and all(done), "both workers took a share"
 
 

@@ -181,7 +181,7 @@ class Engine:
             placeholders = ", ".join(["%s"] * len(INSERT_COLUMNS))
             cursor.executemany(
                 f"INSERT INTO queues_job ({', '.join(INSERT_COLUMNS)}) VALUES ({placeholders})",
-                [self._insert_values(job_id, row) for job_id, row in zip(ids, rows)],
+                [self._insert_values(job_id, row) for job_id, row in zip(ids, rows, strict=True)],
             )
         return ids
 

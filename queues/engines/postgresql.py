@@ -32,7 +32,7 @@ class PostgresEngine(Engine):
             )
             ids = [row[0] for row in cursor.fetchall()]
             with cursor.cursor.copy(f"COPY queues_job ({', '.join(INSERT_COLUMNS)}) FROM STDIN") as copy:
-                for job_id, row in zip(ids, rows):
+                for job_id, row in zip(ids, rows, strict=True):
                     copy.write_row(self._insert_values(job_id, row))
         return ids
 

@@ -43,7 +43,9 @@ class Command(BaseCommand):
             action="store_true",
             help="Poll only, no LISTEN/NOTIFY (needed behind a transaction-mode pooler).",
         )
-        parser.add_argument("--grace", type=float, default=None, help="Seconds to let running jobs finish on shutdown.")
+        parser.add_argument(
+            "--grace", type=float, default=None, help="Seconds to let running jobs finish on shutdown."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         queues = [name.strip() for name in options["queues"].split(",") if name.strip()] or None
@@ -56,7 +58,9 @@ class Command(BaseCommand):
             if not QUEUE_NAME_VALIDATOR.regex.match(name):
                 raise CommandError(f"{name!r} is not a valid queue name.")
         if queues:
-            missing = sorted(set(queues) - set(Queue.objects.filter(name__in=queues).values_list("name", flat=True)))
+            missing = sorted(
+                set(queues) - set(Queue.objects.filter(name__in=queues).values_list("name", flat=True))
+            )
             if missing:
                 raise CommandError(f"Unknown queue(s): {', '.join(missing)}. Create them first.")
         autoscale = None

@@ -21,7 +21,9 @@ class Command(BaseCommand):
         password = os.environ.get("TASKWEB_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
         if "TASKWEB_ADMIN_PASSWORD" in os.environ:
-            self.stdout.write(f"Created superuser {username!r} with the password from TASKWEB_ADMIN_PASSWORD.")
+            self.stdout.write(
+                f"Created superuser {username!r} with the password from TASKWEB_ADMIN_PASSWORD."
+            )
         else:
             self.stdout.write(
                 self.style.WARNING(

@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+from django.db import connection
+
 from queues.compat import TaskContext, task
 from queues.exceptions import NonRetryable
 from queues.progress import set_progress
@@ -110,3 +112,25 @@ def fail_until_file_exists(path: str) -> str:
     if not Path(path).exists():
         raise NonRetryable(f"{path} is missing")
     return "fixed"
+
+
+CHAOS_RUNS_TABLE = "chaos_runs"
+
+
+@task(takes_context=True, max_attempts=25)
+def chaos_mark(context: TaskContext, sleep: float = 0.0, first_sleep: float = 0.0) -> str:
+    """Counts its own executions: one row per run in ``chaos_runs`` (job id, attempt, pid),
+    written before any work, so a run cut short by a kill still leaves its mark.
+
+    Many attempts are allowed because the chaos suite kills workers on purpose: a job
+    caught in several kills must still end up succeeded, not dead.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {CHAOS_RUNS_TABLE} (job_id, attempt, pid) VALUES (%s, %s, %s)",
+            [int(context.task_result.id), context.attempt, os.getpid()],
+        )
+    pause = sleep + (first_sleep if context.attempt == 1 else 0.0)
+    if pause:
+        time.sleep(pause)
+    return f"attempt {context.attempt}"

@@ -81,7 +81,20 @@ def alive_workers() -> list[Worker]:
     return list(Worker.objects.filter(status=WorkerStatus.ALIVE))
 
 
-def queue_rows(queues: list[Queue], now: datetime | None = None) -> list[QueueRow]:
+def oldest_waiting(queues: list[Queue]) -> dict[int, datetime]:
+    """When the longest-waiting queued job of each queue became due (reads every queued row)."""
+    return dict(
+        Job.objects.filter(queue__in=queues, status=Status.QUEUED)
+        .values("queue_id")
+        .annotate(oldest=Min("run_after"))
+        .values_list("queue_id", "oldest")
+    )
+
+
+def queue_rows(
+    queues: list[Queue], now: datetime | None = None, oldest: dict[int, datetime] | None = None
+) -> list[QueueRow]:
+    """``oldest`` may come from a recent call of ``oldest_waiting`` (the poller's cache)."""
     now = now or timezone.now()
     counts = status_counts(queues)
     since = now - timedelta(minutes=CHART_MINUTES)
@@ -91,12 +104,8 @@ def queue_rows(queues: list[Queue], now: datetime | None = None) -> list[QueueRo
         .values("queue_name")
         .annotate(ok=Sum("succeeded"), failed=Sum("failed"))
     }
-    oldest = dict(
-        Job.objects.filter(queue__in=queues, status=Status.QUEUED)
-        .values("queue_id")
-        .annotate(oldest=Min("run_after"))
-        .values_list("queue_id", "oldest")
-    )
+    if oldest is None:
+        oldest = oldest_waiting(queues)
     workers = alive_workers()
     rows = []
     for queue in queues:

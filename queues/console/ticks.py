@@ -11,7 +11,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Count as DbCount
+from django.db.models import Max, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -38,6 +39,9 @@ class Tick:
         self.last_html: dict[str, str] = {}
         self.last_resync = 0.0
         self.alive_workers: list[tuple] | None = None
+        self.oldest: dict[int, datetime] = {}
+        """Oldest waiting job per queue, re-read on each recount: an age shown in seconds
+        does not need a scan of every queued row at every tick."""
         self.dead_state: tuple[int, int] | None = None
         self.last_dead_id: int | None = None
 
@@ -51,9 +55,10 @@ class Tick:
             # Recount everything; _html still sends only what differs from last time.
             self.last_resync = time.monotonic()
             touched = {queue.id for queue in queues}
+            self.oldest = queries.oldest_waiting(queues)
         names = {queue.id: queue.name for queue in queues}
         events: list[tuple[str, dict]] = []
-        rows_by_queue = _LazyRows(queues, now)
+        rows_by_queue = _LazyRows(queues, now, self.oldest)
         if "overview" in topics and ("overview" in refresh or touched):
             self._html(
                 events, "overview", fragments.overview(rows_by_queue.all(), now), force="overview" in refresh
@@ -139,9 +144,9 @@ class Tick:
             events.append((f"job.{job_id}", {"type": "job.changed", **fragments.job_detail(job, job_id)}))
 
     def _dead(self, events: list, refresh: bool) -> None:
-        open_letters = DeadLetter.objects.filter(replayed_at=None)
-        newest = DeadLetter.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        state = (open_letters.count(), newest)
+        summary = DeadLetter.objects.filter(replayed_at=None).aggregate(n=DbCount("id"), newest=Max("id"))
+        newest = summary["newest"] or 0
+        state = (summary["n"], newest)
         if self.last_dead_id is None:
             self.last_dead_id = newest
         new = list(
@@ -160,17 +165,18 @@ class Tick:
 class _LazyRows:
     """Per-queue counts computed at most once per tick, for the overview and queue pages alike."""
 
-    def __init__(self, queues: list[Queue], now: datetime) -> None:
+    def __init__(self, queues: list[Queue], now: datetime, oldest: dict[int, datetime]) -> None:
         self.queues = queues
         self.now = now
+        self.oldest = oldest
         self._rows: dict[int, queries.QueueRow] | None = None
 
     def all(self) -> list[queries.QueueRow]:
         if self._rows is None:
-            self._rows = {row.queue.id: row for row in queries.queue_rows(self.queues, self.now)}
+            self._rows = {row.queue.id: row for row in queries.queue_rows(self.queues, self.now, self.oldest)}
         return list(self._rows.values())
 
     def one(self, queue: Queue) -> queries.QueueRow:
         if self._rows is not None:
             return self._rows[queue.id]
-        return queries.queue_rows([queue], self.now)[0]
+        return queries.queue_rows([queue], self.now, self.oldest)[0]

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 WORKERS ?= 2
 TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/taskweb
 
-.PHONY: run test test-sqlite test-postgres install install-test browser bench lint
+.PHONY: run test test-sqlite test-postgres install install-test browser deploy-tools bench lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ run: install
 	$(BIN)/honcho start --no-prefix -c worker=$(WORKERS) -f Procfile
 
 ## Install what the tests need and run the whole suite on SQLite, then on PostgreSQL.
-test: install-test browser
+test: install-test browser deploy-tools
 	$(MAKE) --no-print-directory test-sqlite
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(TEST_PG_URL)'.rsplit('/',1)[0] + '/postgres', connect_timeout=3).close()" 2>/dev/null; then \
 		$(MAKE) --no-print-directory test-postgres; \
@@ -53,6 +53,17 @@ browser:
 ## (each peer in its own venv under var/bench/venvs); BENCH_ARGS="--quick" for a smoke run.
 bench: install
 	$(BIN)/python -m bench.compare $(BENCH_ARGS)
+
+## Debian's nginx, PgBouncer and PostgreSQL server binaries: tests/test_deploy.py runs deploy/ with them,
+## and the chaos suite starts a private PostgreSQL with pg_ctl.
+deploy-tools:
+	@missing=""; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "Install Debian's$$missing for the deploy and chaos tests (sudo apt-get install$$missing)."; exit 1; fi; fi
 
 lint: install-test
 	$(BIN)/ruff check queues taskweb tests bench

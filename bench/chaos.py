@@ -174,13 +174,14 @@ def two_web_nodes(url: str, logs: Path, jobs: int = 200, redis_url: str | None =
     user = cluster.make_staff(url)
     ids = cluster.enqueue_marks(url, jobs)
     env = {"REDIS_URL": redis_url} if redis_url else {}
+    before = _redis_groups(redis_url) if redis_url else set()
     nodes = [WebNode(url, logs, **env) for _ in range(2)]
     watches: list[StatusWatch] = []
     worker: Process | None = None
     try:
         cookie = cluster.log_in(nodes[0].url, *user)  # one session, valid on every node
         watches = [StatusWatch(_ws(node.url), cookie, node.url, ids) for node in nodes]
-        groups = _redis_groups(redis_url) if redis_url else 0
+        groups = len(_redis_groups(redis_url) - before) if redis_url else 0
         began = time.monotonic()
         worker = start_worker(url, logs, *WORKER_ARGS)
         _drain(url, 300)
@@ -202,13 +203,14 @@ def two_web_nodes(url: str, logs: Path, jobs: int = 200, redis_url: str | None =
     if redis_url:
         summary.notes["redis_groups"] = groups
         if groups < 2:
-            summary.problems.append(f"expected both nodes' socket groups in Redis, found {groups}")
+            summary.problems.append(f"expected both new nodes' socket groups in Redis, found {groups}")
     summary.problems += [f"died unasked: {name}" for name in died]
     return summary
 
 
-def _redis_groups(redis_url: str) -> int:
-    """How many web processes have console socket groups in Redis (channels-redis keys)."""
+def _redis_groups(redis_url: str) -> set[str]:
+    """The web processes that have console socket groups in Redis (channels-redis keys
+    ``asgi:group:console.<process>.<topic>``)."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
@@ -216,7 +218,7 @@ def _redis_groups(redis_url: str) -> int:
         keys = [key.decode() for key in client.scan_iter("asgi:group:console.*")]
     finally:
         client.close()
-    return len({key.split(".")[1] for key in keys})
+    return {key.split(".")[1] for key in keys}
 
 
 # --- 4. SIGSTOP past the lease, then SIGCONT ----------------------------------------

@@ -8,6 +8,7 @@ is faked: signals go to real processes and bytes go over real sockets.
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -209,17 +210,22 @@ class WebNode(Process):
             return 0
 
 
-def log_in(base_url: str, username: str, password: str, origin: str | None = None) -> str:
-    """Log in through the console's login form (CSRF included); the Cookie header to reuse."""
+def log_in(base_url: str, username: str, password: str, context: Any = None) -> str:
+    """Log in through the console's login form (CSRF included); the Cookie header to reuse.
+
+    ``context`` is the SSL context for an https:// site (e.g. one trusting a test certificate).
+    """
     jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(jar), urllib.request.HTTPSHandler(context=context)
+    )
     opener.open(f"{base_url}/login/", timeout=15).read()
     csrf = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
     form = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": csrf})
     request = urllib.request.Request(
         f"{base_url}/login/",
         data=form.encode(),
-        headers={"Origin": origin or base_url, "Referer": f"{base_url}/login/"},
+        headers={"Origin": base_url, "Referer": f"{base_url}/login/"},
     )
     opener.open(request, timeout=15).read()
     cookies = {cookie.name: cookie.value for cookie in jar}
@@ -245,12 +251,15 @@ class StatusWatch:
         self.first_seen: dict[tuple[int, str], float] = {}
         self.messages = 0
         self.error: BaseException | None = None
-        self.socket = connect(
-            f"{ws_url}/ws/console/?{query}",
-            origin=origin,
-            additional_headers={"Cookie": cookie},
-            open_timeout=20,
-            ssl=ssl,
+        self._exit = contextlib.ExitStack()
+        self.socket = self._exit.enter_context(
+            connect(
+                f"{ws_url}/ws/console/?{query}",
+                origin=origin,
+                additional_headers={"Cookie": cookie},
+                open_timeout=20,
+                ssl=ssl,
+            )
         )
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -270,7 +279,7 @@ class StatusWatch:
         return {job_id for job_id, seen in list(self.status.items()) if seen == status}
 
     def close(self) -> None:
-        self.socket.close()
+        self._exit.close()
         self._thread.join(10)
 
 

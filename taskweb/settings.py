@@ -108,6 +108,9 @@ def database_config() -> dict:
         # Worker processes in tests must see the test database: keep it in a file.
         config["TEST"] = {"NAME": str(VAR_DIR / "test_taskweb.sqlite3")}
     config["CONN_HEALTH_CHECKS"] = True
+    # Behind PgBouncer in transaction mode a server-side cursor may land on another
+    # server connection: set DISABLE_SERVER_SIDE_CURSORS=1 there (docs/deploy.md).
+    config["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS")
     return config
 
 
@@ -147,7 +150,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
 
 LOGIN_URL = "/login/"
@@ -157,6 +160,8 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "taskweb@localhost")
 
 SESSION_COOKIE_HTTPONLY = True
+# Behind HTTPS (nginx terminating TLS), cookies are sent over HTTPS only.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES")
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SAMESITE = "Lax"
 

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -404,6 +404,8 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
                     applied.add(item.job.id)
                     (dead if status == Status.DEAD else retried).add(item.job.id)
         recorded = [f for f in finished if f.job.id in applied]
+        # The engine may already have written the attempts of successes with them.
+        written = Outcome.SUCCEEDED if get_engine().succeed_writes_attempts else None
         Attempt.objects.bulk_create(
             Attempt(
                 job_id=f.job.id,
@@ -418,6 +420,7 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
                 traceback=f.traceback,
             )
             for f in recorded
+            if f.outcome != written
         )
         _count_finished(recorded, retried, dead, now)
         flow.record_outcomes(recorded, now)
@@ -443,22 +446,18 @@ def _succeed(worker_id: str, items: Sequence[Finished], now: datetime) -> set[in
     if not items:
         return set()
     engine = get_engine()
-    cte, params = engine.values_cte(
-        "done",
-        ("id", "attempt", "result"),
-        [(f.job.id, f.job.attempt, f.result_json) for f in items],
-        json_columns=frozenset({"result"}),
-    )
-    sql = (
-        f"{cte} UPDATE queues_job SET status = %s, result = done.result, finished_at = %s, "
-        "updated_at = %s, lease_expires_at = NULL, progress = 100 FROM done "
-        "WHERE queues_job.id = done.id AND queues_job.attempts = done.attempt "
-        "AND queues_job.status = %s AND queues_job.worker_id = %s RETURNING queues_job.id"
-    )
-    params += [Status.SUCCEEDED.value, engine.dt(now), engine.dt(now), Status.RUNNING.value, worker_id]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {row[0] for row in cursor.fetchall()}
+    rows = [
+        (
+            f.job.id,
+            f.job.attempt,
+            f.result_json,
+            engine.dt(f.started_at),
+            engine.dt(f.finished_at),
+            f.duration,
+        )
+        for f in items
+    ]
+    return engine.succeed(worker_id, rows, now)
 
 
 def _fail(worker_id: str, item: Finished, now: datetime) -> Status | None:

@@ -166,6 +166,34 @@ class Engine:
         sql = FLOW_CLAIM_SQL.format(**parts, skip=skip, queue_budget=budgets[0], task_budget=budgets[1])
         return sql, params
 
+    succeed_writes_attempts = False  # whether succeed() also records the attempts
+
+    def succeed(self, worker_id: str, rows: Sequence[Sequence[Any]], now: datetime) -> set[int]:
+        """Mark held jobs succeeded; rows are (id, attempt, result JSON, started, finished,
+        duration). Returns the ids that were still held by that attempt of this worker."""
+        sql, params = self._succeed_statement(worker_id, rows, now)
+        with connection.cursor() as cursor:
+            cursor.execute(sql + " RETURNING queues_job.id", params)
+            return {row[0] for row in cursor.fetchall()}
+
+    def _succeed_statement(
+        self, worker_id: str, rows: Sequence[Sequence[Any]], now: datetime
+    ) -> tuple[str, list[Any]]:
+        cte, params = self.values_cte(
+            "done",
+            ("id", "attempt", "result", "started_at", "finished_at", "duration"),
+            rows,
+            json_columns=frozenset({"result"}),
+        )
+        sql = (
+            f"{cte} UPDATE queues_job SET status = %s, result = done.result, finished_at = %s, "
+            "updated_at = %s, lease_expires_at = NULL, progress = 100 FROM done "
+            "WHERE queues_job.id = done.id AND queues_job.attempts = done.attempt "
+            "AND queues_job.status = %s AND queues_job.worker_id = %s"
+        )
+        params += [Status.SUCCEEDED.value, self.dt(now), self.dt(now), Status.RUNNING.value, worker_id]
+        return sql, params
+
     def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert new jobs (column values from ``broker._job_fields``); returns their ids in order.
 

@@ -12,11 +12,10 @@ import time
 
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .models import Worker, WorkerStatus
+from .models import Worker
 
 
 def _database() -> dict[str, object]:
@@ -32,8 +31,7 @@ def _database() -> dict[str, object]:
 
 
 def _workers() -> dict[str, object]:
-    now = timezone.now()
-    alive = Worker.objects.filter(status=WorkerStatus.ALIVE, expires_at__gte=now)
+    alive = Worker.objects.alive()
     newest = alive.order_by("-last_heartbeat").values_list("last_heartbeat", flat=True).first()
     return {
         "ok": newest is not None,

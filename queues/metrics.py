@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 
 from .conf import conf
-from .models import Circuit, CircuitState, Job, MinuteStat, Queue, RuntimeBucket, Worker, WorkerStatus
+from .models import Circuit, CircuitState, Job, MinuteStat, Queue, RuntimeBucket, Worker
 from .states import WAITING, Status
 
 COUNTERS = {
@@ -129,7 +129,7 @@ class ClusterCollector:
         return family
 
     def _cluster_gauges(self) -> Iterator[Metric]:
-        alive = Worker.objects.filter(status=WorkerStatus.ALIVE, expires_at__gte=timezone.now())
+        alive = Worker.objects.alive()
         workers = GaugeMetricFamily("taskweb_workers_alive", "Worker processes heartbeating now.")
         workers.add_metric([], alive.count())
         yield workers

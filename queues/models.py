@@ -192,6 +192,12 @@ class WorkerStatus(models.TextChoices):
     LOST = "lost", "Lost"
 
 
+class WorkerQuerySet(models.QuerySet):
+    def alive(self) -> WorkerQuerySet:
+        """Heartbeating workers: a silent one stops counting even before it is marked lost."""
+        return self.filter(status=WorkerStatus.ALIVE, expires_at__gte=timezone.now())
+
+
 class Worker(models.Model):
     id = models.CharField(max_length=128, primary_key=True)
     hostname = models.CharField(max_length=255)
@@ -207,6 +213,8 @@ class Worker(models.Model):
     stopped_at = models.DateTimeField(null=True, blank=True)
     jobs_done = models.PositiveBigIntegerField(default=0)
     jobs_failed = models.PositiveBigIntegerField(default=0)
+
+    objects = WorkerQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]

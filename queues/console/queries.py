@@ -78,7 +78,7 @@ def status_counts(queues: list[Queue]) -> dict[int, dict[str, Count]]:
 
 
 def alive_workers() -> list[Worker]:
-    return list(Worker.objects.filter(status=WorkerStatus.ALIVE))
+    return list(Worker.objects.alive())
 
 
 def oldest_waiting(queues: list[Queue]) -> dict[int, datetime]:

@@ -16,7 +16,7 @@ from django.db.models import Max, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from ..models import DeadLetter, Job, Queue, Worker, WorkerStatus
+from ..models import DeadLetter, Job, Queue, Worker
 from . import fragments, queries
 
 SLACK = timedelta(seconds=2)
@@ -112,7 +112,7 @@ class Tick:
     def _workers_changed(self) -> bool:
         """A worker started, stopped or was lost: which queues are served may have changed."""
         alive = list(
-            Worker.objects.filter(status=WorkerStatus.ALIVE).order_by("id").values_list("id", "queues")
+            Worker.objects.alive().order_by("id").values_list("id", "queues")
         )
         changed, self.alive_workers = alive != self.alive_workers, alive
         return changed

@@ -4,8 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 WORKERS ?= 2
 TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/taskweb
+# Django 6.x needs Python 3.12+: when one is installed, `make test` also runs the suite on it.
+# (pyenv's shims are skipped: they refuse versions other than the selected one.)
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.1[23]*/bin/python) \
+	$(filter-out %/shims/python3.12 %/shims/python3.13,$(shell command -v python3.12 python3.13)))
+VENV6 := .venv-django6
 
-.PHONY: run test test-sqlite test-postgres install install-test browser deploy-tools bench lint
+.PHONY: run test test-sqlite test-postgres test-django6 install install-test browser deploy-tools bench lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +41,20 @@ test: install-test browser deploy-tools
 	else \
 		echo "PostgreSQL is not reachable at $(TEST_PG_URL): its run is skipped (CI starts it)."; \
 	fi
+	@if [ -n "$(PYTHON312)" ]; then $(MAKE) --no-print-directory test-django6; \
+	else echo "No Python 3.12+ found: the Django 6 run is skipped."; fi
 
 test-sqlite: install-test
 	env -u DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-postgres: install-test
 	DATABASE_URL=$(TEST_PG_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The same code on Django 6.x and its built-in django.tasks (browser and chaos runs stay on the main run).
+test-django6:
+	test -x $(VENV6)/bin/python || $(PYTHON312) -m venv $(VENV6)
+	$(VENV6)/bin/pip install --quiet -r requirements-test.txt
+	env -u DATABASE_URL $(VENV6)/bin/python -m pytest -m "not browser and not chaos" $(PYTEST_ARGS)
 
 ## Debian's Chromium for the browser tests (Playwright drives it; no browser download).
 browser:

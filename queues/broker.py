@@ -514,7 +514,7 @@ def _count_finished(recorded: Sequence[Finished], retried: set[int], dead: set[i
 
 
 def release(worker_id: str, job_ids: Iterable[int]) -> int:
-    """Give unfinished jobs back to the queue on shutdown; the cut attempt is not counted."""
+    """Give jobs that never started here back to the queue on shutdown; their claim is not counted."""
     now = timezone.now()
     return Job.objects.filter(
         id__in=list(job_ids), status__in=TRANSITIONS["release"], worker_id=worker_id
@@ -525,6 +525,51 @@ def release(worker_id: str, job_ids: Iterable[int]) -> int:
         lease_expires_at=None,
         updated_at=now,
     )
+
+
+def requeue_cut(worker_id: str, cut: Sequence[Finished]) -> set[int]:
+    """Give jobs whose running attempt a shutdown stopped back to the queue at once.
+
+    The stopped attempt stays in the history (as ``cut`` describes it), so the job's
+    next run is explained by it; it is not counted against ``max_attempts`` (the
+    attempt budget moves up by one). Returns the ids given back.
+    """
+    if not cut:
+        return set()
+    now = timezone.now()
+    requeued: set[int] = set()
+    with transaction.atomic():
+        for item in cut:
+            held = Job.objects.filter(
+                id=item.job.id,
+                status__in=TRANSITIONS["release"],
+                attempts=item.job.attempt,
+                worker_id=worker_id,
+            )
+            if held.update(
+                status=Status.QUEUED,
+                attempt_offset=F("attempt_offset") + 1,
+                started_at=None,
+                lease_expires_at=None,
+                updated_at=now,
+            ):
+                requeued.add(item.job.id)
+        Attempt.objects.bulk_create(
+            Attempt(
+                job_id=f.job.id,
+                number=f.job.attempt,
+                worker_id=worker_id,
+                started_at=f.started_at,
+                finished_at=f.finished_at,
+                duration=f.duration,
+                outcome=f.outcome,
+                error_type=f.error_type,
+                error_message=f.error_message,
+            )
+            for f in cut
+            if f.job.id in requeued
+        )
+    return requeued
 
 
 def stop_worker(worker_id: str) -> None:

@@ -175,17 +175,33 @@ class Worker:
 
     def _shutdown(self) -> None:
         unfinished = [slot for slot in self.slots if slot.job is not None]
+        cut_at = timezone.now()
+        # Attempts stopped mid-run are recorded, so a second run of their job is explained.
+        cut = [
+            broker.Finished(
+                job=slot.jobs[0],
+                outcome=Outcome.LOST,
+                started_at=slot.started_at or cut_at,
+                finished_at=cut_at,
+                error_type="WorkerShutdown",
+                error_message=f"stopped by the worker's shutdown after {self.grace:g}s of grace; "
+                "back in its queue, not counted against max_attempts",
+            )
+            for slot in unfinished
+        ]
         for slot in unfinished:
             self._kill(slot)
         for slot in self.slots:
             self._stop_child(slot)
         try:
             self._flush(force=True)
-            unfinished_ids = [job.id for slot in unfinished for job in slot.jobs]
-            unfinished_ids += [job.id for job in self.backlog] + self.withdrawn
-            if unfinished_ids:
-                released = broker.release(self.id, unfinished_ids)
-                logger.warning("worker %s returned %d unfinished jobs to their queues", self.id, released)
+            waiting = [job.id for slot in unfinished for job in list(slot.jobs)[1:]]
+            waiting += [job.id for job in self.backlog] + self.withdrawn
+            returned = len(broker.requeue_cut(self.id, cut))
+            if waiting:
+                returned += broker.release(self.id, waiting)
+            if returned:
+                logger.warning("worker %s returned %d unfinished jobs to their queues", self.id, returned)
             broker.count_work(self.id, *self.unreported)
             broker.stop_worker(self.id)
             scheduler.release_lease(self.id)

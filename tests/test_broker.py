@@ -368,6 +368,28 @@ def test_release_returns_a_job_without_counting_the_attempt():
     assert (job.status, job.attempts) == (Status.QUEUED, 0)
 
 
+def test_a_cut_attempt_returns_its_job_with_the_attempt_recorded_but_not_counted():
+    make_job(max_attempts=2)
+    claimed = claim_one()
+    cut = finished(claimed, Outcome.LOST, error_type="WorkerShutdown")
+    assert broker.requeue_cut(WORKER, [cut]) == {claimed.id}
+    job = Job.objects.get(pk=claimed.id)
+    assert job.status == Status.QUEUED
+    history = list(Attempt.objects.filter(job=job).values_list("number", "outcome", "error_type"))
+    assert history == [(1, Outcome.LOST, "WorkerShutdown")]
+    again = claim_one()
+    assert again.attempt == 2 and again.has_attempts_left, "attempt 2 is the first of the two counted"
+
+
+def test_a_stale_cut_changes_nothing():
+    make_job()
+    claimed = claim_one()
+    broker.finish(WORKER, [finished(claimed)])
+    assert broker.requeue_cut(WORKER, [finished(claimed, Outcome.LOST, error_type="WorkerShutdown")]) == set()
+    assert Job.objects.get(pk=claimed.id).status == Status.SUCCEEDED
+    assert list(Attempt.objects.values_list("outcome", flat=True)) == [Outcome.SUCCEEDED]
+
+
 def test_progress_is_stored_for_the_running_attempt_only():
     make_job()
     claimed = claim_one()

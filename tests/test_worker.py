@@ -113,7 +113,22 @@ def test_a_job_still_running_after_the_grace_period_goes_back_to_the_queue(tmp_p
     worker.send(signal.SIGTERM)
     assert worker.wait() == 0, worker.output()
     job = Job.objects.get(pk=result.id)
-    assert (job.status, job.attempts) == (Status.QUEUED, 0)
+    assert job.status == Status.QUEUED
+    assert job.attempts - job.attempt_offset == 0, "the cut attempt does not count against max_attempts"
+    history = list(Attempt.objects.filter(job_id=result.id).values_list("number", "outcome", "error_type"))
+    assert history == [(1, Outcome.LOST, "WorkerShutdown")], "but it stays in the history"
+
+
+def test_a_job_cut_by_shutdown_runs_again_as_its_next_attempt(tmp_path, run_log):
+    result = tasks.record_then_sleep_first_attempt.enqueue(600)
+    first = start(tmp_path, run_log, "--concurrency", "1", "--grace", "0.5")
+    wait_until(lambda: executions(run_log)[result.id] == 1)
+    first.send(signal.SIGTERM)
+    assert first.wait() == 0, first.output()
+    assert start(tmp_path, run_log, "--burst").wait() == 0
+    history = list(Attempt.objects.filter(job_id=result.id).values_list("number", "outcome", "error_type"))
+    assert history == [(1, Outcome.LOST, "WorkerShutdown"), (2, Outcome.SUCCEEDED, "")]
+    assert executions(run_log)[result.id] == 2, "ran twice, and the history says why"
 
 
 def test_prefetched_jobs_go_back_to_the_queue_on_shutdown(tmp_path, run_log):

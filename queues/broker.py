@@ -406,22 +406,7 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
         recorded = [f for f in finished if f.job.id in applied]
         # The engine may already have written the attempts of successes with them.
         written = Outcome.SUCCEEDED if get_engine().succeed_writes_attempts else None
-        Attempt.objects.bulk_create(
-            Attempt(
-                job_id=f.job.id,
-                number=f.job.attempt,
-                worker_id=worker_id,
-                started_at=f.started_at,
-                finished_at=f.finished_at,
-                duration=f.duration,
-                outcome=f.outcome,
-                error_type=f.error_type,
-                error_message=f.error_message,
-                traceback=f.traceback,
-            )
-            for f in recorded
-            if f.outcome != written
-        )
+        Attempt.objects.bulk_create(_attempt(worker_id, f) for f in recorded if f.outcome != written)
         _count_finished(recorded, retried, dead, now)
         flow.record_outcomes(recorded, now)
         webhooks.enqueue_deliveries(
@@ -432,6 +417,22 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
             ]
         )
     return applied
+
+
+def _attempt(worker_id: str, f: Finished) -> Attempt:
+    """The attempt-history row of one finished (or stopped) attempt."""
+    return Attempt(
+        job_id=f.job.id,
+        number=f.job.attempt,
+        worker_id=worker_id,
+        started_at=f.started_at,
+        finished_at=f.finished_at,
+        duration=f.duration,
+        outcome=f.outcome,
+        error_type=f.error_type,
+        error_message=f.error_message,
+        traceback=f.traceback,
+    )
 
 
 def count_work(worker_id: str, done: int, failed: int) -> None:
@@ -554,21 +555,7 @@ def requeue_cut(worker_id: str, cut: Sequence[Finished]) -> set[int]:
                 updated_at=now,
             ):
                 requeued.add(item.job.id)
-        Attempt.objects.bulk_create(
-            Attempt(
-                job_id=f.job.id,
-                number=f.job.attempt,
-                worker_id=worker_id,
-                started_at=f.started_at,
-                finished_at=f.finished_at,
-                duration=f.duration,
-                outcome=f.outcome,
-                error_type=f.error_type,
-                error_message=f.error_message,
-            )
-            for f in cut
-            if f.job.id in requeued
-        )
+        Attempt.objects.bulk_create(_attempt(worker_id, f) for f in cut if f.job.id in requeued)
     return requeued
 
 

@@ -88,6 +88,8 @@ class Bench:
     def cleanup(self) -> None:
         if self.store == "postgres":
             stores.drop_postgres([self.pg_name(), self.pg_name(template=True)])
+        elif self.store == "redis":
+            stores.flush_redis(self.target().url)
 
     # Processes ----------------------------------------------------------------------
     def env(self, target: Target) -> dict[str, str]:

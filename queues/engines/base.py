@@ -194,6 +194,25 @@ class Engine:
         params += [Status.SUCCEEDED.value, self.dt(now), self.dt(now), Status.RUNNING.value, worker_id]
         return sql, params
 
+    insert_job_is_one_statement = False  # True: no transaction needed around insert_job
+
+    def insert_job(self, row: dict[str, Any], counted: Sequence[Any]) -> int:
+        """Insert one new job, add it to the enqueued count (``counted`` is a minute-stats
+        row) and wake the queue's workers; returns its id. Call inside a transaction."""
+        with connection.cursor() as cursor:
+            cursor.execute(*self._insert_job_statement(row))
+            job_id = cursor.fetchone()[0]
+        self.upsert_minute_stats([counted])
+        return job_id
+
+    def _insert_job_statement(self, row: dict[str, Any]) -> tuple[str, list[Any]]:
+        columns = INSERT_COLUMNS[1:]
+        sql = (
+            f"INSERT INTO queues_job ({', '.join(columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id"
+        )
+        return sql, self._insert_values(0, row)[1:]
+
     def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert new jobs (column values from ``broker._job_fields``); returns their ids in order.
 
@@ -245,12 +264,9 @@ class Engine:
     def upsert_minute_stats(self, rows: Sequence[Sequence[Any]]) -> None:
         """Add counts into the per-minute rollup; rows are
         (minute, queue_name, task_path, enqueued, succeeded, failed, retried, dead, runtime_sum)."""
-        self._add_into(
-            "queues_minutestat",
-            ("minute", "queue_name", "task_path"),
-            ("enqueued", "succeeded", "failed", "retried", "dead", "runtime_sum"),
-            rows,
-        )
+        if rows:
+            with connection.cursor() as cursor:
+                cursor.execute(*self.minute_stats_statement(rows))
 
     def upsert_runtime_buckets(self, rows: Sequence[Sequence[Any]]) -> None:
         """Add counts into the run-time histogram; rows are (minute, queue_name, task_path, le, count)."""
@@ -262,6 +278,12 @@ class Engine:
         """Insert rows (keys then columns, the first key a datetime), adding to the rows that exist."""
         if not rows:
             return
+        with connection.cursor() as cursor:
+            cursor.execute(*self._add_into_statement(table, keys, columns, rows))
+
+    def _add_into_statement(
+        self, table: str, keys: Sequence[str], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Any]]:
         width = len(keys) + len(columns)
         placeholders = ", ".join(["(" + ", ".join(["%s"] * width) + ")"] * len(rows))
         updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
@@ -270,5 +292,12 @@ class Engine:
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
         )
         params = [self.dt(row[0]) if i == 0 else row[i] for row in rows for i in range(len(row))]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        return sql, params
+
+    def minute_stats_statement(self, rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        return self._add_into_statement(
+            "queues_minutestat",
+            ("minute", "queue_name", "task_path"),
+            ("enqueued", "succeeded", "failed", "retried", "dead", "runtime_sum"),
+            rows,
+        )

@@ -41,6 +41,22 @@ class PostgresEngine(Engine):
             cursor.execute(sql, [*params, worker_id, Outcome.SUCCEEDED.value])
             return {row[0] for row in cursor.fetchall()}
 
+    insert_job_is_one_statement = True
+
+    def insert_job(self, row: dict[str, Any], counted: Sequence[Any]) -> int:
+        """Insert, count and notify in one statement: one round trip, and atomic on its own."""
+        insert, params = self._insert_job_statement(row)
+        count, count_params = self.minute_stats_statement([counted])
+        sql = (
+            f"WITH job AS ({insert}), counted AS ({count}), "
+            "woken AS (SELECT pg_notify(%s, %s)) "
+            # A plain SELECT in a CTE runs only if referenced; the writes always run.
+            "SELECT job.id FROM job CROSS JOIN woken"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, *count_params, NOTIFY_CHANNEL, counted[1]])
+            return cursor.fetchone()[0]
+
     def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Take ids from the sequence in one query, then COPY the rows in: far cheaper
         per row than INSERT statements, and still inside the caller's transaction."""

@@ -174,6 +174,9 @@ class Worker:
             self._enforce_timeouts()
 
     def _shutdown(self) -> None:
+        for slot in self.slots:
+            if slot.job is not None:
+                self._kill(slot)
         unfinished = [slot for slot in self.slots if slot.job is not None]
         cut_at = timezone.now()
         # Attempts stopped mid-run are recorded, so a second run of their job is explained.
@@ -189,8 +192,6 @@ class Worker:
             )
             for slot in unfinished
         ]
-        for slot in unfinished:
-            self._kill(slot)
         for slot in self.slots:
             self._stop_child(slot)
         try:
@@ -376,19 +377,28 @@ class Worker:
             if now >= slot.deadline and slot.job is not None:
                 job = slot.job
                 self._kill(slot)
-                self._fail_slot(
-                    slot,
-                    "TimeoutError",
-                    f"attempt ran past its timeout of {job.timeout}s and was stopped",
-                    Outcome.TIMEOUT,
-                )
+                if slot.job is job:
+                    message = f"attempt ran past its timeout of {job.timeout}s and was stopped"
+                    self._fail_slot(slot, "TimeoutError", message, Outcome.TIMEOUT)
+                else:  # it finished just in time; whatever its child started next was cut
+                    self._interrupted(slot)
 
     def _child_died(self, slot: Slot) -> None:
         code = slot.process.exitcode
         self._kill(slot)
-        self._fail_slot(
-            slot, "WorkerChildDied", f"the process running the job exited (code {code})", Outcome.FAILED
-        )
+        if slot.job is None:
+            self._replace_child(slot)
+            return
+        message = f"the process running the job exited (code {code})"
+        self._fail_slot(slot, "WorkerChildDied", message, Outcome.FAILED)
+
+    def _interrupted(self, slot: Slot) -> None:
+        """A killed child may have just started the job now at the head: count that attempt."""
+        if slot.job is None:
+            self._replace_child(slot)
+        else:
+            message = "interrupted: its process was stopped for the job before it"
+            self._fail_slot(slot, "WorkerLost", message, Outcome.LOST)
 
     def _fail_slot(self, slot: Slot, error_type: str, message: str, outcome: Outcome) -> None:
         """The running job failed with its child: record it; jobs queued behind it never started."""
@@ -423,9 +433,17 @@ class Worker:
         slot.started_at, slot.deadline = None, math.inf
 
     def _kill(self, slot: Slot) -> None:
+        """Stop the child, then read what it reported before dying: only the job left at
+        the head afterwards can have been cut, and the jobs behind it never started."""
         if slot.process.is_alive():
             os.kill(slot.process.pid, signal.SIGKILL)
         slot.process.join(5)
+        finished_at = timezone.now()
+        try:
+            while slot.jobs and slot.conn.poll():
+                self._record(slot, finished_at, slot.conn.recv())
+        except (EOFError, OSError):
+            pass
         slot.conn.close()
 
     def _spawn(self) -> Slot:
@@ -479,13 +497,17 @@ class Worker:
                     slot.skipping.add(job.id)
                     slot.conn.send(Skip(job.id))
             if slot.job is not None and slot.job.id not in held:
+                job = slot.job
                 logger.warning(
                     "job %s is no longer held by this worker (cancelled or recovered); stopping it",
-                    slot.job.id,
-                    extra=logs.job_fields(slot.job, self.id),
+                    job.id,
+                    extra=logs.job_fields(job, self.id),
                 )
-                waiting = [job for job in list(slot.jobs)[1:] if job.id in held]
                 self._kill(slot)
+                if slot.job is not job:  # it finished meanwhile (its outcome will be refused)
+                    self._interrupted(slot)
+                    continue
+                waiting = [other for other in list(slot.jobs)[1:] if other.id in held]
                 self._replace_child(slot)
                 self.backlog.extendleft(reversed(waiting))
 

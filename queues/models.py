@@ -269,8 +269,9 @@ class Schedule(models.Model):
         self._timing = (self.cron, self.time_zone, self.enabled)
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Schedule:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Schedule:
+        # Django 6.1 passes fetch_mode; 5.2 passes nothing more.
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._timing = (instance.cron, instance.time_zone, instance.enabled)
         return instance
 

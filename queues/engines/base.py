@@ -14,9 +14,6 @@ from ..states import WAITING, Status
 if TYPE_CHECKING:
     from ..flow import ClaimLimits
 
-JOB = "queues_job"
-QUEUE = "queues_queue"
-
 CLAIM_SQL = """
 WITH picked AS (
     SELECT id FROM queues_job

@@ -336,7 +336,7 @@ def claim(
     if not rows:
         return []
     names = limits.names
-    claimed = [
+    return [
         ClaimedJob(
             id=row[0],
             task_path=row[1],
@@ -350,10 +350,9 @@ def claim(
             has_callback=bool(row[9]),
             size=_size(row[2]) + _size(row[3]),
         )
-        for row in rows
+        # RETURNING has no order: hand jobs out in the claim's own order.
+        for row in sorted(rows, key=lambda row: (-row[10], row[11], row[0]))
     ]
-    claimed.sort(key=lambda job: job.id)
-    return claimed
 
 
 def _size(value: Any) -> int:

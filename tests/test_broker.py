@@ -192,6 +192,13 @@ def test_claim_takes_highest_priority_first_then_oldest():
     assert order == [old.id, new.id, low.id]
 
 
+def test_one_claim_hands_out_its_jobs_in_priority_order():
+    low = make_job(priority=-10)
+    high = make_job(priority=10)
+    normal = make_job()
+    assert [job.id for job in broker.claim(WORKER, None, 3)] == [high.id, normal.id, low.id]
+
+
 def test_claim_takes_up_to_the_free_slots_in_one_go():
     for _ in range(5):
         make_job()

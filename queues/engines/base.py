@@ -34,7 +34,7 @@ SET status = %s, attempts = attempts + 1, worker_id = %s, started_at = %s,
     updated_at = %s, lease_expires_at = %s, progress = 0, progress_message = ''
 WHERE id IN (SELECT id FROM picked)
 RETURNING id, task_path, args, kwargs, attempts, attempt_offset, max_attempts, timeout, queue_id,
-    {has_callback}
+    {has_callback}, priority, run_after
 """
 CLAIM_SQL += CLAIM_UPDATE
 

@@ -210,7 +210,7 @@ def enqueue(spec: JobSpec) -> tuple[Job, bool]:
     if existing := _existing(queue.id, spec.idempotency_key):
         return existing, False
     engine = get_engine()
-    counted = (now.replace(second=0, microsecond=0), queue.name, spec.task_path, 1, 0, 0, 0, 0, 0.0)
+    (counted,) = _enqueued_counts([fields], queue.name, now)
     # One statement needs no transaction of its own, except a savepoint when a duplicate
     # key may fail it inside the caller's transaction.
     guard = not engine.insert_job_is_one_statement or (
@@ -266,8 +266,15 @@ def enqueue_many(specs: Sequence[JobSpec], batch_size: int = 5000) -> list[tuple
         ids: list[int] = []
         for start in range(0, len(new), batch_size):
             ids += engine.insert_jobs(new[start : start + batch_size])
-        for queue in queues.values():
-            _count_enqueued([row for row in new if row["queue_id"] == queue.id], queue.name, now)
+        engine.upsert_minute_stats(
+            [
+                count
+                for queue in queues.values()
+                for count in _enqueued_counts(
+                    [row for row in new if row["queue_id"] == queue.id], queue.name, now
+                )
+            ]
+        )
         engine.notify(list(queues))
     fresh = iter(ids)
     results = []
@@ -281,14 +288,13 @@ def enqueue_many(specs: Sequence[JobSpec], batch_size: int = 5000) -> list[tuple
     return results
 
 
-def _count_enqueued(rows: Iterable[dict[str, Any]], queue_name: str, now: datetime) -> None:
+def _enqueued_counts(rows: Iterable[dict[str, Any]], queue_name: str, now: datetime) -> list[tuple]:
+    """Minute-rollup rows adding these new jobs to the enqueued counts."""
     per_task: dict[str, int] = defaultdict(int)
     for row in rows:
         per_task[row["task_path"]] += 1
     minute = now.replace(second=0, microsecond=0)
-    get_engine().upsert_minute_stats(
-        [(minute, queue_name, task, count, 0, 0, 0, 0, 0.0) for task, count in per_task.items()]
-    )
+    return [(minute, queue_name, task, count, 0, 0, 0, 0, 0.0) for task, count in per_task.items()]
 
 
 # --- claim, heartbeat, finish ------------------------------------------------------

@@ -11,7 +11,7 @@ app_name = "console"
 
 urlpatterns = [
     path("", pages.overview, name="overview"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", auth_views.LoginView.as_view(template_name="queues/login.html", redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     path("queues/", actions.queue_create, name="queue-create"),
     path("queues/<str:name>/", pages.queue_detail, name="queue"),

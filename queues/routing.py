@@ -16,6 +16,7 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import Resolver404, resolve
 
+from .console import layer
 from .console.pages import live_socket
 from .consumers import ConsoleConsumer
 
@@ -49,6 +50,7 @@ class ConsoleSocketRouter:
         self, scope: dict[str, Any], receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if is_console_socket(scope):
+            layer.ensure()
             await self.console(scope, receive, send)
         elif self.other is not None:
             await self.other(scope, receive, send)

@@ -80,6 +80,18 @@ async def test_the_console_socket_under_a_prefix_connects_and_receives_changes(u
     await socket.disconnect()
 
 
+async def test_a_project_without_channel_layers_still_gets_live_updates(settings):
+    del settings.CHANNEL_LAYERS
+    application = with_console(get_asgi_application())
+    socket = communicator(application, "/ws/console/?page=overview", await operator_cookie())
+    connected, _ = await socket.connect()
+    assert connected
+    await receive_until(socket, 'id="queue-table"')
+    await sync_to_async(make_job)(queue="mail")
+    await receive_until(socket, 'data-queue="mail"')
+    await socket.disconnect()
+
+
 async def test_under_a_prefix_the_root_socket_path_is_not_the_console(under_ops):
     assert not await opens(
         with_console(get_asgi_application()), "/ws/console/?page=overview", await operator_cookie()

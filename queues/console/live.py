@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from uuid import uuid4
 
-from channels.layers import get_channel_layer
 from django.db import close_old_connections, connections
 
+from . import layer
 from .ticks import Tick
 
 logger = logging.getLogger("queues.console")
@@ -79,7 +79,7 @@ class Poller:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        layer = get_channel_layer()
+        channels = layer.ensure()
         tick = Tick()  # a fresh start: nothing is assumed about what sockets already have
         try:
             while self.topics:
@@ -89,7 +89,7 @@ class Poller:
                     logger.exception("console tick failed; retrying next tick")
                     events = []
                 for topic, event in events:
-                    await layer.group_send(group(topic), event)
+                    await channels.group_send(group(topic), event)
                 await asyncio.sleep(TICK_SECONDS)
         finally:
             # Checked and cleared with no await in between, so a socket arriving from now

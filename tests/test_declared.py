@@ -39,4 +39,3 @@ def test_a_declared_queue_missing_from_the_table_is_created_on_first_enqueue(mai
     Queue.objects.filter(name="mail").delete()
     result = tasks.noop.using(queue_name="mail").enqueue()
     assert Queue.objects.get(name="mail").jobs.get().pk == int(result.id)
-

@@ -27,6 +27,7 @@ import pytest
 from django.db import connection
 
 from .browser import free_port
+from .console_helpers import PAGES
 from .processes import ROOT, wait_until
 
 pytestmark = pytest.mark.package
@@ -355,22 +356,10 @@ def staff(project: Project, daphne: str) -> tuple[Visitor, str]:
     return visitor, job_id
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/ops/",
-        "/ops/queues/default/",
-        "/ops/jobs/",
-        "/ops/jobs/{job}/",
-        "/ops/dead/",
-        "/ops/workers/",
-        "/ops/schedules/",
-        "/ops/api/docs",
-    ],
-)
-def test_staff_see_every_console_page_and_the_api_docs_under_the_prefix(staff, daphne, path):
+@pytest.mark.parametrize("page", PAGES)
+def test_staff_see_every_console_page_and_the_api_docs_under_the_prefix(staff, daphne, page):
     visitor, job_id = staff
-    path = path.format(job=job_id)
+    path = "/ops/" + page.format(job=job_id)
     status, url, _ = visitor.get(path)
     assert (status, url) == (200, daphne + path)
 

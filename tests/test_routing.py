@@ -6,19 +6,16 @@ import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.testing import WebsocketCommunicator
 from django.core.asgi import get_asgi_application
 from django.db import connections
 
 from queues.asgi import with_console
 from queues.console import live
 
-from .console_helpers import HOST, make_operator, session_cookie
+from .console_helpers import SOCKET_TIMEOUT, make_operator, receive_until, session_cookie, socket_to
 from .factories import make_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-TIMEOUT = 10
 
 
 class Echo(AsyncWebsocketConsumer):
@@ -44,52 +41,35 @@ async def operator_cookie() -> str:
     return await sync_to_async(session_cookie)(await sync_to_async(make_operator)())
 
 
-def communicator(application, path: str, cookie: str) -> WebsocketCommunicator:
-    headers = [
-        (b"origin", f"http://{HOST}".encode()),
-        (b"host", HOST.encode()),
-        (b"cookie", f"sessionid={cookie}".encode()),
-    ]
-    return WebsocketCommunicator(application, path, headers=headers)
-
-
-async def receive_until(socket: WebsocketCommunicator, text: str) -> str:
-    while True:
-        message = await socket.receive_from(timeout=TIMEOUT)
-        if text in message:
-            return message
-
-
 async def opens(application, path: str, cookie: str) -> bool:
-    socket = communicator(application, path, cookie)
+    socket = socket_to(application, path, cookie)
     connected, _ = await socket.connect()
     await socket.disconnect()
     return connected
 
 
-async def test_the_console_socket_under_a_prefix_connects_and_receives_changes(under_ops):
-    socket = communicator(
-        with_console(get_asgi_application()), "/ops/ws/console/?page=overview", await operator_cookie()
-    )
+async def shows_a_new_queue_live(application, path: str) -> bool:
+    """Open the overview's socket at ``path``; True once a queue made afterwards shows up on it."""
+    socket = socket_to(application, path, await operator_cookie())
     connected, _ = await socket.connect()
-    assert connected
-    await receive_until(socket, 'id="queue-table"')
-    await sync_to_async(make_job)(queue="mail")
-    message = await receive_until(socket, 'data-queue="mail"')
-    assert '<td data-count="queued">1</td>' in message.split('data-queue="mail"')[1]
-    await socket.disconnect()
-
-
-async def test_a_project_without_channel_layers_still_gets_live_updates(settings):
-    del settings.CHANNEL_LAYERS
-    application = with_console(get_asgi_application())
-    socket = communicator(application, "/ws/console/?page=overview", await operator_cookie())
-    connected, _ = await socket.connect()
-    assert connected
+    if not connected:
+        return False
     await receive_until(socket, 'id="queue-table"')
     await sync_to_async(make_job)(queue="mail")
     await receive_until(socket, 'data-queue="mail"')
     await socket.disconnect()
+    return True
+
+
+async def test_the_console_socket_under_a_prefix_connects_and_receives_changes(under_ops):
+    assert await shows_a_new_queue_live(
+        with_console(get_asgi_application()), "/ops/ws/console/?page=overview"
+    )
+
+
+async def test_a_project_without_channel_layers_still_gets_live_updates(settings):
+    del settings.CHANNEL_LAYERS
+    assert await shows_a_new_queue_live(with_console(get_asgi_application()), "/ws/console/?page=overview")
 
 
 async def test_under_a_prefix_the_root_socket_path_is_not_the_console(under_ops):
@@ -107,11 +87,11 @@ async def test_a_console_mounted_twice_has_a_socket_under_each_mount(settings):
 
 async def test_sockets_that_are_not_the_consoles_go_to_the_projects_own_application(under_ops):
     application = with_console(get_asgi_application(), websocket=Echo.as_asgi())
-    socket = communicator(application, "/chat/", await operator_cookie())
+    socket = socket_to(application, "/chat/", await operator_cookie())
     connected, _ = await socket.connect()
     assert connected
     await socket.send_to(text_data="hi")
-    assert await socket.receive_from(timeout=TIMEOUT) == "echo hi"
+    assert await socket.receive_from(timeout=SOCKET_TIMEOUT) == "echo hi"
     await socket.disconnect()
 
 

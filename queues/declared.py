@@ -20,6 +20,7 @@ from .models import QUEUE_NAME_VALIDATOR, Queue
 
 
 def declared_queue_names() -> set[str]:
+    """``default`` and the ``QUEUES`` of every Taskweb backend in ``TASKS`` (read afresh: tests change it)."""
     from .backend import QueueBackend  # the backend module imports the broker, which imports this
 
     names = {DEFAULT_TASK_QUEUE_NAME}

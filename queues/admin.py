@@ -383,27 +383,41 @@ class MinuteStatAdmin(ReadOnlyAdmin):
 class TokenForm(forms.ModelForm):
     class Meta:
         model = ApiToken
-        fields = ("name", "user")
+        fields = ("name", "user", "scope")
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are created here (shown once in a message) and revoked, never edited."""
+    """Tokens are created here (shown once in a message) and revoked, never edited.
+
+    A token acts for its owner, so only a superuser may create one for someone else:
+    otherwise anyone allowed to add tokens could borrow a stronger user's rights."""
 
     form = TokenForm
-    list_display = ("name", "prefix", "user", "created_at", "last_used_at", "revoked_at")
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
-    search_fields = ("name", "prefix")
+    list_display = ("name", "prefix", "user", "scope", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("scope", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "prefix", "user__username")
     actions = ("revoke",)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user":
+            owners = db_field.related_model.objects.filter(is_active=True, is_staff=True)
+            if not request.user.is_superuser:
+                owners = owners.filter(pk=request.user.pk)
+            kwargs.update(queryset=owners.order_by("username"), initial=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
-        new = auth_tokens.create_token(obj.name, user=obj.user)
+        new = auth_tokens.create_token(obj.name, user=obj.user, scope=obj.scope)
         obj.pk = new.token.pk
         self.message_user(
-            request, f"Token {new.plain} — this is the only time it is shown; store it now.", messages.SUCCESS
+            request,
+            f"Token {new.plain} — this is the only time it is shown; store it now. It acts for "
+            f"{obj.user.get_username()} within the {obj.scope} scope.",
+            messages.SUCCESS,
         )
 
     @admin.action(description="Revoke selected tokens")

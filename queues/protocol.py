@@ -344,8 +344,8 @@ class Server:
         idle = self.limits.idle_timeout
         if auth_deadline is not None and auth_deadline - time.monotonic() < idle:
             left = max(auth_deadline - time.monotonic(), 0.0)
-            return left, f"no AUTH within {self.limits.auth_timeout:g} seconds"
-        return idle, f"idle for {idle:g} seconds"
+            return left, f"no AUTH within {self.limits.auth_timeout:g}s"
+        return idle, f"idle for {idle:g}s"
 
     async def _reply(self, session: Session, raw: bytes) -> str:
         try:

@@ -11,7 +11,7 @@ from queues import broker
 from queues.models import ApiToken, DeadLetter, Job, Queue, Schedule
 from queues.states import Status
 
-from .console_helpers import make_user
+from .console_helpers import make_user, make_viewer
 from .factories import make_job, make_token
 
 pytestmark = pytest.mark.django_db
@@ -132,6 +132,42 @@ def test_the_dead_letter_replay_action(admin_client):
     job = dead_job()
     letter = DeadLetter.objects.get()
     admin_client.post("/admin/queues/deadletter/", {"action": "replay", "_selected_action": [letter.pk]})
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+
+def _viewer_client() -> Client:
+    client = Client()
+    client.force_login(make_viewer())
+    return client
+
+
+@pytest.mark.parametrize(
+    ("changelist", "action"),
+    [
+        ("job", "retry"),
+        ("job", "cancel"),
+        ("job", "replay"),
+        ("deadletter", "replay"),
+        ("queue", "pause"),
+        ("queue", "resume"),
+        ("queue", "purge"),
+    ],
+)
+def test_a_read_only_user_is_offered_no_action(changelist, action):
+    dead_job()  # a job, a dead letter and a queue: every list has a row to act on
+    page = _viewer_client().get(f"/admin/queues/{changelist}/").content.decode()
+    assert "<tbody>" in page and f'value="{action}"' not in page
+
+
+def test_a_read_only_user_cannot_purge_a_queue_through_the_admin():
+    job = make_job()
+    _viewer_client().post("/admin/queues/queue/", {"action": "purge", "_selected_action": [job.queue_id]})
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+
+def test_a_read_only_user_cannot_cancel_a_job_through_the_admin():
+    job = make_job()
+    _viewer_client().post("/admin/queues/job/", {"action": "cancel", "_selected_action": [job.pk]})
     assert Job.objects.get(pk=job.pk).status == Status.QUEUED
 
 

@@ -7,7 +7,7 @@ import pytest
 from queues import auth_tokens, rules
 from queues.models import ApiToken, TokenScope
 
-from .console_helpers import make_operator, make_viewer
+from .console_helpers import make_operator, make_user, make_viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -62,3 +62,9 @@ def test_a_token_never_allows_more_than_its_owner():
     owner = make_viewer()
     token = auth_tokens.create_token("wide", user=owner, scope=TokenScope.ADMIN).token
     assert _allowed(token) == {rules.READ} == {a for a in rules.RULES if rules.can(owner, a)}
+
+
+def test_the_operator_role_of_the_readme_operates_and_edits_but_neither_creates_nor_destroys():
+    perms = ("view_job", "add_job", "change_job", "change_queue", "change_schedule")
+    operate = _scope_actions(TokenScope.OPERATE) | {"queue.change", "schedule.change"}
+    assert rules.allowed_actions(make_user("ops", perms=perms)) == operate

@@ -15,6 +15,7 @@ from queues import auth_tokens, broker
 from queues.models import ApiToken, Job, Queue, Schedule
 from queues.states import Status
 
+from .api import ApiClient
 from .console_helpers import make_operator, make_user, make_viewer
 from .factories import make_job, make_queue, make_token
 from .processes import ROOT, child_env
@@ -209,7 +210,7 @@ class TestInProcess:
 
     def test_token_create_sets_the_named_owner_and_scope(self):
         make_viewer("ops")
-        data = taskctl_json("token", "create", "deploy", "--user", "ops", "--scope", "operate")
+        data = taskctl_json("token", "create", "ci-deploy", "--user", "ops", "--scope", "operate")
         assert ApiToken.objects.values_list("user__username", "scope").get() == ("ops", "operate")
         assert (data["user"], data["scope"]) == ("ops", "operate")
 
@@ -274,3 +275,14 @@ class TestSubprocess:
     def test_jobs_list_prints_a_table_for_people(self):
         make_job()
         assert run("jobs", "list").stdout.split()[:3] == ["ID", "QUEUE", "TASK"]
+
+    def test_the_readmes_token_line_gives_a_token_that_may_change_queues(self):
+        make_operator("admin")
+        readme = (ROOT / "README.md").read_text()
+        line = next(line for line in readme.splitlines() if line.startswith("TOKEN=$("))
+        script = line.replace(".venv/bin/python", sys.executable) + '\necho "$TOKEN"'
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60
+        )
+        token = done.stdout.strip()
+        assert ApiClient(token=token).post("/queues", {"name": "mail"}).status_code == 201

@@ -248,11 +248,11 @@ async def read_line(reader: asyncio.StreamReader) -> bytes | None:
 class Limits:
     """How long and how many: what keeps idle or unauthenticated clients from piling up."""
 
-    auth_timeout: float = 10.0
+    auth_timeout: float
     """Seconds a connection has to succeed with AUTH, when the server requires it."""
-    idle_timeout: float = 300.0
+    idle_timeout: float
     """Seconds a connection may send nothing."""
-    max_connections: int = 500
+    max_connections: int
     """Connections served at once; the next one is told so and closed."""
 
 
@@ -267,13 +267,13 @@ class Server:
         require_auth: bool,
         lease: float,
         max_line: int,
-        limits: Limits | None = None,
+        limits: Limits,
         threads: int = 8,
     ) -> None:
         self.host, self.port = host, port
         self.require_auth = require_auth
         self.max_line = max_line
-        self.limits = limits or Limits()
+        self.limits = limits
         self.connections = 0
         self.commands = Commands(lease)
         self.lease = lease

@@ -35,7 +35,7 @@ def test_the_api_docs_under_a_prefix_read_the_schema_under_that_prefix(under_ops
 
 
 def test_the_api_health_and_metrics_answer_under_a_prefix(under_ops):
-    token = auth_tokens.create_token("prefix-test").plain
+    token = auth_tokens.create_token("prefix-test", make_operator()).plain
     client = client_for(None, HTTP_AUTHORIZATION=f"Bearer {token}")
     assert client.get("/ops/api/queues").status_code == 200
     assert client.get("/ops/health").status_code == 200

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .processes import ROOT, child_env, wait_until
+from . import servers
+from .processes import ROOT, child_env
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -28,47 +29,31 @@ def chromium_path() -> str | None:
     return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class DaphneProcess:
-    """``daphne taskweb.asgi:application`` on a free port; output kept for failures."""
+    """``daphne taskweb.asgi:application`` on the test database (``env`` added), on the port
+    the kernel gave it (``-p 0``), read from its own log; output kept for failures."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, **env: str) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"daphne-{self.port}.log"
+        self.log_path = log_dir / f"daphne-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "taskweb.asgi:application",
-            ],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "taskweb.asgi:application"],
             cwd=ROOT,
-            env=child_env(),
+            env=child_env(**env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(self._listening, timeout=30)
-
-    def _listening(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"daphne exited:\n{self.output()}")
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+        try:
+            self.port = servers.logged_port(self.proc, self.log_path, servers.DAPHNE_LISTENING, "daphne")
+        except BaseException:
+            self.stop()
+            raise
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
+import re
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,11 +18,12 @@ from queues import auth_tokens
 from queues.models import Attempt, Job
 from queues.states import Status
 
+from . import servers
 from .factories import make_job, make_queue
 from .processes import ROOT, child_env, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-_ports = itertools.count(7101)
+LISTENING = re.compile(r"runbroker listening on 127\.0\.0\.1:(?P<port>\d+) \(pid (?P<pid>\d+),")
 
 
 class Client:
@@ -43,26 +47,25 @@ class Client:
 
 
 class Broker:
+    """A ``runbroker`` on a port the kernel picked (``--port 0``), read from its own log line,
+    which names its pid: a server of someone else's can never be taken for it."""
+
     def __init__(self, *args: str, tmp_path) -> None:
-        self.port = next(_ports)
-        self.log = (tmp_path / f"runbroker-{self.port}.log").open("w")
+        log_path = tmp_path / f"runbroker-{time.monotonic_ns()}.log"
+        self.log = log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runbroker", "--port", str(self.port), *args],
+            [sys.executable, "manage.py", "runbroker", "--port", "0", *args],
             cwd=ROOT,
             env=child_env(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(self._listening)
         self.clients: list[Client] = []
-
-    def _listening(self) -> bool:
-        assert self.proc.poll() is None, "runbroker exited"
         try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-        except OSError:
-            return False
-        return True
+            self.port = servers.logged_port(self.proc, log_path, LISTENING, "runbroker")
+        except BaseException:
+            self.stop()
+            raise
 
     def client(self) -> Client:
         client = Client(self.port)
@@ -72,7 +75,8 @@ class Broker:
     def stop(self) -> None:
         for client in self.clients:
             client.close()
-        self.proc.terminate()
+        if self.proc.poll() is None:
+            self.proc.terminate()
         self.proc.wait(30)
         self.log.close()
 
@@ -264,4 +268,53 @@ def test_runbroker_refuses_a_bad_port_clearly():
         text=True,
         timeout=60,
     )
-    assert (done.returncode, "--port must be 1..65535" in done.stderr) == (1, True)
+    assert (done.returncode, "--port must be 0..65535" in done.stderr) == (1, True)
+
+
+class ForeignServer(socketserver.ThreadingTCPServer):
+    """Someone else's server that answers every line like a broker would."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(handler) -> None:
+                self.connections += 1
+                for _ in handler.rfile:
+                    handler.wfile.write(b"OK 1\n")
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture
+def foreign() -> Iterator[ForeignServer]:
+    server = ForeignServer()
+    yield server
+    server.close()
+
+
+def test_runbroker_on_port_0_logs_the_port_it_bound_and_its_pid(server):
+    server.log.flush()
+    line = f"runbroker listening on 127.0.0.1:{server.port} (pid {server.proc.pid}, auth off, lease 1s)"
+    assert server.port != 0 and line in Path(server.log.name).read_text()
+
+
+def test_the_fixture_never_talks_to_a_foreign_server_on_the_port_its_broker_was_given(foreign, tmp_path):
+    # The broker cannot bind the taken port and exits: the fixture says so, instead of
+    # finding "something listening" there and handing the test a client of the stranger.
+    with pytest.raises(servers.ServerExited, match=r"Cannot listen on 127\.0\.0\.1"):
+        Broker("--port", str(foreign.port), tmp_path=tmp_path)
+    assert foreign.connections == 0
+
+
+def test_the_fixture_talks_to_its_own_broker_while_a_foreign_server_listens(foreign, client):
+    job_id = client("ENQUEUE default mine").split()[1]
+    assert (Job.objects.get(pk=job_id).args, foreign.connections) == (["mine"], 0)

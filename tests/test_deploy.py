@@ -133,6 +133,26 @@ def test_the_env_example_sets_only_what_taskweb_reads():
         assert f'"{key}"' in read or f"${{{key}}}" in units, f"{key} is read by nothing"
 
 
+def test_check_deploy_finds_nothing_with_the_example_environment_file():
+    # As docs/deploy.md says, with the example file's settings (its placeholder secret swapped).
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=unit_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert read_env_file(ENV_EXAMPLE)["TASKWEB_PRODUCTION"] == "1"
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_nginx_tells_the_web_nodes_that_a_request_came_over_https():
+    # The production profile trusts X-Forwarded-Proto: every proxied location must set it.
+    locations = re.findall(r"location [^{]+\{[^}]*\}", SITE.read_text())
+    proxied = [block for block in locations if "proxy_pass" in block]
+    assert proxied and all("proxy_set_header X-Forwarded-Proto $scheme;" in block for block in proxied)
+
+
 def test_the_worker_unit_outlasts_the_shutdown_grace():
     service = read_unit("taskweb-worker@.service")["Service"]
     grace = float(read_env_file(ENV_EXAMPLE)["QUEUES_SHUTDOWN_GRACE"])

@@ -99,12 +99,9 @@ def test_the_admin_login_is_throttled_too():
     assert (response.status_code, response.logged_in) == (429, False)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_administrator_lifts_a_lock_with_axes_reset_username():
-    make_operator("alice")
-    fail(LIMIT)
+def manage(*args: str) -> None:
     done = subprocess.run(
-        [sys.executable, "manage.py", "axes_reset_username", "alice"],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=child_env(),
         capture_output=True,
@@ -112,5 +109,23 @@ def test_an_administrator_lifts_a_lock_with_axes_reset_username():
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("command", [("axes_reset_username", "alice"), ("axes_reset",)])
+def test_an_operator_lifts_a_username_lock_with_a_command(command):
+    make_operator("alice")
+    fail(LIMIT)
+    manage(*command)
     response = log_in("alice", PASSWORD, "10.0.2.1")
     assert (response.status_code, response.logged_in) == (302, True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_lifts_an_address_lock_with_axes_reset_ip():
+    make_operator("alice")
+    for n in range(LIMIT):
+        log_in(f"guess{n}", "wrong", "203.0.113.7")
+    assert log_in("alice", PASSWORD, "203.0.113.7").status_code == 429
+    manage("axes_reset_ip", "203.0.113.7")
+    assert log_in("alice", PASSWORD, "203.0.113.7").logged_in

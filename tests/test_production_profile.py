@@ -39,7 +39,9 @@ def get(site: DaphneProcess, path: str, **headers: str) -> http.client.HTTPRespo
     return response
 
 
-def manage_check(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def manage_check(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py check`` with the profile, on a database of its own (the test's stays untouched)."""
+    env.setdefault("DATABASE_URL", f"sqlite:///{tmp_path}/check.sqlite3")
     return subprocess.run(
         [sys.executable, "manage.py", "check", *args],
         cwd=ROOT,
@@ -73,18 +75,23 @@ def test_the_csrf_cookie_is_sent_over_https_only(site):
     assert cookie.startswith("csrftoken=") and "; Secure" in cookie
 
 
-def test_the_profile_refuses_to_start_with_debug_on():
-    done = manage_check(DEBUG="1")
+def test_the_profile_refuses_to_start_with_debug_on(tmp_path):
+    done = manage_check(tmp_path, DEBUG="1")
     assert done.returncode == 1 and "DEBUG must be off when TASKWEB_PRODUCTION is on" in done.stderr
 
 
-def test_the_profile_refuses_to_start_without_a_secret_key_in_the_environment():
-    done = manage_check(SECRET_KEY="")
+def test_the_profile_refuses_to_start_without_a_secret_key_in_the_environment(tmp_path):
+    done = manage_check(tmp_path, SECRET_KEY="")
     assert done.returncode == 1 and "TASKWEB_PRODUCTION needs SECRET_KEY in the environment" in done.stderr
 
 
-def test_turning_hsts_preload_and_subdomains_off_is_a_decision_check_deploy_accepts():
+def test_turning_hsts_preload_and_subdomains_off_is_a_decision_check_deploy_accepts(tmp_path):
     done = manage_check(
-        "--deploy", "--fail-level", "WARNING", SECURE_HSTS_PRELOAD="0", SECURE_HSTS_INCLUDE_SUBDOMAINS="0"
+        tmp_path,
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        SECURE_HSTS_PRELOAD="0",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="0",
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -255,3 +255,13 @@ def test_deleting_ticked_jobs_asks_first(page, server):
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("#bulk-form button[value=delete]")
     wait_until(lambda: not Job.objects.filter(id=job.id).exists(), timeout=30)
+
+
+def test_logging_out_in_another_tab_takes_this_tab_offline(page, server):
+    make_viewer("reader")
+    log_in(page, server.url, "reader", PASSWORD)
+    other_tab = page.context.new_page()
+    other_tab.goto("/")
+    other_tab.click("form.logout button")
+    other_tab.wait_for_url("**/login/**")
+    page.wait_for_selector("#live-state[data-state=offline]", timeout=LIVE)

@@ -2,94 +2,34 @@
 
 from __future__ import annotations
 
-import re
-import socket
 import socketserver
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from queues import auth_tokens
 from queues.models import Attempt, Job
 from queues.states import Status
 
 from . import servers
-from .factories import make_job, make_queue
+from .brokers import BrokerProcess, LineClient
+from .factories import make_job, make_queue, make_token
 from .processes import ROOT, child_env, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-LISTENING = re.compile(r"runbroker listening on 127\.0\.0\.1:(?P<port>\d+) \(pid (?P<pid>\d+),")
-
-
-class Client:
-    """One connection speaking the protocol line by line."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.file = self.sock.makefile("rwb")
-
-    def send_raw(self, data: bytes) -> str:
-        self.file.write(data)
-        self.file.flush()
-        return self.file.readline().decode().rstrip("\n")
-
-    def __call__(self, line: str) -> str:
-        return self.send_raw(line.encode() + b"\n")
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-
-class Broker:
-    """A ``runbroker`` on a port the kernel picked (``--port 0``), read from its own log line,
-    which names its pid: a server of someone else's can never be taken for it."""
-
-    def __init__(self, *args: str, tmp_path) -> None:
-        log_path = tmp_path / f"runbroker-{time.monotonic_ns()}.log"
-        self.log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runbroker", "--port", "0", *args],
-            cwd=ROOT,
-            env=child_env(),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.clients: list[Client] = []
-        try:
-            self.port = servers.logged_port(self.proc, log_path, LISTENING, "runbroker")
-        except BaseException:
-            self.stop()
-            raise
-
-    def client(self) -> Client:
-        client = Client(self.port)
-        self.clients.append(client)
-        return client
-
-    def stop(self) -> None:
-        for client in self.clients:
-            client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.proc.wait(30)
-        self.log.close()
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[Broker]:
-    broker = Broker("--lease", "1", tmp_path=tmp_path)
+def server(tmp_path) -> Iterator[BrokerProcess]:
+    broker = BrokerProcess("--lease", "1", log_dir=tmp_path)
     yield broker
     broker.stop()
 
 
 @pytest.fixture
-def client(server) -> Client:
+def client(server) -> LineClient:
     return server.client()
 
 
@@ -240,8 +180,8 @@ def test_concurrent_producers_and_consumers_deliver_each_job_once(server):
 
 
 @pytest.fixture
-def auth_server(tmp_path) -> Iterator[Broker]:
-    broker = Broker("--auth", tmp_path=tmp_path)
+def auth_server(tmp_path) -> Iterator[BrokerProcess]:
+    broker = BrokerProcess("--auth", log_dir=tmp_path)
     yield broker
     broker.stop()
 
@@ -256,7 +196,7 @@ def test_with_auth_required_a_bad_token_is_refused(auth_server):
 
 def test_with_auth_required_a_valid_token_opens_the_connection(auth_server):
     client = auth_server.client()
-    assert (client(f"AUTH {auth_tokens.create_token('tcp').plain}"), client("LIST")) == ("OK", "OK default")
+    assert (client(f"AUTH {make_token('tcp')}"), client("LIST")) == ("OK", "OK default")
 
 
 def test_runbroker_refuses_a_bad_port_clearly():
@@ -302,16 +242,15 @@ def foreign() -> Iterator[ForeignServer]:
 
 
 def test_runbroker_on_port_0_logs_the_port_it_bound_and_its_pid(server):
-    server.log.flush()
-    line = f"runbroker listening on 127.0.0.1:{server.port} (pid {server.proc.pid}, auth off, lease 1s)"
-    assert server.port != 0 and line in Path(server.log.name).read_text()
+    line = f"runbroker listening on 127.0.0.1:{server.port} (pid {server.proc.pid}, auth off, lease 1s,"
+    assert server.port != 0 and line in server.output()
 
 
 def test_the_fixture_never_talks_to_a_foreign_server_on_the_port_its_broker_was_given(foreign, tmp_path):
     # The broker cannot bind the taken port and exits: the fixture says so, instead of
     # finding "something listening" there and handing the test a client of the stranger.
     with pytest.raises(servers.ServerExited, match=r"Cannot listen on 127\.0\.0\.1"):
-        Broker("--port", str(foreign.port), tmp_path=tmp_path)
+        BrokerProcess("--port", str(foreign.port), log_dir=tmp_path)
     assert foreign.connections == 0
 
 

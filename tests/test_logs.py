@@ -19,7 +19,8 @@ from queues.middleware import RequestIdMiddleware
 from queues.models import Job
 from queues.states import Status
 
-from .browser import free_port
+from . import servers
+from .brokers import LISTENING
 from .factories import make_job
 from .processes import ROOT, WorkerProcess, child_env, wait_until
 
@@ -176,21 +177,18 @@ def test_runworker_in_a_project_with_its_own_logging_writes_each_line_once():
 @pytest.mark.process
 @pytest.mark.django_db(transaction=True)
 def test_runbroker_in_a_project_without_logging_tells_stderr_where_it_listens(tmp_path):
-    port = free_port()
-    log = (tmp_path / "runbroker.log").open("w+")
-    broker = subprocess.Popen(
-        [sys.executable, "manage.py", "runbroker", "--port", str(port)],
-        cwd=ROOT,
-        env=child_env(DJANGO_SETTINGS_MODULE="tests.settings_without_logging"),
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        wait_until(lambda: "listening" in (tmp_path / "runbroker.log").read_text())
-    finally:
-        broker.send_signal(signal.SIGINT)
-        broker.wait(30)
-    assert (
-        f"INFO queues.protocol runbroker listening on 127.0.0.1:{port}"
-        in (tmp_path / "runbroker.log").read_text()
-    )
+    log_path = tmp_path / "runbroker.log"
+    with log_path.open("w") as log:
+        runbroker = subprocess.Popen(
+            [sys.executable, "manage.py", "runbroker", "--port", "0"],
+            cwd=ROOT,
+            env=child_env(DJANGO_SETTINGS_MODULE="tests.settings_without_logging"),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            port = servers.logged_port(runbroker, log_path, LISTENING, "runbroker")
+        finally:
+            runbroker.send_signal(signal.SIGINT)
+            runbroker.wait(30)
+    assert f" INFO queues.protocol runbroker listening on 127.0.0.1:{port} " in log_path.read_text()

@@ -26,9 +26,9 @@ import psycopg
 import pytest
 from django.db import connection
 
-from .browser import free_port
+from . import servers
 from .console_helpers import PAGES
-from .processes import ROOT, wait_until
+from .processes import ROOT
 
 pytestmark = pytest.mark.package
 
@@ -215,28 +215,23 @@ if "MAILERS" not in globals():
 
 @pytest.fixture(scope="module")
 def daphne(project: Project) -> Iterator[str]:
-    """The README's server command, on a free port; yields its base URL."""
+    """The README's server command, on the port the kernel gives it; yields its base URL."""
     (argv,) = readme_commands(SETUP, "daphne")
-    port = free_port()
-    log = (project.path / "daphne.log").open("w")
-    server = subprocess.Popen(
-        [argv[0], "-b", "127.0.0.1", "-p", str(port), *argv[1:]],
-        cwd=project.path,
-        env=project.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: server.poll() is not None or "Listening" in (project.path / "daphne.log").read_text()
+    log_path = project.path / "daphne.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [argv[0], "-b", "127.0.0.1", "-p", "0", *argv[1:]],
+            cwd=project.path,
+            env=project.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-        assert server.poll() is None, (project.path / "daphne.log").read_text()
-        yield base
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
+        try:
+            port = servers.logged_port(server, log_path, servers.DAPHNE_LISTENING, "daphne")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            server.wait(30)
 
 
 class Visitor:

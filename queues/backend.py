@@ -19,7 +19,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import broker, registry, storable
+from . import broker, registry
 from .compat import (
     DEFAULT_TASK_BACKEND_ALIAS,
     BaseTaskBackend,
@@ -134,13 +134,13 @@ class QueueBackend(BaseTaskBackend):
     supports_priority = True
 
     def _spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> broker.JobSpec:
-        """The job of one call. Arguments go through the Tasks API's own normalisation
-        (its TypeError or ValueError reaches the caller unchanged), then the broker's check
-        that the database can store them."""
+        """The job of one call, its arguments as the database will give them back. They go
+        through the Tasks API's own normalisation (its TypeError or ValueError reaches the
+        caller unchanged) and the broker's check that every database can store them."""
         return broker.JobSpec(
             task_path=task.module_path,
-            args=normalize_json(args),
-            kwargs=normalize_json(kwargs),
+            args=broker.stored_arguments(args, "args", normalize_json),
+            kwargs=broker.stored_arguments(kwargs, "kwargs", normalize_json),
             queue=task.queue_name,
             priority=task.priority,
             run_after=task.run_after,
@@ -173,7 +173,7 @@ class QueueBackend(BaseTaskBackend):
         with _as_invalid_task():
             outcome = broker.enqueue_many(specs, now=now)
         return [
-            self._new_result(task, job_id, storable.stored(spec.args), storable.stored(spec.kwargs), now)
+            self._new_result(task, job_id, spec.args, spec.kwargs, now)
             if created
             else self.get_result(str(job_id))
             for (job_id, created), spec in zip(outcome, specs, strict=True)

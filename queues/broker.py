@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -132,14 +132,37 @@ def parse_priority(value: int | str) -> int:
     return value
 
 
-def _json_text(value: Any, what: str) -> str:
-    """``value`` as JSON text every database stores; a clear error for anything else."""
+def stored_arguments(value: Any, what: str, normalize: Callable[[Any], Any] | None = None) -> Any:
+    """``value`` as its JSON column gives it back, or a clear error: UnstorableArguments for
+    what no database stores, InvalidJob for what is not JSON. ``normalize`` (the Tasks
+    API's, for the Python API) handles other types first, its own errors unchanged."""
     try:
-        return json.dumps(storable.stored(value))
+        return storable.stored(value, normalize)
     except storable.Unstorable as exc:
         raise UnstorableArguments(f"The {what} cannot be stored: {exc}.", field=what) from exc
     except TypeError as exc:
+        if normalize is not None:
+            raise
         raise InvalidJob(f"The {what} are not JSON-serialisable: {exc}", field=what) from exc
+
+
+def _json_text(value: Any, what: str) -> str:
+    """``value`` as JSON text every database stores.
+
+    The text escapes every NUL (\\u0000) and every surrogate (\\udxxx), so only a value
+    whose text shows one, or that json refuses, is walked to find out what is wrong.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:  # NaN or Infinity, named by the walk below
+        text = ""
+    except TypeError as exc:
+        raise InvalidJob(f"The {what} are not JSON-serialisable: {exc}", field=what) from exc
+    if not text or "\\u0000" in text or "\\ud" in text:
+        stored_arguments(value, what)
+    if not text:  # json refused what the walk allows: a reference cycle
+        raise InvalidJob(f"The {what} are not JSON-serialisable (they refer to themselves).", field=what)
+    return text
 
 
 def _given_options(spec: JobSpec) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 
@@ -30,12 +31,13 @@ def loads(text: str | bytes) -> Any:
     return stored(json.loads(text, parse_constant=_no_constants))
 
 
-def stored(data: Any) -> Any:
+def stored(data: Any, normalize: Callable[[Any], Any] | None = None) -> Any:
     """``data`` as a JSON column gives it back: tuples become lists, keys become text.
 
-    Raises Unstorable for what no database stores, and TypeError for what is not JSON
-    at all. A value read back from the database equals what this returns, so a
-    result built from it equals the one read back later.
+    A value of any other type goes through ``normalize`` first if one is given (the
+    Python API passes the Tasks API's own ``normalize_json``, so its refusals are the
+    caller's errors); without one it is a TypeError. Raises Unstorable for what no
+    database stores. A value read back from the database equals what this returns.
     """
     if isinstance(data, str):
         check_text(data)
@@ -45,9 +47,11 @@ def stored(data: Any) -> Any:
     if isinstance(data, float):
         return _finite(data)
     if isinstance(data, dict):
-        return {_key(key): stored(value) for key, value in data.items()}
+        return {_key(key, normalize): stored(value, normalize) for key, value in data.items()}
     if isinstance(data, (list, tuple)):
-        return [stored(item) for item in data]
+        return [stored(item, normalize) for item in data]
+    if normalize is not None:
+        return stored(normalize(data))
     raise TypeError(f"Object of type {type(data).__name__} is not JSON serializable")
 
 
@@ -57,7 +61,7 @@ def _finite(number: float) -> float:
     return number
 
 
-def _key(key: Any) -> str:
+def _key(key: Any, normalize: Callable[[Any], Any] | None) -> str:
     """A dict key as JSON writes it (``json.dumps`` turns 1 into "1", True into "true")."""
     if isinstance(key, str):
         check_text(key)
@@ -66,6 +70,8 @@ def _key(key: Any) -> str:
         return json.dumps(_finite(key))
     if key is None or isinstance(key, (bool, int)):
         return json.dumps(key)
+    if normalize is not None:
+        return _key(normalize(key), None)
     raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
 
 

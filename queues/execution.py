@@ -94,7 +94,7 @@ def _run(assignment: Assignment) -> Report:
         try:
             # Return values are normalised as the Tasks API does (a tuple is a list,
             # bytes are text), then held to what the database can store.
-            result_json = json.dumps(storable.stored(normalize_json(value)))
+            result_json = json.dumps(storable.stored(value, normalize_json))
         except (TypeError, ValueError) as exc:
             failure = ResultNotSerialisable(f"The task returned a value that cannot be stored as JSON: {exc}")
             failure.__cause__ = exc

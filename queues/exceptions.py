@@ -92,8 +92,9 @@ class AttemptFailure(Exception):
 
 
 class WorkerLost(AttemptFailure):
-    """The worker running the attempt stopped heartbeating (killed, host down) or a TCP
-    client kept a job past its lease; the job is retried per policy."""
+    """The worker running the attempt stopped heartbeating (killed, host down), a TCP
+    client kept a job past its lease, or the attempt's process was stopped for the job
+    before it; the job is retried per policy."""
 
 
 class WorkerShutdown(AttemptFailure):

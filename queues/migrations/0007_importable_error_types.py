@@ -52,6 +52,6 @@ def backwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("queues", "0004_operations")]
+    dependencies = [("queues", "0006_token_owner_required")]
 
     operations = [migrations.RunPython(forwards, backwards)]

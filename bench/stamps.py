@@ -1,9 +1,13 @@
-"""Pickup latency measured the same way for every system.
+"""Pickup latency measured the same way for every system, and the bodies shared by all.
 
 The latency task of every system calls ``record`` as the first thing its body does,
 with the wall-clock time at which the producer called enqueue. One line per run is
 appended to a file (small appends are atomic), so no system's own bookkeeping of
 "started" is needed and all are timed at the same point: the task body starting.
+
+W6's long task does the same and then calls ``hold``: every system runs this one
+function (the asyncio-based ones through ``asyncio.to_thread``, as PgQueuer's own
+docs say to run blocking code), so a long job holds its slot the same way everywhere.
 """
 
 from __future__ import annotations
@@ -19,14 +23,29 @@ def record(path: str, enqueued: float) -> None:
         out.write(f"{enqueued!r} {started!r}\n")
 
 
-def latencies_ms(path: Path) -> list[float]:
+def hold(seconds: float) -> None:
+    """The long job's work: keep the slot busy without using the CPU the others need."""
+    time.sleep(seconds)
+
+
+def pairs(path: Path) -> list[tuple[float, float]]:
+    """(enqueued, started) wall-clock times of every run recorded in ``path``."""
     if not path.exists():
         return []
-    pairs = (line.split() for line in path.read_text().splitlines() if line.strip())
-    return sorted((float(started) - float(enqueued)) * 1000 for enqueued, started in pairs)
+    rows = (line.split() for line in path.read_text().splitlines() if line.strip())
+    return [(float(enqueued), float(started)) for enqueued, started in rows]
+
+
+def latencies_ms(path: Path) -> list[float]:
+    return sorted((started - enqueued) * 1000 for enqueued, started in pairs(path))
 
 
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile of sorted ``values`` (no interpolation: a real sample)."""
     rank = max(1, math.ceil(q / 100 * len(values)))
     return values[rank - 1]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """p50, p99 and max of sorted ``values`` in ms, as the drivers report them."""
+    return {"p50_ms": percentile(values, 50), "p99_ms": percentile(values, 99), "max_ms": values[-1]}

@@ -26,3 +26,10 @@ async def noop() -> None:
 @app.task(name="stamp")
 async def stamp(path: str, enqueued: float) -> None:
     stamps.record(path, enqueued)
+
+
+@app.task(name="long")
+def long(path: str, enqueued: float, seconds: float) -> None:
+    """Synchronous, so procrastinate runs it in a thread (its documented handling of sync tasks)."""
+    stamps.record(path, enqueued)
+    stamps.hold(seconds)

@@ -314,9 +314,11 @@ class PrivatePostgres:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
 
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+    def start(self, **settings: str) -> None:
+        """Start on the port; ``settings`` are extra ``-c`` options (``fsync="on"`` for a durable one)."""
+        chosen = {"listen_addresses": "127.0.0.1", "fsync": "off", "max_connections": "100", **settings}
+        options = f"-p {self.port} -k {self.dir} " + " ".join(
+            f"-c {key}={value}" for key, value in chosen.items()
         )
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start"

@@ -59,7 +59,7 @@ def measured(drains: tuple[int, ...]) -> list[str]:
 def drop(small: Any, large: Any) -> float | None:
     """How much slower (in %) the large drain ran than the small one; negative if faster."""
     if isinstance(small, (int, float)) and isinstance(large, (int, float)) and small > 0:
-        return (1 - large / small) * 100
+        return (small - large) / small * 100
     return None
 
 

@@ -30,9 +30,11 @@ def hold(seconds: float) -> None:
 
 def pairs(path: Path) -> list[tuple[float, float]]:
     """(enqueued, started) wall-clock times of every run recorded in ``path``."""
-    if not path.exists():
-        return []
-    rows = (line.split() for line in path.read_text().splitlines() if line.strip())
+    return parse(path.read_text()) if path.exists() else []
+
+
+def parse(text: str) -> list[tuple[float, float]]:
+    rows = (line.split() for line in text.splitlines() if line.strip())
     return [(float(enqueued), float(started)) for enqueued, started in rows]
 
 

@@ -2,8 +2,9 @@
 read costs: the soak test's per-minute sample (bench/soak.py).
 
 Nothing here names a table or an index: the tables are those the load has written
-(``pg_stat_user_tables``), their indexes come from ``pg_index``, so a schema change
-(a new hot table, an index added or dropped) is followed without editing this file.
+(``pg_stat_user_tables`` counters moved since the load began), their indexes come from
+``pg_index``, so a schema change (a new hot table, an index added or dropped) is
+followed without editing this file.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-WRITTEN_TABLES = """
+TABLES = """
 SELECT s.relid, s.relname, pg_relation_size(s.relid), pg_indexes_size(s.relid),
        pg_total_relation_size(s.relid), s.n_live_tup, s.n_dead_tup, s.n_tup_ins, s.n_tup_upd,
        s.n_tup_hot_upd, s.n_tup_del, s.autovacuum_count, s.autoanalyze_count
 FROM pg_stat_user_tables s
-WHERE s.n_tup_ins + s.n_tup_upd + s.n_tup_del > 0
 ORDER BY s.relname
 """
 INDEXES = """
@@ -46,6 +46,10 @@ class TableSample:
     index_sizes: dict[str, int] = field(default_factory=dict)
 
     @property
+    def writes(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    @property
     def churn(self) -> int:
         """Row versions the load has made dead here: what bloats a table."""
         return self.updated + self.deleted
@@ -55,13 +59,20 @@ class TableSample:
         return self.hot_updated / self.updated if self.updated else None
 
 
-def tables(conn: Any) -> list[TableSample]:
-    """Every table written so far, with each of its indexes."""
+def writes(conn: Any) -> dict[str, int]:
+    """Rows written so far per table: taken before the load, so that ``tables`` can leave
+    out what only migrations wrote."""
+    return {sample.name: sample.writes for sample in tables(conn, {})}
+
+
+def tables(conn: Any, before: dict[str, int]) -> list[TableSample]:
+    """Every table written since ``before`` was taken, with each of its indexes."""
     found = []
-    for relid, name, *numbers in conn.execute(WRITTEN_TABLES).fetchall():
+    for relid, name, *numbers in conn.execute(TABLES).fetchall():
         sample = TableSample(name, *numbers)
-        sample.index_sizes = dict(conn.execute(INDEXES, [relid]).fetchall())
-        found.append(sample)
+        if sample.writes > before.get(name, 0):
+            sample.index_sizes = dict(conn.execute(INDEXES, [relid]).fetchall())
+            found.append(sample)
     return found
 
 

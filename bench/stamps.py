@@ -5,9 +5,11 @@ with the wall-clock time at which the producer called enqueue. One line per run 
 appended to a file (small appends are atomic), so no system's own bookkeeping of
 "started" is needed and all are timed at the same point: the task body starting.
 
-W6's long task does the same and then calls ``hold``: every system runs this one
-function (the asyncio-based ones through ``asyncio.to_thread``, as PgQueuer's own
-docs say to run blocking code), so a long job holds its slot the same way everywhere.
+W6's long task does the same and then waits, holding its slot without using the CPU:
+with ``hold`` in the systems that run a job per process or thread, with ``asyncio.sleep``
+in those whose jobs are coroutines (PgQueuer, procrastinate's async tasks). A blocking
+sleep there would stop every job of the process, and a thread would meet the event
+loop's default executor (min(32, CPUs + 4) threads), which is not one of their slots.
 """
 
 from __future__ import annotations

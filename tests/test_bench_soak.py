@@ -41,18 +41,28 @@ def minute(at: float, total_mb: float, index_mb: float, buffers: int) -> soak.Mi
 
 def test_the_verdict_flags_a_table_that_grew_past_twice_its_size_at_the_baseline() -> None:
     samples = [minute(1, 5, 1, 10), minute(5, 10, 2, 10), minute(30, 25, 3, 12)]
-    lines, data = soak.verdict(samples, baseline_minute=5)
+    lines, data = soak.verdict(samples, baseline_minute=5, rate=500)
     assert data["baseline_minute"] == 5
-    assert data["tables"]["jobs"]["total"] == 2.5
-    assert data["tables"]["jobs"]["indexes"]["jobs_claim"] == 1.5
-    assert "  jobs (hot): total 10.0 -> 25.0 MB: 2.50x OVER 2x" in lines
+    assert data["hot_table"] == "jobs"
+    assert data["tables"]["jobs"] == 2.5
+    assert data["indexes"]["jobs_claim"] == 1.5
+    assert "  jobs: total 10.0 -> 25.0 MB: 2.50x OVER 2x" in lines
+    assert "  log: 1.0 -> 1.0 MB (1.00x, not judged)" in lines
     assert any(line.startswith("  claim probe: 10 -> 12 buffers: 1.20x ok") for line in lines)
 
 
 def test_the_verdict_says_when_the_run_ended_before_the_baseline_minute() -> None:
-    lines, data = soak.verdict([minute(1, 5, 1, 10), minute(2, 6, 1, 10)], baseline_minute=5)
+    lines, data = soak.verdict([minute(1, 5, 1, 10), minute(2, 6, 1, 10)], baseline_minute=5, rate=500)
     assert data["baseline_minute"] == 2
-    assert "  (the run ended before minute 5: no trend to judge)" in lines
+    assert "  the run ended before minute 5: no trend to judge" in lines
+
+
+def test_the_verdict_says_when_the_worker_fell_behind_the_load() -> None:
+    samples = [minute(5, 10, 2, 10), minute(30, 10, 2, 10)]
+    samples[-1].waiting = 5_000
+    lines, data = soak.verdict(samples, baseline_minute=5, rate=500)
+    assert data["kept_up"] is False
+    assert lines[-1].startswith("  waiting jobs: 0 -> 5,000: the worker fell behind the load")
 
 
 def test_the_hot_table_is_the_one_whose_rows_die_most() -> None:

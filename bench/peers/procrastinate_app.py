@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from procrastinate import App, PsycopgConnector
@@ -29,7 +30,6 @@ async def stamp(path: str, enqueued: float) -> None:
 
 
 @app.task(name="long")
-def long(path: str, enqueued: float, seconds: float) -> None:
-    """Synchronous, so procrastinate runs it in a thread (its documented handling of sync tasks)."""
+async def long(path: str, enqueued: float, seconds: float) -> None:
     stamps.record(path, enqueued)
-    stamps.hold(seconds)
+    await asyncio.sleep(seconds)

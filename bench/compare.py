@@ -256,7 +256,7 @@ def main(argv: list[str]) -> int:
         "\nRatios are Taskweb / peer: above 1 Taskweb is faster for jobs/s, slower for ms, bigger for MB."
         "\nW3 drop: how much slower the largest drain ran than the smallest (negative: faster)."
         f"\nW6: {sizes.quick_jobs} quick jobs {sizes.fair_gap_ms:g} ms apart while long jobs of "
-        f"{sizes.hold:g} s fill all slots but one (a system with no cap: {TASKWEB_SLOTS - 1} long jobs)."
+        f"{sizes.hold:g} s fill all slots but one (uncapped systems get {TASKWEB_SLOTS - 1}, as Taskweb)."
     )
     described = commands(benches)
     print_commands(described)

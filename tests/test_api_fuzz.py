@@ -13,9 +13,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from queues import auth_tokens
-
-from .factories import make_job
+from .factories import make_job, make_token
 
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_application())
 
@@ -25,7 +23,7 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_applicatio
 @pytest.fixture
 def token(transactional_db) -> str:
     make_job()  # something for the read endpoints to find
-    return auth_tokens.create_token("fuzz").plain
+    return make_token("fuzz")
 
 
 @schema.parametrize()

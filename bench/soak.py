@@ -22,11 +22,11 @@ one ``runworker`` with default options and a producer (bench/steady.py) that enq
   it unseen. The latency percentiles show what a slower claim costs the jobs;
 - how many jobs are waiting (a worker that cannot keep up shows as a growing backlog).
 
-The verdict compares the end with minute ``--baseline`` (5): each written table and
-each of its indexes at most 2x its size then (the hot table is the one whose rows die
-most: updates + deletes), and the probe's buffers and the p99 latency flat (at most
-1.5x). Everything is also written to ``--output``. The cluster is removed at the end
-unless ``--keep``.
+The verdict compares the end with minute ``--baseline`` (5): the hot table (the one
+whose rows die most: updates + deletes) and each of its indexes at most 2x their size
+then, the probe's buffers and the p99 latency flat (at most 1.5x), and the backlog
+(less than one second of the load waiting). Everything is also written to ``--output``.
+The cluster is removed at the end unless ``--keep``.
 """
 
 from __future__ import annotations

@@ -52,7 +52,6 @@ from bench.bloat import ProbeCost, TableSample
 ROOT = cluster.ROOT
 OUTPUT = ROOT / "var" / "bench" / "soak.json"
 LOGS = ROOT / "var" / "bench" / "logs" / "soak"
-PORTS = range(55440, 55500)
 PRODUCTION = {"fsync": "on", "autovacuum": "on", "log_autovacuum_min_duration": "0"}
 """Server settings on top of initdb's defaults; logging autovacuum changes nothing it does."""
 SHOWN_SETTINGS = (
@@ -301,11 +300,9 @@ def settings(conn: Any) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     import psycopg
 
-    server = cluster.PrivatePostgres(
-        Path(tempfile.mkdtemp(prefix="taskweb-soak-pg-")), port=cluster.free_port(PORTS)
-    )
+    server = cluster.PrivatePostgres(Path(tempfile.mkdtemp(prefix="taskweb-soak-pg-")), **PRODUCTION)
     server.init()
-    server.start(**PRODUCTION)
+    server.start()
     processes: list[cluster.Process] = []
     samples: list[Minute] = []
     try:

@@ -16,7 +16,7 @@ one ``runworker`` with default options and a producer (bench/steady.py) that enq
   from outside: each job writes its enqueue time beside its start time to a file;
 - the claim's cost, from outside: an EXPLAIN (ANALYZE, BUFFERS) of a claim-shaped read,
   ``SELECT id ... FOR UPDATE SKIP LOCKED LIMIT 100`` over waiting jobs in claim order
-  (``Job.objects.waiting()``, priority then age), rolled back. The buffers it touches grow
+  (``Job.objects.waiting()``, priority then age), rolled back; the median of five. The buffers it touches grow
   when the index it walks fills with dead entries, which is how bloat makes a claim
   slower; the worker's own claim statement is not copied here, so it cannot drift from
   it unseen. The latency percentiles show what a slower claim costs the jobs;
@@ -64,6 +64,7 @@ SHOWN_SETTINGS = (
     "shared_buffers",
 )
 PROBE_LIMIT = 100
+PROBE_REPEAT = 5
 SIZE_LIMIT = 2.0
 FLAT_LIMIT = 1.5
 MB = 1024 * 1024
@@ -178,6 +179,13 @@ def claim_probe() -> ProbeCost | None:
     return bloat.probe_cost(plan)
 
 
+def median_probe() -> ProbeCost | None:
+    """The median (by buffers) of a few probes taken back to back: one probe may land just
+    as the worker has taken every waiting job, or just before a burst of them."""
+    probes = [probe for _ in range(PROBE_REPEAT) if (probe := claim_probe())]
+    return sorted(probes, key=lambda probe: probe.buffers)[len(probes) // 2] if probes else None
+
+
 def waiting() -> int:
     from queues.models import Job
 
@@ -190,7 +198,7 @@ def take(conn: Any, minute: float, tail: StampTail, before: dict[str, int]) -> M
     return Minute(
         minute=minute,
         tables=bloat.tables(conn, before),
-        probe=claim_probe(),
+        probe=median_probe(),
         waiting=waiting(),
         started=len(runs),
         latency=stamps.summary(latencies) if latencies else {},

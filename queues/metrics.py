@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 from django.db import DatabaseError
@@ -24,7 +24,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .conf import conf
 from .models import Circuit, CircuitState, Job, MinuteStat, Queue, RuntimeBucket, Worker
-from .states import WAITING, Status
+from .states import TERMINAL, WAITING, Status
 
 COUNTERS = {
     "enqueued": "Jobs enqueued.",
@@ -115,6 +115,8 @@ class ClusterCollector:
         yield self._per_queue(
             "taskweb_queue_running", "Jobs running now.", names, Job.objects.filter(status=Status.RUNNING)
         )
+        yield self._jobs_by_status(names)
+        yield self._workers_per_queue(names)
         paused = GaugeMetricFamily("taskweb_queue_paused", "1 when the queue is paused.", labels=["queue"])
         for name, is_paused in Queue.objects.values_list("name", "paused").order_by("name"):
             paused.add_metric([name], int(is_paused))
@@ -126,6 +128,49 @@ class ClusterCollector:
         family = GaugeMetricFamily(name, help_text, labels=["queue"])
         for queue_id, queue_name in sorted(names.items(), key=lambda item: item[1]):
             family.add_metric([queue_name], counts.get(queue_id, 0))
+        return family
+
+    @staticmethod
+    def _jobs_by_status(names: dict[int, str]) -> Metric:
+        """Jobs of each queue in every status that can still run, one series per status.
+
+        The statuses come from the enum, so a new one shows up here, and on dashboards
+        that group by the label, without naming it anywhere. Finished statuses are left
+        out: they only grow until pruned, and counting them would read the whole table
+        at every scrape.
+        """
+        unfinished = [status for status in Status if status not in TERMINAL]
+        counts = {
+            (queue_id, status): n
+            for queue_id, status, n in Job.objects.filter(status__in=unfinished)
+            .values_list("queue_id", "status")
+            .annotate(n=Count("id"))
+            .order_by()
+        }
+        family = GaugeMetricFamily(
+            "taskweb_queue_jobs",
+            "Jobs by status, for the statuses that can still run.",
+            labels=["queue", "status"],
+        )
+        for queue_id, queue_name in sorted(names.items(), key=lambda item: item[1]):
+            for status in unfinished:
+                family.add_metric([queue_name, status.value], counts.get((queue_id, status.value), 0))
+        return family
+
+    @staticmethod
+    def _workers_per_queue(names: dict[int, str]) -> Metric:
+        """Live workers that take each queue's jobs: a queue with work and none of them is stuck."""
+        every_queue, named = 0, Counter[str]()
+        for queues in Worker.objects.alive().values_list("queues", flat=True):
+            if queues:
+                named.update(set(queues))
+            else:
+                every_queue += 1  # started without --queues: it takes jobs from all of them
+        family = GaugeMetricFamily(
+            "taskweb_queue_workers", "Live workers that take jobs from the queue.", labels=["queue"]
+        )
+        for queue_name in sorted(names.values()):
+            family.add_metric([queue_name], every_queue + named[queue_name])
         return family
 
     def _cluster_gauges(self) -> Iterator[Metric]:

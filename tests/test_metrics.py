@@ -9,10 +9,10 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from queues import broker
-from queues.models import Job
-from queues.states import Outcome, Status
+from queues.models import Job, Worker
+from queues.states import TERMINAL, Outcome, Status
 
-from .factories import make_job, make_queue
+from .factories import make_dead_job, make_job, make_queue
 from .processes import WorkerProcess, wait_until
 
 
@@ -99,3 +99,32 @@ def test_a_metrics_token_is_required_when_one_is_set(client, settings):
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert "taskweb_workers_alive" in scrape(client, HTTP_AUTHORIZATION="Bearer s3cret")
+
+
+@pytest.mark.django_db
+def test_jobs_are_counted_by_queue_and_by_every_status_that_can_still_run(client):
+    make_dead_job(queue="mail")  # finished: not counted
+    make_job(queue="mail")
+    broker.claim("w", ["mail"], 1)
+    make_job(queue="mail")
+    make_job(queue="mail", run_after=timezone.now() + timedelta(hours=1))
+    jobs = scrape(client)["taskweb_queue_jobs"]
+    unfinished = {status.value for status in Status if status not in TERMINAL}
+    assert {dict(key)["status"] for key in jobs} == unfinished, "every status from the enum, no finished one"
+    mail = {dict(key)["status"]: value for key, value in jobs.items() if dict(key)["queue"] == "mail"}
+    assert (mail["queued"], mail["scheduled"], mail["running"]) == (1, 1, 1)
+    assert not any(value for key, value in jobs.items() if dict(key)["queue"] == "default")
+
+
+@pytest.mark.django_db
+def test_each_queue_counts_the_live_workers_that_take_its_jobs(client):
+    make_queue("mail")
+    make_queue("reports")
+    broker.register_worker(Worker(id="any", hostname="h", pid=1, concurrency=1))
+    broker.register_worker(Worker(id="mailer", hostname="h", pid=2, concurrency=1, queues=["mail"]))
+    broker.register_worker(Worker(id="silent", hostname="h", pid=3, concurrency=1, queues=["reports"]))
+    Worker.objects.filter(id="silent").update(expires_at=timezone.now() - timedelta(seconds=1))
+    workers = scrape(client)["taskweb_queue_workers"]
+    assert workers[labels(queue="mail")] == 2
+    assert workers[labels(queue="reports")] == 1
+    assert workers[labels(queue="default")] == 1

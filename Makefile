@@ -72,15 +72,18 @@ bench: install
 soak: install
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
-## Debian's nginx, PgBouncer and PostgreSQL server binaries: tests/test_deploy.py runs deploy/ with them,
-## and the chaos suite starts a private PostgreSQL with pg_ctl.
+## Debian's nginx (with its stream module), PgBouncer, promtool and PostgreSQL server binaries:
+## tests/test_deploy.py and tests/test_monitoring.py run deploy/ with them, and the chaos suite
+## starts a private PostgreSQL with pg_ctl.
 deploy-tools:
 	@missing=""; \
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing="$$missing libnginx-mod-stream"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 		else echo "Install Debian's$$missing for the deploy and chaos tests (sudo apt-get install$$missing)."; exit 1; fi; fi
 
 lint: install-test

@@ -101,6 +101,7 @@ class QueueBackend(BaseTaskBackend):
     def _spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> broker.JobSpec:
         return broker.JobSpec(
             task_path=task.module_path,
+            task=task,
             args=args,
             kwargs=kwargs,
             queue=task.queue_name,
@@ -166,7 +167,7 @@ class QueueBackend(BaseTaskBackend):
         except (ValueError, TypeError, Job.DoesNotExist):
             raise TaskResultDoesNotExist(result_id) from None
         try:
-            task = registry.get_task(job.task_path)
+            task = registry.load(job.task_path)
         except InvalidJob:
             raise TaskResultDoesNotExist(result_id) from None
         return self.to_result(job, task)

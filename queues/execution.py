@@ -76,7 +76,7 @@ def run(assignment: Assignment) -> Report:
 def _run(assignment: Assignment) -> Report:
     """Import the task, call it, and capture its return value or its exception."""
     try:
-        task = registry.get_task(assignment.task_path)
+        task = registry.load(assignment.task_path)
     except InvalidJob as exc:
         # Retrying cannot fix a task that does not exist: fail it for good, clearly.
         return Report(

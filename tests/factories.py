@@ -7,6 +7,8 @@ from typing import Any
 from queues import broker
 from queues.models import Job, Queue
 
+from . import tasks  # noqa: F401  (registers the tasks that jobs here name by path)
+
 
 def make_queue(name: str = "default", **fields: Any) -> Queue:
     queue, _ = Queue.objects.update_or_create(name=name, defaults=fields)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as timezone_of
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -144,3 +145,23 @@ async def test_aget_result_works_from_async_code():
     live = await tasks.add.aget_result(result.id)
     await sync_to_async(connections.close_all)()  # the executor thread's connection
     assert live.id == result.id and live.status == TaskResultStatus.READY
+
+
+@pytest.mark.parametrize(
+    "run_after",
+    [
+        datetime(1, 1, 1, tzinfo=timezone_of(timedelta(hours=14))),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone_of(timedelta(hours=-14))),
+    ],
+)
+def test_a_run_after_no_reader_could_handle_is_refused(run_after):
+    with pytest.raises(InvalidTaskError, match="out of range"):
+        tasks.noop.using(run_after=run_after).enqueue()
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("max_attempts", 10**6), ("timeout", 10**9)])
+def test_an_option_past_its_limit_is_refused(option, value):
+    with pytest.raises(InvalidTaskError, match=f"{option} must be a whole number"):
+        tasks.noop.using(**{option: value}).enqueue()
+    assert not Job.objects.exists()

@@ -15,7 +15,7 @@ from ..models import DeadLetter, Job
 from ..serializers import dead_letter_out, job_detail
 from ..states import Status
 from . import pages, security
-from .errors import get_or_404
+from .errors import CONFLICT, get_or_404
 from .schemas import MAX_ID, Count, DeadLetterFilters, DeadLetterPage, JobDetailOut, ReplayMatching
 
 router = Router(tags=["dead letters"])
@@ -43,7 +43,11 @@ def replay_matching(request: HttpRequest, payload: ReplayMatching) -> dict[str, 
     return {"count": broker.replay_many(jobs, by=security.actor(request))}
 
 
-@router.post("/dead-letters/{letter_id}/replay", response=JobDetailOut, summary="Replay one dead job")
+@router.post(
+    "/dead-letters/{letter_id}/replay",
+    response={200: JobDetailOut, **CONFLICT},
+    summary="Replay one dead job",
+)
 def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     """409 when the job is no longer dead (already replayed, say)."""
     job_id = _letter(letter_id).job_id
@@ -51,7 +55,7 @@ def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID
     return job_detail(job_id)
 
 
-@router.delete("/dead-letters/{letter_id}", response={204: None}, summary="Discard a dead job")
+@router.delete("/dead-letters/{letter_id}", response={204: None, **CONFLICT}, summary="Discard a dead job")
 def delete(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> Reply:
     """Deletes the dead job with its history; 409 if it was replayed and is live again."""
     letter = _letter(letter_id)

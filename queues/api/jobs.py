@@ -15,6 +15,7 @@ from .. import broker, webhooks
 from ..models import Job
 from ..serializers import job_detail, job_out
 from . import pages, security
+from .errors import CONFLICT
 from .schemas import MAX_ID, JobDetailOut, JobFilters, JobIn, JobOut, JobPage
 
 router = Router(tags=["jobs"])
@@ -64,13 +65,19 @@ def get_job(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID))
     return job_detail(job_id)
 
 
-@router.post("/jobs/{job_id}/cancel", response=JobDetailOut, summary="Cancel a waiting or running job")
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response={200: JobDetailOut, **CONFLICT},
+    summary="Cancel a waiting or running job",
+)
 def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     broker.cancel(job_id)
     return job_detail(job_id)
 
 
-@router.post("/jobs/{job_id}/retry", response=JobDetailOut, summary="Run a finished job again now")
+@router.post(
+    "/jobs/{job_id}/retry", response={200: JobDetailOut, **CONFLICT}, summary="Run a finished job again now"
+)
 def retry(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     """A scheduled, succeeded, cancelled or dead job goes back to queued with a fresh budget."""
     broker.retry(job_id, by=security.actor(request))

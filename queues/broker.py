@@ -679,6 +679,7 @@ def promote_due(limit: int = 1000) -> int:
 
 _REPAIRED: dict[str, Any] = {
     # What an unreadable value becomes: a readable time, nothing, or empty arguments.
+    "status": lambda: Status.DEAD,
     "run_after": timezone.now,
     "enqueued_at": timezone.now,
     "updated_at": timezone.now,
@@ -716,8 +717,8 @@ def quarantine(
         status=Status.DEAD, finished_at=now, updated_at=now, lease_expires_at=None, last_error=reason
     )
     with transaction.atomic():
-        held = Job.objects.filter(id=job_id, status=status, attempts=attempt)
-        if status not in TRANSITIONS["quarantine"] or not held.update(**changes):
+        # Any status may be quarantined, even a value that is none (TRANSITIONS["quarantine"]).
+        if not Job.objects.filter(id=job_id, status=status, attempts=attempt).update(**changes):
             return False
         DeadLetter.objects.create(
             job_id=job_id,

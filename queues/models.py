@@ -17,7 +17,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .quarantine import Recovering, required_times
+from .quarantine import Recovering, check_read
 from .states import WAITING, Outcome, Status
 
 QUEUE_NAME_VALIDATOR = RegexValidator(
@@ -164,7 +164,7 @@ class Job(models.Model):
     def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Job:
         # Django 6.1 passes fetch_mode; 5.2 passes nothing more.
         instance = super().from_db(db, field_names, values, **kwargs)
-        required_times(instance, ("run_after", "enqueued_at", "updated_at"))
+        check_read(instance)
         return instance
 
     @property

@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from . import bounds
+from .states import Status
 
 logger = logging.getLogger("queues.quarantine")
 TIME_COLUMNS = ("run_after", "enqueued_at", "updated_at", "started_at", "finished_at", "lease_expires_at")
@@ -118,6 +119,8 @@ class Suspect(NamedTuple):
 
     def problems(self) -> dict[str, str]:
         found = {}
+        if self.status not in Status.values:
+            found["status"] = f"holds {_shown(self.status)}, not a job status"
         for column, text in zip(TIME_COLUMNS, self.times, strict=True):
             if why := time_problem(text, nullable=column in NULLABLE_TIMES):
                 found[column] = why
@@ -166,9 +169,14 @@ class Recovering(models.QuerySet):
         recovering(super()._fetch_all)
 
 
-def required_times(instance: models.Model, names: tuple[str, ...]) -> None:
-    """Raise Unreadable if a time that cannot be NULL was read as None (SQLite reads
-    text that is no time as None instead of failing). Deferred fields are not looked at."""
-    for name in names:
-        if name in instance.__dict__ and instance.__dict__[name] is None:
-            raise Unreadable(f"{type(instance).__name__} {instance.pk}: {name} is not a readable time")
+def check_read(job: models.Model) -> None:
+    """Raise Unreadable for a job read with values nothing downstream can use, which the
+    database hands back without failing: a time that cannot be NULL read as None
+    (SQLite reads text that is no time so) and a status that is none. Deferred fields
+    are not looked at."""
+    loaded = job.__dict__
+    for name in ("run_after", "enqueued_at", "updated_at"):
+        if name in loaded and loaded[name] is None:
+            raise Unreadable(f"job {job.pk}: {name} is not a readable time")
+    if "status" in loaded and loaded["status"] not in Status.values:
+        raise Unreadable(f"job {job.pk}: {loaded['status']!r} is not a job status")

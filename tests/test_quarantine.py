@@ -18,6 +18,7 @@ from django.test import Client
 from queues import broker, quarantine
 from queues.engines import get_engine
 from queues.models import DeadLetter, Job, Queue
+from queues.protocol import Commands, Session
 from queues.states import Status
 
 from .api import ApiClient
@@ -59,6 +60,14 @@ def test_a_claim_kills_a_due_job_it_cannot_read_and_hands_out_the_others():
     good = make_job()
     assert [job.id for job in broker.claim("w", None, 10)] == [good.pk]
     assert status_of(bad) == Status.DEAD
+
+
+@pytest.mark.django_db(transaction=True)  # each command closes obsolete connections, as a server does
+def test_a_tcp_dequeue_kills_an_unreadable_protocol_job_and_answers_empty():
+    job, _ = broker.enqueue(broker.JobSpec(task_path=Job.RAW_TASK, args=["payload"]))
+    poison(job, "run_after", due_but_unreadable())
+    assert Commands(lease=30).handle(Session(authenticated=True), "DEQUEUE default") == "EMPTY"
+    assert status_of(job) == Status.DEAD
 
 
 def test_a_claim_kills_a_job_whose_arguments_are_not_an_array():
@@ -173,3 +182,8 @@ def test_a_real_worker_kills_poisoned_jobs_and_keeps_running(tmp_path):
     finally:
         assert worker.stop() == 0, worker.output()
     assert DeadLetter.objects.filter(reason="quarantined").count() == 3
+
+
+def test_a_job_whose_status_is_no_status_is_quarantined_when_read():
+    bad = poisoned("status", "bogus")
+    assert ApiClient().get(f"/jobs/{bad.pk}").json()["status"] == Status.DEAD

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +99,11 @@ LIMIT %s
 """
 
 
+def _listed(statuses: Iterable[str]) -> str:
+    """Statuses as an SQL list: they are this module's own constants, never input."""
+    return ", ".join(f"'{status}'" for status in statuses)
+
+
 class Engine:
     vendor: str = ""
     lock_clause: str = ""
@@ -143,7 +148,7 @@ class Engine:
             queue_filter = f" AND name IN ({', '.join(['%s'] * len(queue_names))})"
             params.extend(queue_names)
         parts = {
-            "waiting": ", ".join(f"'{status.value}'" for status in sorted(WAITING)),
+            "waiting": _listed(sorted(WAITING)),
             "queue_filter": queue_filter,
             "lock": self.lock_clause,
             "raw_op": "=" if raw else "<>",
@@ -264,7 +269,8 @@ class Engine:
         suspect = [self.suspect_time_sql.format(c=f"j.{c}") for c in TIME_COLUMNS]
         suspect += [f"{types[c]} <> '{kind}'" for c, kind in JSON_TYPES.items() if kind]
         suspect += deep.values()
-        live = ", ".join(f"'{status.value}'" for status in sorted(WAITING | {Status.RUNNING}))
+        suspect.append(f"j.status NOT IN ({_listed(Status.values)})")
+        live = _listed(sorted(WAITING | {Status.RUNNING}))
         sql = SUSPECTS_SQL.format(
             times=", ".join(f"CAST(j.{c} AS TEXT)" for c in TIME_COLUMNS),
             json=", ".join(

@@ -68,7 +68,7 @@ def time_problem(text: str | None, nullable: bool = False) -> str | None:
     if value is None or not bounds.READABLE_FROM <= value <= bounds.READABLE_UNTIL:
         return (
             f"holds {_shown(text)}, not a time Python can read "
-            f"({bounds.READABLE_FROM:%Y-%m-%d} to {bounds.READABLE_UNTIL:%Y-%m-%d} UTC)"
+            f"({bounds.READABLE_FROM.date()} to {bounds.READABLE_UNTIL.date()} UTC)"
         )
     return None
 

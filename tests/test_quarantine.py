@@ -187,3 +187,11 @@ def test_a_real_worker_kills_poisoned_jobs_and_keeps_running(tmp_path):
 def test_a_job_whose_status_is_no_status_is_quarantined_when_read():
     bad = poisoned("status", "bogus")
     assert ApiClient().get(f"/jobs/{bad.pk}").json()["status"] == Status.DEAD
+
+
+def test_arguments_nested_too_deep_for_any_reader_are_quarantined():
+    bad = poisoned("args", "[" * 300 + "]" * 300)
+    good = make_job(args=[[[[1]]]])
+    assert quarantine.sweep() == 1
+    assert (status_of(bad), status_of(good)) == (Status.DEAD, Status.QUEUED)
+    assert "args nests more than 200 levels deep" in DeadLetter.objects.get(job=bad).error_message

@@ -26,9 +26,10 @@ class SQLiteEngine(Engine):
         "OR {c} < '0001-01-02' OR {c} > '9999-12-30'))"
     )
     json_type_sql = "(CASE WHEN json_valid({c}) THEN json_type({c}) ELSE 'invalid' END)"
-    # json_tree's path of a node names each level above it: a deep value has a long path.
+    # json_tree's path of a node names each level above it: a deep value has a long path
+    # (and is long itself: two characters a level).
     suspect_depth_sql = (
-        "(CASE WHEN json_valid({c}) AND length({c}) > {depth} THEN EXISTS (SELECT 1 FROM json_tree({c}) "
+        "(CASE WHEN json_valid({c}) AND length({c}) > 2 * {depth} THEN EXISTS (SELECT 1 FROM json_tree({c}) "
         "WHERE length(path) - length(replace(replace(path, '[', ''), '.', '')) >= {depth} - 1) ELSE 0 END)"
     )
 

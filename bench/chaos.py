@@ -311,7 +311,8 @@ def sqlite_one_file(url: str, logs: Path, jobs: int = 5_000, api_jobs: int = 200
     the web process; no user ever gets an error, and nothing is lost."""
     ledger.reset_runs(url)
     user = cluster.make_staff(url)
-    token = cluster.manage(url, "taskctl", "token", "create", "chaos", "--user", user[0]).split()[0]
+    create = ("token", "create", "chaos", "--user", user[0], "--scope", "operate")
+    token = cluster.manage(url, "taskctl", *create).split()[0]
     cluster.enqueue_marks(url, jobs - api_jobs)
     web = WebNode(url, logs)
     traffic = UserTraffic(web.url, token, cluster.log_in(web.url, *user), api_jobs)

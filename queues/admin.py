@@ -20,7 +20,7 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import auth_tokens, bounds, broker, queue_ops, registry, storable
+from . import auth_tokens, bounds, broker, queue_ops, registry, rules, storable
 from .exceptions import InvalidJob, TaskwebError
 from .models import (
     ApiToken,
@@ -36,6 +36,17 @@ from .models import (
     ScheduleRun,
     Worker,
 )
+
+
+def _needs(action: str) -> Callable[[admin.ModelAdmin, HttpRequest], bool]:
+    """A ``has_<name>_permission`` for admin actions: the rule of ``action``, as at every door.
+
+    Django offers an action without ``permissions`` to anyone who may view the list."""
+
+    def check(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
+        return rules.can(request.user, action)
+
+    return check
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -98,24 +109,26 @@ class QueueAdmin(admin.ModelAdmin):
     list_filter = ("paused",)
     search_fields = ("name",)
     actions = ("pause", "resume", "purge")
+    has_pause_permission = _needs("queue.pause")
+    has_purge_permission = _needs("queue.purge")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Queue | None = None) -> tuple[str, ...]:
         # Renaming a queue would strand every producer and worker that names it.
         return ("name", "created_at") if obj else ("created_at",)
 
-    @admin.action(description="Pause selected queues")
+    @admin.action(description="Pause selected queues", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
         for queue in queryset:
             queue_ops.set_paused(queue.name, True)
         self.message_user(request, f"Paused {len(queryset)} queue(s).")
 
-    @admin.action(description="Resume selected queues")
+    @admin.action(description="Resume selected queues", permissions=["pause"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
         for queue in queryset:
             queue_ops.set_paused(queue.name, False)
         self.message_user(request, f"Resumed {len(queryset)} queue(s).")
 
-    @admin.action(description="Purge waiting jobs of selected queues")
+    @admin.action(description="Purge waiting jobs of selected queues", permissions=["purge"])
     def purge(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
         count = sum(broker.purge(queue.name) for queue in queryset)
         self.message_user(request, f"Deleted {count} waiting job(s).")
@@ -254,6 +267,9 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ("queue",)
     date_hierarchy = "enqueued_at"
     actions = ("retry", "cancel", "replay")
+    has_retry_permission = _needs("job.retry")
+    has_cancel_permission = _needs("job.cancel")
+    has_replay_permission = _needs("dead.replay")
     inlines = (AttemptInline,)
 
     def get_form(self, request: HttpRequest, obj: Job | None = None, **kwargs: Any) -> type[forms.ModelForm]:
@@ -285,17 +301,17 @@ class JobAdmin(admin.ModelAdmin):
                 request, f"A job with this idempotency key exists: #{job.pk}.", messages.WARNING
             )
 
-    @admin.action(description="Retry selected jobs")
+    @admin.action(description="Retry selected jobs", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         _each(
             self, request, queryset, "Re-queued", lambda pk: broker.retry(pk, by=request.user.get_username())
         )
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.action(description="Cancel selected jobs", permissions=["cancel"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         _each(self, request, queryset, "Cancelled", broker.cancel)
 
-    @admin.action(description="Replay selected dead jobs")
+    @admin.action(description="Replay selected dead jobs", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         count = broker.replay_many(queryset, by=request.user.get_username())
         self.message_user(request, f"Replayed {count} dead job(s).")
@@ -309,8 +325,9 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     list_filter = ("queue_name", "reason", "error_type", ("replayed_at", admin.EmptyFieldListFilter))
     search_fields = ("=job__id", "task_path", "error_type", "error_message")
     actions = ("replay",)
+    has_replay_permission = _needs("dead.replay")
 
-    @admin.action(description="Replay selected dead letters")
+    @admin.action(description="Replay selected dead letters", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         jobs = Job.objects.filter(pk__in=queryset.values("job_id"))
         count = broker.replay_many(jobs, by=request.user.get_username())
@@ -415,30 +432,44 @@ class MinuteStatAdmin(ReadOnlyAdmin):
 class TokenForm(forms.ModelForm):
     class Meta:
         model = ApiToken
-        fields = ("name", "user")
+        fields = ("name", "user", "scope")
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are created here (shown once in a message) and revoked, never edited."""
+    """Tokens are created here (shown once in a message) and revoked, never edited.
+
+    A token acts for its owner, so only a superuser may create one for someone else:
+    otherwise anyone allowed to add tokens could borrow a stronger user's rights."""
 
     form = TokenForm
-    list_display = ("name", "prefix", "user", "created_at", "last_used_at", "revoked_at")
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
-    search_fields = ("name", "prefix")
+    list_display = ("name", "prefix", "user", "scope", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("scope", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "prefix", "user__username")
     actions = ("revoke",)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user":
+            owners = db_field.related_model.objects.filter(is_active=True, is_staff=True)
+            if not request.user.is_superuser:
+                owners = owners.filter(pk=request.user.pk)
+            kwargs.update(queryset=owners.order_by("username"), initial=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
-        new = auth_tokens.create_token(obj.name, user=obj.user)
+        new = auth_tokens.create_token(obj.name, user=obj.user, scope=obj.scope)
         obj.pk = new.token.pk
         self.message_user(
-            request, f"Token {new.plain} — this is the only time it is shown; store it now.", messages.SUCCESS
+            request,
+            f"Token {new.plain} — this is the only time it is shown; store it now. It acts for "
+            f"{obj.user.get_username()} within the {obj.scope} scope.",
+            messages.SUCCESS,
         )
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} token(s).")

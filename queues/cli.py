@@ -317,14 +317,15 @@ def schedules_run(o: dict[str, Any]) -> Answer:
     return Answer(serializers.job_out(job), text=f"Enqueued job {job.pk} for schedule {schedule.name}.")
 
 
-TOKEN_COLUMNS = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
+TOKEN_COLUMNS = ("prefix", "name", "user", "scope", "created_at", "last_used_at", "revoked_at")
 
 
 def _token_out(token: ApiToken) -> dict[str, Any]:
     return {
         "prefix": token.prefix,
         "name": token.name,
-        "user": token.user.get_username() if token.user else None,
+        "user": token.user.get_username(),
+        "scope": token.scope,
         "created_at": token.created_at,
         "last_used_at": token.last_used_at,
         "revoked_at": token.revoked_at,
@@ -332,15 +333,17 @@ def _token_out(token: ApiToken) -> dict[str, Any]:
 
 
 def token_create(o: dict[str, Any]) -> Answer:
-    user = None
     if o["user"]:
         user = get_user_model().objects.filter(username=o["user"]).first()
         if user is None:
             raise auth_tokens.TokenError(f"No user is named {o['user']!r}.")
-    new = auth_tokens.create_token(o["name"], user=user)
+    else:
+        user = auth_tokens.default_owner()
+    new = auth_tokens.create_token(o["name"], user=user, scope=o["scope"])
     return Answer(
         {**_token_out(new.token), "token": new.plain},
-        text=f"{new.plain}\nThis is the only time the token is shown; store it now.",
+        text=f"{new.plain}\nThis is the only time the token is shown; store it now. It acts for "
+        f"{user.get_username()} within the {new.token.scope} scope.",
     )
 
 
@@ -353,7 +356,7 @@ def token_revoke(o: dict[str, Any]) -> Answer:
 
 
 def token_list(o: dict[str, Any]) -> Answer:
-    data = [_token_out(t) for t in ApiToken.objects.select_related("user")]
+    data = [_token_out(t) for t in ApiToken.objects.select_related("user")]  # revoked ones too
     return Answer(data, columns=TOKEN_COLUMNS, rows=data)
 
 

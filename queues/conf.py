@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES_WEBHOOK_TIMEOUT": 10.0,  # seconds per delivery attempt
     "QUEUES_PROTOCOL_MAX_LINE": 64 * 1024,  # bytes per TCP protocol line
     "QUEUES_PROTOCOL_LEASE": 30.0,  # seconds a TCP client holds a dequeued job
+    "QUEUES_PROTOCOL_AUTH_TIMEOUT": 10.0,  # seconds a TCP client has to AUTH (when required)
+    "QUEUES_PROTOCOL_IDLE_TIMEOUT": 300.0,  # seconds a TCP client may send nothing
+    "QUEUES_PROTOCOL_MAX_CONNECTIONS": 500,  # TCP connections served at once
 }
 
 

@@ -1,7 +1,9 @@
 """The console's WebSocket: one per open page, push only.
 
 Actions never travel over the socket (htmx ws-send carries no CSRF token); they are
-HTMX POSTs. The socket is for logged-in staff only, and asgi.py checks its Origin.
+HTMX POSTs. The socket is for logged-in staff with the view permission only (asgi.py
+checks its Origin), and stays so: the poller re-checks every open socket's user and
+session and closes (4403) those that lost the right.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from urllib.parse import parse_qsl
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from .console import live, sockets
+from .console import access, live, sockets
 from .console.permissions import allowed_actions, is_operator
 
 FORBIDDEN = 4403
@@ -43,22 +45,30 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         for topic in page.topics:
             await self.channel_layer.group_add(live.group(topic), self.channel_name)
         await self.accept()
+        viewer = access.Viewer(self.scope["user"].pk, self.scope["session"].session_key)
+        live.poller.watch(self.channel_name, viewer)
         live.poller.subscribe(page.topics, page.rows)
 
     async def disconnect(self, code: int) -> None:
         if self.page is None:
             return
+        live.poller.unwatch(self.channel_name)
         for topic in self.page.topics:
             await self.channel_layer.group_discard(live.group(topic), self.channel_name)
         live.poller.unsubscribe(self.page.topics)
         self.page = None
+
+    async def console_refused(self, event: dict[str, Any]) -> None:
+        """The user may no longer watch: stop sending, then close."""
+        await self.disconnect(FORBIDDEN)
+        await self.close(code=FORBIDDEN)
 
     async def _push(self, html: str) -> None:
         if html:
             await self.send(text_data=html)
 
     async def console_html(self, event: dict[str, Any]) -> None:
-        await self._push(event["html"])
+        await self._push(event["html"] if self.page else "")
 
     async def jobs_changed(self, event: dict[str, Any]) -> None:
         await self._push(self.page.jobs_changed(event) if self.page else "")

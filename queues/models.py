@@ -439,14 +439,42 @@ class RuntimeBucket(models.Model):
         return cls.BOUNDS[bisect.bisect_left(cls.BOUNDS, seconds)]
 
 
+class TokenScope(models.TextChoices):
+    """How far a token may act, at most; its owner's permissions cap it (see queues.rules).
+
+    Ordered: each scope can do everything the one before it can."""
+
+    READ = "read", "Read"
+    OPERATE = "operate", "Operate"
+    ADMIN = "admin", "Admin"
+
+    @property
+    def rank(self) -> int:
+        return list(TokenScope).index(self)
+
+
 class ApiToken(models.Model):
-    """A REST API / TCP token. Only a hash is stored; the token is shown once at creation."""
+    """A REST API / TCP token. Only a hash is stored; the token is shown once at creation.
+
+    A token acts for its owner: it can never do what the owner (an active staff user)
+    may not do right now, and its scope may narrow that further."""
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True, help_text="Public part, to find the token.")
     key_hash = models.CharField(max_length=128, help_text="SHA-256 of the secret part.")
     user = models.ForeignKey(
-        "auth.User", null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+        "auth.User",
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        verbose_name="owner",
+        help_text="The token acts with this user's permissions, never more.",
+    )
+    scope = models.CharField(
+        max_length=8,
+        choices=TokenScope.choices,
+        default=TokenScope.READ,
+        help_text="read: only read; operate: also enqueue, cancel, retry, replay, pause, resume; "
+        "admin: also change, purge and delete queues and manage schedules.",
     )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)

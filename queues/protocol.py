@@ -16,6 +16,17 @@ not acked before its lease runs out is recovered like the job of a lost worker
 (failed as WorkerLost, retried after a back-off), so a client that dies holding a
 job loses nothing. A lease belongs to the connection that dequeued the job.
 
+When the server requires AUTH, each verb needs the permission ``queues.rules`` names
+for it (LIST reads; ENQUEUE enqueues; DEQUEUE, ACK and NACK work jobs; CREATE of a new
+queue adds one), checked against the token and its owner as they are now: a token
+revoked, narrowed or whose owner lost a right stops working at its next command (its
+state is re-read at most ``ACCESS_TTL`` seconds apart). Without AUTH (the loopback
+default) every verb is open, as before.
+
+Limits: a connection that has not authenticated within ``auth_timeout`` seconds, or
+that sends nothing for ``idle_timeout`` seconds, gets one ``ERR`` line and is closed;
+a connection beyond ``max_connections`` gets one ``ERR`` line and is closed at once.
+
 The asyncio loop only reads and writes sockets; every database call runs in a small
 thread pool, so a slow query never stalls other clients.
 """
@@ -27,6 +38,7 @@ import itertools
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,15 +48,17 @@ from typing import Any, TypeVar
 from django import db
 from django.utils import timezone
 
-from . import auth_tokens, broker, queue_ops, storable
+from . import auth_tokens, broker, queue_ops, rules, storable
 from .exceptions import InvalidJob, InvalidQueue, QueueConflict
-from .models import Job, Queue
+from .models import ApiToken, Job, Queue
 from .states import Outcome
 
 logger = logging.getLogger("queues.protocol")
 _session_ids = itertools.count(1)
 VERBS = "CREATE ENQUEUE DEQUEUE ACK NACK LIST AUTH"
 T = TypeVar("T")
+ACCESS_TTL = 1.0
+"""Seconds a connection trusts what it last read about its token and the token's owner."""
 
 
 class ProtocolError(Exception):
@@ -53,11 +67,20 @@ class ProtocolError(Exception):
 
 @dataclass
 class Session:
-    """One client connection: its identity as a lease holder and the jobs it holds."""
+    """One client connection: who it acts for, its identity as a lease holder, the jobs it holds.
 
-    authenticated: bool
+    With ``open`` (no AUTH required) every verb is allowed; otherwise the connection acts
+    with ``token`` (None until AUTH succeeds), re-read when older than ``ACCESS_TTL``."""
+
+    open: bool
+    token: ApiToken | None = None
+    token_read_at: float = 0.0
     id: str = field(default_factory=lambda: f"tcp-{socket.gethostname()}-{os.getpid()}-{next(_session_ids)}")
     leased: dict[int, tuple[broker.ClaimedJob, datetime]] = field(default_factory=dict)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.open or self.token is not None
 
 
 class Commands:
@@ -90,26 +113,43 @@ class Commands:
             return self.auth(session, rest)
         if not session.authenticated:
             raise ProtocolError("authentication required: send AUTH <token> first")
-        handler = {
-            "CREATE": self.create,
-            "ENQUEUE": self.enqueue,
-            "DEQUEUE": self.dequeue,
-            "ACK": self.ack,
-            "NACK": self.nack,
-            "LIST": self.list,
-        }.get(verb)
+        handler, action = {
+            "CREATE": (self.create, rules.READ),  # adding a queue is checked in create
+            "ENQUEUE": (self.enqueue, "job.enqueue"),
+            "DEQUEUE": (self.dequeue, "job.work"),
+            "ACK": (self.ack, "job.work"),
+            "NACK": (self.nack, "job.work"),
+            "LIST": (self.list, rules.READ),
+        }.get(verb, (None, ""))
         if handler is None:
             raise ProtocolError(f"unknown command {verb!r}; commands are {VERBS}")
+        self._authorize(session, action)
         return handler(session, rest)
 
     def auth(self, session: Session, rest: str) -> str:
-        if auth_tokens.authenticate(rest.strip()) is None:
+        token = auth_tokens.authenticate(rest.strip())
+        if token is None:
             raise ProtocolError("invalid or revoked token")
-        session.authenticated = True
+        session.token, session.token_read_at = token, time.monotonic()
         return "OK"
+
+    def _authorize(self, session: Session, action: str) -> None:
+        """Refuse ``action`` unless the connection's token (as it is now) may do it."""
+        if session.open:
+            return
+        assert session.token is not None
+        if time.monotonic() - session.token_read_at > ACCESS_TTL:
+            session.token, session.token_read_at = auth_tokens.live(session.token.pk), time.monotonic()
+            if session.token is None:
+                raise ProtocolError("the token was revoked or its owner deactivated; send AUTH <token>")
+        if reason := rules.token_refusal(session.token, action):
+            raise ProtocolError(reason)
 
     def create(self, session: Session, rest: str) -> str:
         name = _one_word(rest, "CREATE <queue>")
+        if Queue.objects.filter(name=name).exists():
+            return "OK"  # declaring a queue that exists changes nothing, so reading suffices
+        self._authorize(session, "queue.add")
         try:
             queue_ops.create_queue(name)
         except QueueConflict:
@@ -204,6 +244,18 @@ async def read_line(reader: asyncio.StreamReader) -> bytes | None:
     return line.rstrip(b"\r\n")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How long and how many: what keeps idle or unauthenticated clients from piling up."""
+
+    auth_timeout: float
+    """Seconds a connection has to succeed with AUTH, when the server requires it."""
+    idle_timeout: float
+    """Seconds a connection may send nothing."""
+    max_connections: int
+    """Connections served at once; the next one is told so and closed."""
+
+
 class Server:
     """The asyncio TCP server of ``manage.py runbroker``."""
 
@@ -215,11 +267,14 @@ class Server:
         require_auth: bool,
         lease: float,
         max_line: int,
+        limits: Limits,
         threads: int = 8,
     ) -> None:
         self.host, self.port = host, port
         self.require_auth = require_auth
         self.max_line = max_line
+        self.limits = limits
+        self.connections = 0
         self.commands = Commands(lease)
         self.lease = lease
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="runbroker-db")
@@ -227,11 +282,13 @@ class Server:
     async def serve(self) -> None:
         server = await asyncio.start_server(self._client, self.host, self.port, limit=self.max_line + 2)
         logger.info(
-            "runbroker listening on %s:%d (auth %s, lease %.0fs)",
+            "runbroker listening on %s:%d (auth %s, lease %.0fs, idle %gs, at most %d connections)",
             self.host,
             self.port,
-            "required" if self.require_auth else "off",
+            f"required within {self.limits.auth_timeout:g}s" if self.require_auth else "off",
             self.lease,
+            self.limits.idle_timeout,
+            self.limits.max_connections,
         )
         async with server:
             maintenance = asyncio.create_task(self._maintain())
@@ -245,15 +302,30 @@ class Server:
         return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = Session(authenticated=not self.require_auth)
         peer = writer.get_extra_info("peername")
+        if self.connections >= self.limits.max_connections:
+            logger.warning("refused %s: already %d connections", peer, self.connections)
+            await _last_word(writer, f"ERR too many connections (at most {self.limits.max_connections})")
+            return
+        self.connections += 1
+        session = Session(open=not self.require_auth)
+        auth_deadline: float | None = None
         logger.debug("client %s connected as %s", peer, session.id)
         try:
             while True:
+                # The AUTH clock starts at connect, and again when a revoked token is dropped.
+                if session.authenticated:
+                    auth_deadline = None
+                elif auth_deadline is None:
+                    auth_deadline = time.monotonic() + self.limits.auth_timeout
+                timeout, why = self._wait(auth_deadline)
                 try:
-                    raw = await read_line(reader)
+                    raw = await asyncio.wait_for(read_line(reader), timeout)
                 except LineTooLong:
                     reply = f"ERR line longer than {self.max_line} bytes"
+                except TimeoutError:
+                    await _last_word(writer, f"ERR {why}; closing the connection")
+                    break
                 else:
                     if raw is None:
                         break
@@ -263,8 +335,17 @@ class Server:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self.connections -= 1
             writer.close()
             logger.debug("client %s left holding %d leased jobs", peer, len(session.leased))
+
+    def _wait(self, auth_deadline: float | None) -> tuple[float, str]:
+        """How long to wait for the next line, and what to say if none comes."""
+        idle = self.limits.idle_timeout
+        if auth_deadline is not None and auth_deadline - time.monotonic() < idle:
+            left = max(auth_deadline - time.monotonic(), 0.0)
+            return left, f"no AUTH within {self.limits.auth_timeout:g}s"
+        return idle, f"idle for {idle:g}s"
 
     async def _reply(self, session: Session, raw: bytes) -> str:
         try:
@@ -290,6 +371,17 @@ class Server:
                 await self._db(_recover)
             except db.Error as exc:
                 logger.error("lease recovery failed: %s", exc)
+
+
+async def _last_word(writer: asyncio.StreamWriter, line: str) -> None:
+    """Say why, then hang up."""
+    try:
+        writer.write(line.encode() + b"\n")
+        await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
 
 
 def _recover() -> None:

@@ -7,12 +7,12 @@ from typing import Any
 
 from django.test import Client
 
-from queues import auth_tokens
+from .factories import make_token
 
 
 class ApiClient:
     def __init__(self, token: str | None = None) -> None:
-        self.token = token if token is not None else auth_tokens.create_token("tests").plain
+        self.token = token if token is not None else make_token()
         self.client = Client()
 
     def _headers(self) -> dict[str, str]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from queues import broker
-from queues.models import Job, Queue
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from queues import auth_tokens, broker
+from queues.models import Job, Queue, TokenScope
 
 from . import tasks  # noqa: F401  (registers the tasks that jobs here name by path)
 
@@ -21,3 +24,22 @@ def make_job(task_path: str = "tests.tasks.noop", **spec: Any) -> Job:
     make_queue(queue)
     job, _ = broker.enqueue(broker.JobSpec(task_path=task_path, queue=queue, **spec))
     return job
+
+
+def make_dead_job(task_path: str = "tests.tasks.fail", queue: str = "default") -> Job:
+    """A job whose one attempt failed for good, through the broker; its queue holds no other job."""
+    job = make_job(task_path, queue=queue)
+    (claimed,) = broker.claim("factory", [queue], 1)
+    now = timezone.now()
+    failed = broker.Finished(claimed, "failed", now, now, error_type="E", retryable=False)
+    broker.finish("factory", [failed])
+    return job
+
+
+def make_token(name: str = "tests", *, user: User | None = None, scope: str = TokenScope.ADMIN) -> str:
+    """A token in plain text; it acts for ``user``, by default a superuser made for tokens."""
+    if user is None:
+        user, _ = User.objects.get_or_create(
+            username="token-owner", defaults={"is_staff": True, "is_superuser": True}
+        )
+    return auth_tokens.create_token(name, user=user, scope=scope).plain

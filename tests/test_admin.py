@@ -11,7 +11,8 @@ from queues import broker
 from queues.models import ApiToken, DeadLetter, Job, Queue, Schedule
 from queues.states import Status
 
-from .factories import make_job
+from .console_helpers import make_user, make_viewer
+from .factories import make_job, make_token
 
 pytestmark = pytest.mark.django_db
 
@@ -139,6 +140,42 @@ def test_the_dead_letter_replay_action(admin_client):
     assert Job.objects.get(pk=job.pk).status == Status.QUEUED
 
 
+def _viewer_client() -> Client:
+    client = Client()
+    client.force_login(make_viewer())
+    return client
+
+
+@pytest.mark.parametrize(
+    ("changelist", "action"),
+    [
+        ("job", "retry"),
+        ("job", "cancel"),
+        ("job", "replay"),
+        ("deadletter", "replay"),
+        ("queue", "pause"),
+        ("queue", "resume"),
+        ("queue", "purge"),
+    ],
+)
+def test_a_read_only_user_is_offered_no_action(changelist, action):
+    dead_job()  # a job, a dead letter and a queue: every list has a row to act on
+    page = _viewer_client().get(f"/admin/queues/{changelist}/").content.decode()
+    assert "<tbody>" in page and f'value="{action}"' not in page
+
+
+def test_a_read_only_user_cannot_purge_a_queue_through_the_admin():
+    job = make_job()
+    _viewer_client().post("/admin/queues/queue/", {"action": "purge", "_selected_action": [job.queue_id]})
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+
+def test_a_read_only_user_cannot_cancel_a_job_through_the_admin():
+    job = make_job()
+    _viewer_client().post("/admin/queues/job/", {"action": "cancel", "_selected_action": [job.pk]})
+    assert Job.objects.get(pk=job.pk).status == Status.QUEUED
+
+
 def test_the_queue_pause_action(admin_client):
     queue = Queue.objects.get(name="default")
     admin_client.post("/admin/queues/queue/", {"action": "pause", "_selected_action": [queue.pk]})
@@ -153,11 +190,42 @@ def test_a_schedule_with_a_bad_cron_is_refused(admin_client):
     assert not Schedule.objects.exists()
 
 
+def _add_token(client: Client, **form: object) -> object:
+    return client.post("/admin/queues/apitoken/add/", {"name": "ci", "scope": "read", **form}, follow=True)
+
+
 def test_creating_a_token_shows_it_once_and_stores_a_hash(admin_client):
-    response = admin_client.post("/admin/queues/apitoken/add/", {"name": "ci"}, follow=True)
+    response = _add_token(admin_client, user=User.objects.get(username="boss").pk)
     token = ApiToken.objects.get()
     shown = [str(m) for m in response.context["messages"] if "only time" in str(m)]
     assert len(shown) == 1 and token.key_hash not in shown[0] and f"tw_{token.prefix}_" in shown[0]
+
+
+def test_the_token_form_sets_the_owner_and_the_scope(admin_client):
+    ops = make_user("ops")
+    _add_token(admin_client, user=ops.pk, scope="operate")
+    assert ApiToken.objects.values_list("user__username", "scope").get() == ("ops", "operate")
+
+
+def test_a_token_without_an_owner_is_refused(admin_client):
+    response = _add_token(admin_client, user="")
+    assert "user" in response.context["adminform"].form.errors
+    assert not ApiToken.objects.exists()
+
+
+def test_a_staff_user_who_is_not_a_superuser_may_create_tokens_only_for_themselves(admin_client):
+    clerk = make_user("clerk", perms=("add_apitoken", "view_apitoken"))
+    client = Client()
+    client.force_login(clerk)
+    response = _add_token(client, user=User.objects.get(username="boss").pk, scope="admin")
+    assert "user" in response.context["adminform"].form.errors
+    assert not ApiToken.objects.exists()
+
+
+def test_the_token_list_shows_owner_and_scope(admin_client):
+    make_token("ci", scope="operate")
+    page = admin_client.get("/admin/queues/apitoken/").content.decode()
+    assert "token-owner" in page and "Operate" in page
 
 
 def test_a_schedule_that_never_comes_due_is_refused(admin_client):

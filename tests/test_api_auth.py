@@ -10,6 +10,8 @@ from queues import auth_tokens
 from queues.models import ApiToken, Job
 
 from .api import ApiClient
+from .console_helpers import make_operator, make_user, make_viewer
+from .factories import make_token
 
 pytestmark = pytest.mark.django_db
 
@@ -25,27 +27,24 @@ def test_an_unknown_token_is_401():
 
 
 def test_a_revoked_token_is_401():
-    new = auth_tokens.create_token("ci")
-    auth_tokens.revoke(new.token.prefix)
-    assert ApiClient(token=new.plain).get("/jobs").status_code == 401
+    plain = make_token("ci")
+    auth_tokens.revoke("ci")
+    assert ApiClient(token=plain).get("/jobs").status_code == 401
 
 
 def test_a_token_with_the_right_prefix_but_a_wrong_secret_is_401():
-    new = auth_tokens.create_token("ci")
-    assert ApiClient(token=f"tw_{new.token.prefix}_wrong").get("/jobs").status_code == 401
+    prefix = make_token("ci").split("_")[1]
+    assert ApiClient(token=f"tw_{prefix}_wrong").get("/jobs").status_code == 401
 
 
 def test_only_a_hash_of_the_token_is_stored():
-    new = auth_tokens.create_token("ci")
-    secret = new.plain.split("_", 2)[2]
-    assert secret not in ApiToken.objects.filter(pk=new.token.pk).values_list("key_hash", flat=True)[0]
+    secret = make_token("ci").split("_", 2)[2]
+    assert secret not in ApiToken.objects.get().key_hash
 
 
 def test_a_token_records_when_it_was_last_used():
-    new = auth_tokens.create_token("ci")
-    ApiClient(token=new.plain).get("/jobs")
-    new.token.refresh_from_db()
-    assert new.token.last_used_at is not None
+    ApiClient(token=make_token("ci")).get("/jobs")
+    assert ApiToken.objects.get().last_used_at is not None
 
 
 def test_an_unauthenticated_post_creates_nothing():
@@ -54,29 +53,28 @@ def test_an_unauthenticated_post_creates_nothing():
     assert not Job.objects.exists()
 
 
-def _session(is_staff: bool) -> Client:
-    user = User.objects.create_user("someone", password="pw", is_staff=is_staff)
+def _session(user: User) -> Client:
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     return client
 
 
-def test_a_staff_session_may_read():
-    assert _session(is_staff=True).get("/api/jobs").status_code == 200
+def test_a_staff_session_with_the_view_permission_may_read():
+    assert _session(make_viewer()).get("/api/jobs").status_code == 200
 
 
 def test_a_non_staff_session_is_403():
-    assert _session(is_staff=False).get("/api/jobs").status_code == 403
+    assert _session(make_user("someone", staff=False)).get("/api/jobs").status_code == 403
 
 
 def test_a_staff_session_post_without_csrf_is_403_and_creates_nothing():
-    response = _session(is_staff=True).post("/api/jobs", ENQUEUE, content_type="application/json")
+    response = _session(make_operator()).post("/api/jobs", ENQUEUE, content_type="application/json")
     assert response.status_code == 403
     assert not Job.objects.exists()
 
 
 def test_a_staff_session_post_with_the_csrf_token_is_accepted():
-    client = _session(is_staff=True)
+    client = _session(make_operator())
     client.get("/admin/")  # sets the csrftoken cookie
     token = client.cookies["csrftoken"].value
     response = client.post(

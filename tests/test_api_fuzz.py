@@ -20,9 +20,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 
-from queues import auth_tokens
-
-from .factories import make_job
+from .factories import make_job, make_token
 
 load_all_checks()
 BUSINESS_RULES = {"expected-statuses": ["2xx", "400", "401", "403", "404", "409"]}
@@ -42,7 +40,7 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_applicatio
 @pytest.fixture
 def token(transactional_db) -> str:
     make_job()  # something for the read endpoints to find
-    return auth_tokens.create_token("fuzz").plain
+    return make_token("fuzz")
 
 
 @schema.parametrize()

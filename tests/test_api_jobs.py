@@ -253,3 +253,4 @@ def test_a_task_that_is_not_registered_is_400_and_its_module_is_never_imported(a
 @pytest.mark.parametrize("task", [".tasks.noop", "..", "tests..noop"])
 def test_a_malformed_task_path_is_400(api, task):
     assert api.post("/jobs", {"task": task}).status_code == 400
+

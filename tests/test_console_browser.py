@@ -199,3 +199,13 @@ def test_new_jobs_wait_behind_a_show_control_on_the_jobs_list(page, server):
     assert page.is_checked(f'input[name=ids][value="{shown.id}"]')  # nor lose the selection
     page.click("#jobs-new")
     page.wait_for_selector("#jobs-table tbody tr >> nth=2")
+
+
+def test_logging_out_in_another_tab_takes_this_tab_offline(page, server):
+    make_viewer("reader")
+    log_in(page, server.url, "reader", PASSWORD)
+    other_tab = page.context.new_page()
+    other_tab.goto("/")
+    other_tab.click("form.logout button")
+    other_tab.wait_for_url("**/login/**")
+    page.wait_for_selector("#live-state[data-state=offline]", timeout=LIVE)

@@ -6,10 +6,13 @@ import pytest
 import pytest_asyncio
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Permission, User
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections
 
 from queues import broker
 from queues.console import live
+from queues.consumers import FORBIDDEN
 from taskweb.asgi import application
 
 from .console_helpers import HOST, make_operator, make_user, make_viewer, session_cookie
@@ -101,3 +104,75 @@ async def test_a_read_only_socket_also_receives_changes():
     message = await receive_until(socket, "status-cancelled")
     assert "hx-post" not in message  # no buttons for someone who may not act
     await socket.disconnect()
+
+
+# --- a socket whose user may no longer watch is closed -------------------------------------
+
+
+async def _watching(cookie: str) -> WebsocketCommunicator:
+    socket = communicator("/ws/console/?page=overview", cookie)
+    connected, _ = await socket.connect()
+    assert connected
+    await receive_until(socket, 'id="queue-table"')
+    return socket
+
+
+async def close_code(socket: WebsocketCommunicator) -> int:
+    """The code the server closed the socket with (fragments sent before it are skipped)."""
+    while True:
+        output = await socket.receive_output(timeout=TIMEOUT)
+        if output["type"] == "websocket.close":
+            await socket.disconnect()
+            return output["code"]
+
+
+async def _viewer_socket() -> tuple[User, str, WebsocketCommunicator]:
+    user = await sync_to_async(make_viewer)()
+    cookie = await sync_to_async(session_cookie)(user)
+    return user, cookie, await _watching(cookie)
+
+
+async def test_a_socket_closes_when_its_user_loses_staff_status():
+    user, _, socket = await _viewer_socket()
+    await sync_to_async(User.objects.filter(pk=user.pk).update)(is_staff=False)
+    assert await close_code(socket) == FORBIDDEN
+
+
+async def test_a_socket_closes_when_its_user_loses_the_view_permission():
+    user, _, socket = await _viewer_socket()
+    view = await sync_to_async(Permission.objects.get)(codename="view_job")
+    await sync_to_async(user.user_permissions.remove)(view)
+    assert await close_code(socket) == FORBIDDEN
+
+
+async def test_a_socket_closes_when_its_user_is_deactivated():
+    user, _, socket = await _viewer_socket()
+    await sync_to_async(User.objects.filter(pk=user.pk).update)(is_active=False)
+    assert await close_code(socket) == FORBIDDEN
+
+
+async def test_a_socket_closes_when_its_session_ends_by_logging_out():
+    _, cookie, socket = await _viewer_socket()
+    await sync_to_async(SessionStore(session_key=cookie).delete)()
+    assert await close_code(socket) == FORBIDDEN
+
+
+async def test_a_socket_closes_when_its_user_changes_their_password_elsewhere():
+    user, _, socket = await _viewer_socket()
+
+    def change_password() -> None:
+        user.set_password("a-new-password")
+        user.save()
+
+    await sync_to_async(change_password)()
+    assert await close_code(socket) == FORBIDDEN
+
+
+async def test_only_the_socket_that_lost_its_right_closes():
+    _, cookie, leaving = await _viewer_socket()
+    staying = await _watching(await sync_to_async(session_cookie)(await sync_to_async(make_operator)()))
+    await sync_to_async(SessionStore(session_key=cookie).delete)()
+    assert await close_code(leaving) == FORBIDDEN
+    await sync_to_async(make_job)(queue="mail")
+    await receive_until(staying, 'data-queue="mail"')
+    await staying.disconnect()

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from queues import auth_tokens
 from queues.models import Attempt, Job
 from queues.states import Status
 
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, make_token
 from .processes import ROOT, child_env, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -252,7 +251,7 @@ def test_with_auth_required_a_bad_token_is_refused(auth_server):
 
 def test_with_auth_required_a_valid_token_opens_the_connection(auth_server):
     client = auth_server.client()
-    assert (client(f"AUTH {auth_tokens.create_token('tcp').plain}"), client("LIST")) == ("OK", "OK default")
+    assert (client(f"AUTH {make_token('tcp')}"), client("LIST")) == ("OK", "OK default")
 
 
 def test_runbroker_refuses_a_bad_port_clearly():

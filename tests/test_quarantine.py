@@ -66,7 +66,7 @@ def test_a_claim_kills_a_due_job_it_cannot_read_and_hands_out_the_others():
 def test_a_tcp_dequeue_kills_an_unreadable_protocol_job_and_answers_empty():
     job, _ = broker.enqueue(broker.JobSpec(task_path=Job.RAW_TASK, args=["payload"]))
     poison(job, "run_after", due_but_unreadable())
-    assert Commands(lease=30).handle(Session(authenticated=True), "DEQUEUE default") == "EMPTY"
+    assert Commands(lease=30).handle(Session(open=True), "DEQUEUE default") == "EMPTY"
     assert status_of(job) == Status.DEAD
 
 

@@ -15,7 +15,9 @@ from queues import auth_tokens, broker
 from queues.models import ApiToken, Job, Queue, Schedule
 from queues.states import Status
 
-from .factories import make_job, make_queue
+from .api import ApiClient
+from .console_helpers import make_operator, make_user, make_viewer
+from .factories import make_job, make_queue, make_token
 from .processes import ROOT, child_env
 
 
@@ -203,12 +205,54 @@ class TestInProcess:
             taskctl("schedules", "run", "nope")
 
     def test_token_create_shows_the_token_once_and_stores_a_hash(self):
+        make_operator("root")
         plain = taskctl_json("token", "create", "ci")["token"]
         assert auth_tokens.authenticate(plain) is not None
         assert plain not in taskctl("token", "list")
 
+    def test_token_create_without_a_user_acts_for_the_only_superuser_with_the_read_scope(self):
+        make_operator("root")
+        data = taskctl_json("token", "create", "ci")
+        assert (data["user"], data["scope"]) == ("root", "read")
+
+    def test_token_create_without_a_user_fails_when_no_superuser_exists(self):
+        with pytest.raises(CommandError, match="Name the token's owner with --user: there is no active"):
+            taskctl("token", "create", "ci")
+        assert not ApiToken.objects.exists()
+
+    def test_token_create_without_a_user_fails_when_several_superusers_exist(self):
+        make_operator("root")
+        make_operator("other-root")
+        with pytest.raises(CommandError, match="there are several active superusers"):
+            taskctl("token", "create", "ci")
+        assert not ApiToken.objects.exists()
+
+    def test_token_create_sets_the_named_owner_and_scope(self):
+        make_viewer("ops")
+        data = taskctl_json("token", "create", "ci-deploy", "--user", "ops", "--scope", "operate")
+        assert ApiToken.objects.values_list("user__username", "scope").get() == ("ops", "operate")
+        assert (data["user"], data["scope"]) == ("ops", "operate")
+
+    def test_token_create_for_a_user_who_is_not_staff_fails_and_creates_nothing(self):
+        make_user("visitor", staff=False)
+        with pytest.raises(CommandError, match="visitor is not an active staff user"):
+            taskctl("token", "create", "ci", "--user", "visitor")
+        assert not ApiToken.objects.exists()
+
+    def test_token_create_with_an_unknown_scope_fails(self):
+        make_operator("root")
+        with pytest.raises(CommandError, match="invalid choice: 'everything'"):
+            taskctl("token", "create", "ci", "--scope", "everything")
+        assert not ApiToken.objects.exists()
+
+    def test_token_list_shows_each_tokens_owner_and_scope(self):
+        make_token("ci", user=make_viewer("ops"), scope="operate")
+        (row,) = taskctl_json("token", "list")
+        assert (row["name"], row["user"], row["scope"]) == ("ci", "ops", "operate")
+        assert taskctl("token", "list").split()[:4] == ["PREFIX", "NAME", "USER", "SCOPE"]
+
     def test_token_revoke_by_name(self):
-        plain = taskctl_json("token", "create", "ci")["token"]
+        plain = make_token("ci")
         taskctl("token", "revoke", "ci")
         assert auth_tokens.authenticate(plain) is None
 
@@ -252,3 +296,14 @@ class TestSubprocess:
     def test_jobs_list_prints_a_table_for_people(self):
         make_job()
         assert run("jobs", "list").stdout.split()[:3] == ["ID", "QUEUE", "TASK"]
+
+    def test_the_readmes_token_line_gives_a_token_that_may_change_queues(self):
+        make_operator("admin")
+        readme = (ROOT / "README.md").read_text()
+        line = next(line for line in readme.splitlines() if line.startswith("TOKEN=$("))
+        script = line.replace(".venv/bin/python", sys.executable) + '\necho "$TOKEN"'
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60
+        )
+        token = done.stdout.strip()
+        assert ApiClient(token=token).post("/queues", {"name": "mail"}).status_code == 201

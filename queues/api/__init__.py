@@ -12,10 +12,13 @@ api = errors.JsonAPI(
     version="1",
     description=(
         "Background jobs with the database as the broker. Authenticate with "
-        "`Authorization: Bearer <token>` (create one with `manage.py taskctl token create NAME`) "
-        "or, from the console, with a staff session and the CSRF header."
+        "`Authorization: Bearer <token>` (create one with "
+        "`manage.py taskctl token create NAME --user OWNER --scope read|operate|admin`) "
+        "or, from the console, with a staff session and the CSRF header. Reading needs the "
+        "queues.view_job permission; each change needs its own permission (and, for a token, "
+        "its scope); a refusal is 403 naming what is missing."
     ),
-    auth=[security.TokenAuth(), security.StaffSession()],
+    auth=[security.Undeclared()],
     urls_namespace="api",
 )
 api.add_decorator(security.guard_body, mode="view")

@@ -17,6 +17,7 @@ from ..states import Status
 from . import pages, security
 from .errors import CONFLICT, get_or_404
 from .schemas import MAX_ID, Count, DeadLetterFilters, DeadLetterPage, JobDetailOut, ReplayMatching
+from .security import requires
 
 router = Router(tags=["dead letters"])
 
@@ -25,7 +26,9 @@ def _letter(letter_id: int) -> DeadLetter:
     return get_or_404(DeadLetter.objects.all(), f"Dead letter {letter_id}", pk=letter_id)
 
 
-@router.get("/dead-letters", response=DeadLetterPage, summary="Dead letters, newest first")
+@router.get(
+    "/dead-letters", response=DeadLetterPage, summary="Dead letters, newest first", auth=requires("view")
+)
 def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -> dict[str, Any]:
     letters = DeadLetter.objects.filter(replayed_at__isnull=not filters.replayed)
     letters = queue_ops.dead_letters_matching(letters, filters.queue, filters.task, filters.error_type)
@@ -33,7 +36,12 @@ def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -
     return pages.with_next([dead_letter_out(letter) for letter in items], next_cursor)
 
 
-@router.post("/dead-letters/replay", response=Count, summary="Replay every dead letter that matches")
+@router.post(
+    "/dead-letters/replay",
+    response=Count,
+    summary="Replay every dead letter that matches",
+    auth=requires("dead.replay"),
+)
 def replay_matching(request: HttpRequest, payload: ReplayMatching) -> dict[str, int]:
     """An empty filter replays every dead job; each goes back to queued with a fresh budget."""
     letters = queue_ops.dead_letters_matching(
@@ -47,6 +55,7 @@ def replay_matching(request: HttpRequest, payload: ReplayMatching) -> dict[str, 
     "/dead-letters/{letter_id}/replay",
     response={200: JobDetailOut, **CONFLICT},
     summary="Replay one dead job",
+    auth=requires("dead.replay"),
 )
 def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     """409 when the job is no longer dead (already replayed, say)."""
@@ -55,7 +64,12 @@ def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID
     return job_detail(job_id)
 
 
-@router.delete("/dead-letters/{letter_id}", response={204: None, **CONFLICT}, summary="Discard a dead job")
+@router.delete(
+    "/dead-letters/{letter_id}",
+    response={204: None, **CONFLICT},
+    summary="Discard a dead job",
+    auth=requires("job.delete"),
+)
 def delete(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> Reply:
     """Deletes the dead job with its history; 409 if it was replayed and is live again."""
     letter = _letter(letter_id)

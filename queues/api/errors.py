@@ -28,7 +28,7 @@ logger = logging.getLogger("django.request")
 ERROR_DESCRIPTIONS = {
     400: "Bad input: errors lists each bad field.",
     401: "No token, or an unknown or revoked one.",
-    403: "Not allowed: a session user who is not staff, or a session call without the CSRF header.",
+    403: "Not allowed: the user or token may not do this, or a session call lacks the CSRF header.",
     404: "Nothing has the id or name in the URL.",
     409: "The action does not fit the current state.",
     413: "The request body is larger than QUEUES_API_MAX_BODY.",

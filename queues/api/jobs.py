@@ -17,11 +17,14 @@ from ..serializers import job_detail, job_out
 from . import pages, security
 from .errors import CONFLICT
 from .schemas import MAX_ID, JobDetailOut, JobFilters, JobIn, JobOut, JobPage
+from .security import requires
 
 router = Router(tags=["jobs"])
 
 
-@router.post("/jobs", response={200: JobOut, 201: JobOut}, summary="Enqueue a job")
+@router.post(
+    "/jobs", response={200: JobOut, 201: JobOut}, summary="Enqueue a job", auth=requires("job.enqueue")
+)
 def enqueue(request: HttpRequest, payload: JobIn) -> Reply:
     """201 with the new job; 200 with the existing job when its idempotency_key is taken."""
     run_after = payload.run_at
@@ -47,7 +50,7 @@ def enqueue(request: HttpRequest, payload: JobIn) -> Reply:
     return Reply(201 if created else 200, job_out(job, payload.queue if created else None))
 
 
-@router.get("/jobs", response=JobPage, summary="List jobs, newest first")
+@router.get("/jobs", response=JobPage, summary="List jobs, newest first", auth=requires("view"))
 def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[str, Any]:
     jobs = Job.objects.select_related("queue")
     if filters.queue:
@@ -60,7 +63,9 @@ def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[str, Any
     return pages.with_next([job_out(job) for job in items], next_cursor)
 
 
-@router.get("/jobs/{job_id}", response=JobDetailOut, summary="A job with its attempt history")
+@router.get(
+    "/jobs/{job_id}", response=JobDetailOut, summary="A job with its attempt history", auth=requires("view")
+)
 def get_job(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     return job_detail(job_id)
 
@@ -69,6 +74,7 @@ def get_job(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID))
     "/jobs/{job_id}/cancel",
     response={200: JobDetailOut, **CONFLICT},
     summary="Cancel a waiting or running job",
+    auth=requires("job.cancel"),
 )
 def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     broker.cancel(job_id)
@@ -76,7 +82,10 @@ def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) 
 
 
 @router.post(
-    "/jobs/{job_id}/retry", response={200: JobDetailOut, **CONFLICT}, summary="Run a finished job again now"
+    "/jobs/{job_id}/retry",
+    response={200: JobDetailOut, **CONFLICT},
+    summary="Run a finished job again now",
+    auth=requires("job.retry"),
 )
 def retry(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     """A scheduled, succeeded, cancelled or dead job goes back to queued with a fresh budget."""

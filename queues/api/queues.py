@@ -13,6 +13,7 @@ from ..models import Queue
 from ..serializers import queue_out, queues_with_counts
 from .errors import CONFLICT, get_or_404
 from .schemas import Count, QueueIn, QueueOut, QueueSettings
+from .security import requires
 
 router = Router(tags=["queues"])
 
@@ -26,44 +27,75 @@ def _settings(payload: QueueSettings) -> dict[str, Any]:
     return payload.model_dump(exclude_unset=True, exclude={"name"})
 
 
-@router.get("/queues", response=list[QueueOut], summary="Every queue with its job counts")
+@router.get(
+    "/queues", response=list[QueueOut], summary="Every queue with its job counts", auth=requires("view")
+)
 def list_queues(request: HttpRequest) -> list[dict[str, Any]]:
     return queues_with_counts()
 
 
-@router.post("/queues", response={201: QueueOut, **CONFLICT}, summary="Create a queue")
+@router.post(
+    "/queues", response={201: QueueOut, **CONFLICT}, summary="Create a queue", auth=requires("queue.add")
+)
 def create_queue(request: HttpRequest, payload: QueueIn) -> Reply:
     return Reply(201, queue_out(queue_ops.create_queue(payload.name, **_settings(payload))))
 
 
-@router.get("/queues/{name}", response=QueueOut, summary="One queue with its job counts")
+@router.get(
+    "/queues/{name}", response=QueueOut, summary="One queue with its job counts", auth=requires("view")
+)
 def get_queue(request: HttpRequest, name: str) -> dict[str, Any]:
     return queue_out(existing(name))
 
 
-@router.patch("/queues/{name}", response=QueueOut, summary="Change a queue's limits and defaults")
+@router.patch(
+    "/queues/{name}",
+    response=QueueOut,
+    summary="Change a queue's limits and defaults",
+    auth=requires("queue.change"),
+)
 def update_queue(request: HttpRequest, name: str, payload: QueueSettings) -> dict[str, Any]:
     """Fields left out stay as they are; null clears concurrency or rate_limit and puts
     max_attempts, timeout or retention back to its default."""
     return queue_out(queue_ops.update_queue(existing(name).name, **_settings(payload)))
 
 
-@router.post("/queues/{name}/pause", response=QueueOut, summary="Stop workers claiming from a queue")
+@router.post(
+    "/queues/{name}/pause",
+    response=QueueOut,
+    summary="Stop workers claiming from a queue",
+    auth=requires("queue.pause"),
+)
 def pause(request: HttpRequest, name: str) -> dict[str, Any]:
     return queue_out(queue_ops.set_paused(existing(name).name, True))
 
 
-@router.post("/queues/{name}/resume", response=QueueOut, summary="Let workers claim from a queue again")
+@router.post(
+    "/queues/{name}/resume",
+    response=QueueOut,
+    summary="Let workers claim from a queue again",
+    auth=requires("queue.pause"),
+)
 def resume(request: HttpRequest, name: str) -> dict[str, Any]:
     return queue_out(queue_ops.set_paused(existing(name).name, False))
 
 
-@router.post("/queues/{name}/purge", response=Count, summary="Delete every waiting job of a queue")
+@router.post(
+    "/queues/{name}/purge",
+    response=Count,
+    summary="Delete every waiting job of a queue",
+    auth=requires("queue.purge"),
+)
 def purge(request: HttpRequest, name: str) -> dict[str, int]:
     return {"count": broker.purge(existing(name).name)}
 
 
-@router.delete("/queues/{name}", response={200: Count, **CONFLICT}, summary="Delete a queue and its jobs")
+@router.delete(
+    "/queues/{name}",
+    response={200: Count, **CONFLICT},
+    summary="Delete a queue and its jobs",
+    auth=requires("queue.delete"),
+)
 def delete_queue(request: HttpRequest, name: str) -> dict[str, int]:
     """Refused with 409 while one of its jobs runs, and for the default queue."""
     return {"count": broker.delete_queue(existing(name).name)}

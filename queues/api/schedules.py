@@ -16,6 +16,7 @@ from ..models import Schedule
 from ..serializers import job_detail, schedule_out
 from .errors import CONFLICT, get_or_404
 from .schemas import MAX_ID, JobDetailOut, ScheduleIn, ScheduleOut, SchedulePatch
+from .security import requires
 
 router = Router(tags=["schedules"])
 ScheduleId = PathParam(..., ge=1, le=MAX_ID)
@@ -50,24 +51,34 @@ def _save(schedule: Schedule) -> Schedule:
     return schedule
 
 
-@router.get("/schedules", response=list[ScheduleOut], summary="Every schedule")
+@router.get("/schedules", response=list[ScheduleOut], summary="Every schedule", auth=requires("view"))
 def list_schedules(request: HttpRequest) -> list[dict[str, Any]]:
     return [schedule_out(s) for s in Schedule.objects.select_related("queue")]
 
 
-@router.post("/schedules", response={201: ScheduleOut, **CONFLICT}, summary="Create a schedule")
+@router.post(
+    "/schedules",
+    response={201: ScheduleOut, **CONFLICT},
+    summary="Create a schedule",
+    auth=requires("schedule.add"),
+)
 def create_schedule(request: HttpRequest, payload: ScheduleIn) -> Reply:
     schedule = Schedule(name=payload.name)
     _apply(schedule, payload.model_dump(exclude={"name"}))
     return Reply(201, schedule_out(_save(schedule)))
 
 
-@router.get("/schedules/{schedule_id}", response=ScheduleOut, summary="One schedule")
+@router.get("/schedules/{schedule_id}", response=ScheduleOut, summary="One schedule", auth=requires("view"))
 def get_schedule(request: HttpRequest, schedule_id: int = ScheduleId) -> dict[str, Any]:
     return schedule_out(_schedule(schedule_id))
 
 
-@router.patch("/schedules/{schedule_id}", response=ScheduleOut, summary="Change a schedule")
+@router.patch(
+    "/schedules/{schedule_id}",
+    response=ScheduleOut,
+    summary="Change a schedule",
+    auth=requires("schedule.change"),
+)
 def update_schedule(
     request: HttpRequest, payload: SchedulePatch, schedule_id: int = ScheduleId
 ) -> dict[str, Any]:
@@ -77,13 +88,23 @@ def update_schedule(
     return schedule_out(_save(schedule))
 
 
-@router.delete("/schedules/{schedule_id}", response={204: None}, summary="Delete a schedule")
+@router.delete(
+    "/schedules/{schedule_id}",
+    response={204: None},
+    summary="Delete a schedule",
+    auth=requires("schedule.delete"),
+)
 def delete_schedule(request: HttpRequest, schedule_id: int = ScheduleId) -> Reply:
     _schedule(schedule_id).delete()
     return Reply(204, None)
 
 
-@router.post("/schedules/{schedule_id}/run", response={201: JobDetailOut}, summary="Enqueue a run now")
+@router.post(
+    "/schedules/{schedule_id}/run",
+    response={201: JobDetailOut},
+    summary="Enqueue a run now",
+    auth=requires("schedule.run"),
+)
 def run_now(request: HttpRequest, schedule_id: int = ScheduleId) -> Reply:
     """Outside the timetable; the next planned run stays as it was."""
     job = scheduler.run_now(_schedule(schedule_id))

@@ -1,5 +1,10 @@
 """Who may call the API: a bearer token, or a staff user's session (the console's calls).
 
+Every endpoint declares the action it performs with ``auth=requires(action)``; the
+action's rule in ``queues.rules`` decides, for sessions exactly as in the console and
+for tokens within their scope and their owner's permissions. A refusal is a 403
+whose ``detail`` names the missing permission or scope.
+
 Session calls that change something must carry the CSRF token, as any Django form
 does; token calls need none, since a browser never sends the token on its own.
 """
@@ -17,7 +22,7 @@ from ninja.errors import AuthorizationError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
-from .. import auth_tokens, storable
+from .. import auth_tokens, bounds, rules, storable
 from ..conf import conf
 from ..models import ApiToken
 
@@ -25,14 +30,25 @@ from ..models import ApiToken
 class TokenAuth(HttpBearer):
     """``Authorization: Bearer tw_...`` with a live token created by taskctl or the admin."""
 
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__()
+
     def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
-        return auth_tokens.authenticate(token)
+        found = auth_tokens.authenticate(token)
+        if found is not None and (reason := rules.token_refusal(found, self.action)):
+            raise AuthorizationError(403, reason)
+        return found
 
 
 class StaffSession(APIKeyCookie):
     """A logged-in staff user's session cookie, with Django's CSRF check on unsafe methods."""
 
     param_name = settings.SESSION_COOKIE_NAME
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__()
 
     def _get_key(self, request: HttpRequest) -> str | None:
         # The CSRF check runs in authenticate, once we know a session is being used:
@@ -43,13 +59,27 @@ class StaffSession(APIKeyCookie):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None
-        if not user.is_staff:
-            raise AuthorizationError(403, "Staff access is required.")
+        if reason := rules.refusal(user, self.action):
+            raise AuthorizationError(403, reason)
         if check_csrf(request) is not None:
             raise AuthorizationError(
                 403, "CSRF check failed: send the csrftoken cookie's value as X-CSRFToken."
             )
         return user
+
+
+def requires(action: str) -> list[TokenAuth | StaffSession]:
+    """An endpoint's ``auth``: who may perform ``action`` (a key of ``queues.rules.RULES``)."""
+    if action not in rules.RULES:
+        raise KeyError(f"{action!r} is not an action in queues.rules.RULES")
+    return [TokenAuth(action), StaffSession(action)]
+
+
+class Undeclared:
+    """The API's default auth: an endpoint that forgot ``requires`` is refused to everyone."""
+
+    def __call__(self, request: HttpRequest) -> None:
+        raise AuthorizationError(403, "This endpoint declares no permission, so nobody may call it.")
 
 
 def actor(request: HttpRequest) -> str:
@@ -63,7 +93,7 @@ def actor(request: HttpRequest) -> str:
 def _unstorable(body: bytes) -> str | None:
     """Why a JSON body cannot be stored as sent, or None (unparsable bodies: ninja says so)."""
     try:
-        storable.loads(body)
+        storable.loads(body, depth=bounds.MAX_DEPTH + 1)  # the body's own object is one level
     except storable.Unstorable as exc:
         return str(exc)
     except ValueError:

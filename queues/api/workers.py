@@ -10,10 +10,11 @@ from ninja import Router
 from ..models import WorkerStatus
 from ..serializers import workers_with_running
 from .schemas import WorkerOut
+from .security import requires
 
 router = Router(tags=["workers"])
 
 
-@router.get("/workers", response=list[WorkerOut], summary="Workers, newest first")
+@router.get("/workers", response=list[WorkerOut], summary="Workers, newest first", auth=requires("view"))
 def list_workers(request: HttpRequest, status: WorkerStatus | None = None) -> list[dict[str, Any]]:
     return workers_with_running(status)

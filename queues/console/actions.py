@@ -140,13 +140,13 @@ def queue_create(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@action_required("queue.change")
+@action_required("queue.pause")
 def queue_pause(request: HttpRequest, name: str) -> HttpResponse:
     return _set_paused(request, name, True)
 
 
 @require_POST
-@action_required("queue.change")
+@action_required("queue.pause")
 def queue_resume(request: HttpRequest, name: str) -> HttpResponse:
     return _set_paused(request, name, False)
 

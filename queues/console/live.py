@@ -5,12 +5,17 @@ process and stops with the last. Each tick it reads what changed once (jobs by
 ``updated_at``, queues, workers, dead letters), renders each subscribed topic's
 fragments once, and sends them to process-local channel-layer groups: database
 cost grows with the number of distinct topics watched, never with open tabs.
+
+Every ``ACCESS_SECONDS`` the same tick also re-checks, for all sockets at once, that
+their users may still watch (``access.refused``); a socket whose user lost the right
+or whose session ended is told to close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,11 +24,13 @@ from uuid import uuid4
 from channels.layers import get_channel_layer
 from django.db import close_old_connections, connections
 
+from . import access
 from .ticks import Tick
 
 logger = logging.getLogger("queues.console")
 
 TICK_SECONDS = 0.5
+ACCESS_SECONDS = 1.0
 PROCESS = uuid4().hex[:12]
 """Groups are named per process: with channels-redis every web process runs its own
 poller, and a shared group name would deliver each fragment once per process."""
@@ -47,6 +54,7 @@ class Poller:
         self.topics: Counter[str] = Counter()
         self._refresh: set[str] = set()
         self._rows: set[int] = set()
+        self.viewers: dict[str, access.Viewer] = {}
         self._task: asyncio.Task | None = None
         self._last: asyncio.Task | None = None
         # One thread keeps one database connection for every tick of this process.
@@ -61,6 +69,13 @@ class Poller:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._task = self._last = loop.create_task(self._run())
+
+    def watch(self, channel: str, viewer: access.Viewer) -> None:
+        """Re-check this socket's right to watch with every access check."""
+        self.viewers[channel] = viewer
+
+    def unwatch(self, channel: str) -> None:
+        self.viewers.pop(channel, None)
 
     def unsubscribe(self, topics: list[str]) -> None:
         """The poller notices at its next tick that nobody watches and stops by itself."""
@@ -81,13 +96,22 @@ class Poller:
         loop = asyncio.get_running_loop()
         layer = get_channel_layer()
         tick = Tick()  # a fresh start: nothing is assumed about what sockets already have
+        checked = time.monotonic()
         try:
             while self.topics:
+                viewers = None
+                if time.monotonic() - checked >= ACCESS_SECONDS:
+                    viewers, checked = dict(self.viewers), time.monotonic()
                 try:
-                    events = await loop.run_in_executor(self._executor, self._run_tick, tick, self._demand())
+                    events, refused = await loop.run_in_executor(
+                        self._executor, self._run_tick, tick, self._demand(), viewers
+                    )
                 except Exception:
                     logger.exception("console tick failed; retrying next tick")
-                    events = []
+                    events, refused = [], set()
+                for channel in refused:
+                    self.unwatch(channel)
+                    await layer.send(channel, {"type": "console.refused"})
                 for topic, event in events:
                     await layer.group_send(group(topic), event)
                 await asyncio.sleep(TICK_SECONDS)
@@ -100,9 +124,12 @@ class Poller:
             await loop.run_in_executor(self._executor, connections.close_all)
 
     @staticmethod
-    def _run_tick(tick: Tick, demand: Demand) -> list[tuple[str, dict]]:
+    def _run_tick(
+        tick: Tick, demand: Demand, viewers: dict[str, access.Viewer] | None
+    ) -> tuple[list[tuple[str, dict]], set[str]]:
         close_old_connections()
-        return tick.run(demand.topics, demand.refresh, demand.rows)
+        refused = access.refused(viewers) if viewers else set()
+        return tick.run(demand.topics, demand.refresh, demand.rows), refused
 
 
 poller = Poller()

@@ -1,8 +1,9 @@
 """Who may see the console and who may act in it.
 
-Staff with a model's view permission see its pages; every action names the
-permission it needs here, and each view checks it again on the server, whatever
-the page showed (a read-only operator never gets a button, and a forged request
+Staff with the view permission see every page; every action needs the permission
+``queues.rules`` names for it (the same table the API, tokens, the TCP protocol and
+the live sockets use), and each view checks it again on the server, whatever the
+page showed (a read-only operator never gets a button, and a forged request
 still gets a 403).
 """
 
@@ -13,40 +14,13 @@ from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from ..rules import allowed_actions, can, is_operator, refusal
 from .responses import flash
 
-ACTIONS: dict[str, str] = {
-    "job.retry": "queues.change_job",
-    "job.cancel": "queues.change_job",
-    "job.delete": "queues.delete_job",
-    "dead.replay": "queues.change_job",
-    "queue.add": "queues.add_queue",
-    "queue.change": "queues.change_queue",
-    "queue.purge": "queues.delete_job",
-    "queue.delete": "queues.delete_queue",
-}
-"""Every console action and the Django permission it needs."""
-
-VIEW = "queues.view_job"
-"""Seeing any console page (or opening its live socket) needs staff status and this."""
-
-
-def is_operator(user: AbstractBaseUser | AnonymousUser) -> bool:
-    return bool(user.is_authenticated and user.is_active and user.is_staff and user.has_perm(VIEW))
-
-
-def can(user: AbstractBaseUser | AnonymousUser, action: str) -> bool:
-    return is_operator(user) and user.has_perm(ACTIONS[action])
-
-
-def allowed_actions(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
-    """The actions this user may take; templates show only these buttons."""
-    return frozenset(action for action in ACTIONS if can(user, action))
-
+__all__ = ["action_required", "allowed_actions", "can", "is_operator", "operator_required", "refuse"]
 
 View = Callable[..., HttpResponse]
 
@@ -79,6 +53,4 @@ def action_required(action: str) -> Callable[[View], View]:
 
 
 def refuse(request: HttpRequest, action: str) -> HttpResponse:
-    return flash(
-        request, f"You may look but not act: {action} needs the {ACTIONS[action]} permission.", "error", 403
-    )
+    return flash(request, f"You may look but not act: {refusal(request.user, action)}", "error", 403)

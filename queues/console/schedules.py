@@ -17,11 +17,8 @@ from .. import flow, scheduler
 from ..exceptions import InvalidJob
 from ..models import Schedule
 from . import converters  # noqa: F401  (registers <task:>)
-from .permissions import allowed_actions, is_operator, operator_required
+from .permissions import action_required, allowed_actions, can, operator_required
 from .responses import flash
-
-RUN_PERMISSION = "queues.change_schedule"
-CIRCUIT_PERMISSION = "queues.change_queue"
 
 
 def _context(request: HttpRequest) -> dict[str, object]:
@@ -29,8 +26,8 @@ def _context(request: HttpRequest) -> dict[str, object]:
         "schedules": Schedule.objects.select_related("queue", "last_job").order_by("name"),
         "circuits": flow.open_circuits(),
         "now": timezone.now(),
-        "can_run": request.user.has_perm(RUN_PERMISSION),
-        "can_close": request.user.has_perm(CIRCUIT_PERMISSION),
+        "can_run": can(request.user, "schedule.run"),
+        "can_close": can(request.user, "circuit.close"),
     }
 
 
@@ -42,19 +39,9 @@ def schedules(request: HttpRequest) -> HttpResponse:
     return render(request, "queues/schedules.html", context)
 
 
-def _may(request: HttpRequest, permission: str) -> HttpResponse | None:
-    if not (is_operator(request.user) and request.user.has_perm(permission)):
-        return flash(
-            request, f"You may look but not act: this needs the {permission} permission.", "error", 403
-        )
-    return None
-
-
 @require_POST
-@operator_required
+@action_required("schedule.run")
 def schedule_run(request: HttpRequest, schedule_id: int) -> HttpResponse:
-    if refused := _may(request, RUN_PERMISSION):
-        return refused
     schedule = get_object_or_404(Schedule, pk=schedule_id)
     try:
         job = scheduler.run_now(schedule)
@@ -64,10 +51,8 @@ def schedule_run(request: HttpRequest, schedule_id: int) -> HttpResponse:
 
 
 @require_POST
-@operator_required
+@action_required("circuit.close")
 def circuit_close(request: HttpRequest, task_path: str) -> HttpResponse:
-    if refused := _may(request, CIRCUIT_PERMISSION):
-        return refused
     if not flow.reset_circuit(task_path):
         return flash(request, f"The circuit of {task_path} is not open.", "error", 409)
     return flash(request, f"Circuit of {task_path} closed: its jobs run again.")

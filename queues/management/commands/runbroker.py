@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from queues.conf import conf
-from queues.protocol import Server
+from queues.protocol import Limits, Server
 
 
 def _is_loopback(host: str) -> bool:
@@ -18,6 +18,22 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _limits(options: dict[str, Any]) -> Limits:
+    def pick(option: str, setting: str) -> Any:
+        return options[option] if options[option] is not None else getattr(conf, setting)
+
+    limits = Limits(
+        auth_timeout=pick("auth_timeout", "QUEUES_PROTOCOL_AUTH_TIMEOUT"),
+        idle_timeout=pick("idle_timeout", "QUEUES_PROTOCOL_IDLE_TIMEOUT"),
+        max_connections=pick("max_connections", "QUEUES_PROTOCOL_MAX_CONNECTIONS"),
+    )
+    if limits.auth_timeout <= 0 or limits.idle_timeout <= 0 or limits.max_connections < 1:
+        raise CommandError(
+            "--auth-timeout and --idle-timeout must be more than 0 seconds and --max-connections at least 1."
+        )
+    return limits
 
 
 class Command(BaseCommand):
@@ -50,6 +66,27 @@ class Command(BaseCommand):
             default=None,
             help=f"Longest accepted line in bytes (default {conf.QUEUES_PROTOCOL_MAX_LINE}).",
         )
+        parser.add_argument(
+            "--auth-timeout",
+            type=float,
+            default=None,
+            help=f"Seconds a client has to send a valid AUTH when it is required, then it is "
+            f"disconnected (default {conf.QUEUES_PROTOCOL_AUTH_TIMEOUT:g}).",
+        )
+        parser.add_argument(
+            "--idle-timeout",
+            type=float,
+            default=None,
+            help=f"Seconds a client may send nothing before it is disconnected "
+            f"(default {conf.QUEUES_PROTOCOL_IDLE_TIMEOUT:g}).",
+        )
+        parser.add_argument(
+            "--max-connections",
+            type=int,
+            default=None,
+            help=f"Connections served at once; one more is refused with ERR "
+            f"(default {conf.QUEUES_PROTOCOL_MAX_CONNECTIONS}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
@@ -60,7 +97,9 @@ class Command(BaseCommand):
         if lease <= 0 or max_line < 64:
             raise CommandError("--lease must be more than 0 seconds and --max-line at least 64 bytes.")
         require_auth = options["auth"] if options["auth"] is not None else not _is_loopback(host)
-        server = Server(host, port, require_auth=require_auth, lease=lease, max_line=max_line)
+        server = Server(
+            host, port, require_auth=require_auth, lease=lease, max_line=max_line, limits=_limits(options)
+        )
         try:
             asyncio.run(self._run(server))
         except OSError as exc:

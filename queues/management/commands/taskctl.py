@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from queues import cli
 from queues.auth_tokens import TokenError
 from queues.exceptions import TaskwebError
+from queues.models import ApiToken, TokenScope
 from queues.states import Status
 
 
@@ -99,7 +100,17 @@ class Command(BaseCommand):
         tsub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
         create = tsub.add_parser("create", parents=[common])
         create.add_argument("name")
-        create.add_argument("--user", help="Username the token acts for (optional).")
+        create.add_argument(
+            "--user",
+            help="Username the token acts for, never exceeding their permissions "
+            "(default: the only superuser).",
+        )
+        create.add_argument(
+            "--scope",
+            choices=TokenScope.values,
+            default=TokenScope.READ,
+            help=f"{ApiToken._meta.get_field('scope').help_text} (default read)",
+        )
         tsub.add_parser("revoke", parents=[common]).add_argument("token", help="Token prefix or name.")
         tsub.add_parser("list", parents=[common])
 

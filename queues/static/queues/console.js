@@ -38,7 +38,12 @@
   });
 
   document.addEventListener("htmx:wsOpen", function () { setState("live"); });
-  document.addEventListener("htmx:wsClose", function () { if (liveHolder) setState("reconnecting"); });
+  /* 4403: the server closed the socket because this user may no longer watch (logged out,
+   * deactivated, lost staff or view permission); it does not reconnect, so say so. */
+  document.addEventListener("htmx:wsClose", function (event) {
+    if (!liveHolder) return;
+    setState(event.detail.event.code === 4403 ? "offline" : "reconnecting");
+  });
   document.addEventListener("htmx:wsAfterMessage", drawCharts);
 
   /* Clear the flash message a while after it appears. */

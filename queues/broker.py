@@ -679,7 +679,7 @@ def promote_due(limit: int = 1000) -> int:
 
 _REPAIRED: dict[str, Any] = {
     # What an unreadable value becomes: a readable time, nothing, or empty arguments.
-    "status": lambda: Status.DEAD,
+    # (An unreadable status becomes dead, as the transition makes every status.)
     "run_after": timezone.now,
     "enqueued_at": timezone.now,
     "updated_at": timezone.now,
@@ -712,7 +712,7 @@ def quarantine(
     """
     now = timezone.now()
     reason = describe(unreadable)
-    changes = {column: _REPAIRED[column]() for column in unreadable}
+    changes = {column: _REPAIRED[column]() for column in unreadable if column in _REPAIRED}
     changes.update(
         status=Status.DEAD, finished_at=now, updated_at=now, lease_expires_at=None, last_error=reason
     )

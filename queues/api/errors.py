@@ -112,7 +112,7 @@ def _json_not_allowed(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
 
 def _no_route(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
-        {"detail": f"No API endpoint is at {request.path}; the endpoints are listed at /api/docs."},
+        {"detail": f"No API endpoint is at {request.path}; the API's docs list every endpoint."},
         status=404,
     )
 

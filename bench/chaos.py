@@ -6,7 +6,7 @@
 
 Scenarios (tests/test_chaos.py runs the same functions at CI sizes):
 1. 4 workers drain 20,000 jobs while a random worker is SIGKILLed every 2 s and restarted.
-2. PostgreSQL (a private cluster on port 55432) restarts in the middle of a drain;
+2. PostgreSQL (a private cluster on a spare port) restarts in the middle of a drain;
    workers and a web node reconnect by themselves.
 3. Two daphne web nodes with channels-redis: a job finished by a worker shows on a
    WebSocket connected to either.

@@ -16,7 +16,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,10 +27,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from tests import servers
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-WEB_PORTS = range(8250, 8300)
-PRIVATE_PG_PORT = 55432
 STATUS_CELL = re.compile(r'id="job-(\d+)-status" class="status status-(\w+)"')
 
 
@@ -45,18 +44,6 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         if time.monotonic() >= deadline:
             raise TimeoutError(f"{what}: not within {timeout:.0f}s")
         time.sleep(interval)
-
-
-def free_port(candidates: Iterable[int] = WEB_PORTS) -> int:
-    for port in candidates:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in the range")
 
 
 def environment(database_url: str, **extra: str) -> dict[str, str]:
@@ -184,20 +171,18 @@ def start_worker(database_url: str, log_dir: Path, *args: str, **env: str) -> Pr
 
 
 class WebNode(Process):
-    """``daphne taskweb.asgi:application`` on a port of its own, ready once it accepts connections."""
+    """``daphne taskweb.asgi:application`` on the port the kernel gave it (``-p 0``), read from
+    its own log and proven to be its own, so no other server is ever taken for it."""
 
-    def __init__(self, database_url: str, log_dir: Path, port: int | None = None, **env: str) -> None:
-        self.port = port or free_port()
+    def __init__(self, database_url: str, log_dir: Path, **env: str) -> None:
+        argv = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "taskweb.asgi:application"]
+        super().__init__(argv, environment(database_url, **env), log_dir, "web")
+        try:
+            self.port = servers.logged_port(self.proc, self.log_path, servers.DAPHNE_LISTENING, "daphne")
+        except BaseException:
+            self.stop()
+            raise
         self.url = f"http://127.0.0.1:{self.port}"
-        argv = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "taskweb.asgi:application"]
-        super().__init__(argv, environment(database_url, **env), log_dir, f"web-{self.port}")
-        wait_for(self._listening, 60, f"daphne on port {self.port}")
-
-    def _listening(self) -> bool:
-        if not self.alive():
-            raise RuntimeError(f"daphne exited:\n{self.output()}")
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
     def health(self) -> int:
         """HTTP status of GET /health (0 when nothing answers)."""
@@ -288,13 +273,16 @@ class PrivatePostgres:
 
     The machine's own server is never touched: this one lives in ``directory`` and
     is restarted and removed at will. As root, PostgreSQL runs as the postgres user.
+    PostgreSQL cannot report a port it picked, so the first start takes one reserved a
+    moment before (another, if someone took it meanwhile) and proves that the socket
+    listening on it is the postmaster's; a restart keeps the port.
     """
 
-    def __init__(self, directory: Path, port: int = PRIVATE_PG_PORT) -> None:
+    def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.data = directory / "data"
         self.log = directory / "postgres.log"
-        self.port = port
+        self.port: int | None = None
         self.bin = _postgres_bin()
 
     def url(self, database: str = "postgres") -> str:
@@ -315,12 +303,29 @@ class PrivatePostgres:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
-        )
+        if self.port is not None:
+            self._start(self.port)
+            return
+        for _ in range(3):
+            port = servers.reserve_port()
+            try:
+                self._start(port)
+            except RuntimeError:
+                if "could not bind" not in self.log.read_text(errors="replace"):
+                    raise
+                continue  # taken between the reservation and the bind: try another
+            self.port = port
+            return
+        raise RuntimeError(f"PostgreSQL found no free port:\n{self.log.read_text(errors='replace')}")
+
+    def _start(self, port: int) -> None:
+        options = f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start"
         )
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        if not servers.owns_port(postmaster, port):
+            raise RuntimeError(f"port {port} is not held by our PostgreSQL (pid {postmaster})")
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")

@@ -281,10 +281,13 @@ class Server:
 
     async def serve(self) -> None:
         server = await asyncio.start_server(self._client, self.host, self.port, limit=self.max_line + 2)
+        # The bound address, not the asked one: with --port 0 the kernel picks the port, and
+        # whoever started us (a test, a supervisor) learns it from this line.
+        bound = ", ".join(_address(sock.getsockname()) for sock in server.sockets)
         logger.info(
-            "runbroker listening on %s:%d (auth %s, lease %.0fs, idle %gs, at most %d connections)",
-            self.host,
-            self.port,
+            "runbroker listening on %s (pid %d, auth %s, lease %.0fs, idle %gs, at most %d connections)",
+            bound,
+            os.getpid(),
             f"required within {self.limits.auth_timeout:g}s" if self.require_auth else "off",
             self.lease,
             self.limits.idle_timeout,
@@ -371,6 +374,11 @@ class Server:
                 await self._db(_recover)
             except db.Error as exc:
                 logger.error("lease recovery failed: %s", exc)
+
+
+def _address(sockname: tuple) -> str:
+    host, port = sockname[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def _last_word(writer: asyncio.StreamWriter, line: str) -> None:

@@ -217,3 +217,78 @@ for _name, _cast in {
 }.items():
     if _name in os.environ:
         globals()[_name] = _cast(os.environ[_name])
+
+# --- Security: production profile, Content-Security-Policy, login throttling ----------------
+# (README "Security"; docs/deploy.md). Kept together so the whole posture reads in one place.
+from datetime import timedelta  # noqa: E402
+
+from csp.constants import NONE, SELF  # noqa: E402
+
+# ninja: the API docs load Swagger UI from its own static files, not from a CDN.
+INSTALLED_APPS += ["ninja", "csp", "axes"]
+# CSP outside axes, so that the lock-out page carries the policy too; axes last, as it asks.
+MIDDLEWARE += ["csp.middleware.CSPMiddleware", "axes.middleware.AxesMiddleware"]
+
+# TASKWEB_PRODUCTION=1: a site behind nginx terminating TLS. Everything `check --deploy`
+# asks for, and refusals for what would make it unsafe or break a cluster.
+TASKWEB_PRODUCTION = env_bool("TASKWEB_PRODUCTION")
+if TASKWEB_PRODUCTION:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off when TASKWEB_PRODUCTION is on.")
+    if not os.environ.get("SECRET_KEY"):
+        # A key generated per host would log users out whenever another node answers.
+        raise ImproperlyConfigured(
+            "TASKWEB_PRODUCTION needs SECRET_KEY in the environment, the same on every host."
+        )
+    # nginx sets X-Forwarded-Proto on every request it proxies (overwriting a client's), and
+    # the web nodes listen only where nginx reaches them.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Load balancers and Prometheus probe the web nodes directly, over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    # Turning an HSTS option off is a decision, not an oversight: `check --deploy` stays quiet.
+    SILENCED_SYSTEM_CHECKS = [
+        *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+        *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+    ]
+
+# Content-Security-Policy on every answer (console, login, admin, API docs), on a laptop too:
+# every asset is served from the site itself, so it costs nothing and catches a stray inline
+# script before production does.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        # 'self' covers ws:// and wss:// to the same host and port (CSP Level 3): the live socket.
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Login throttling (django-axes) for the console's and the admin's login pages: after
+# LOGIN_FAILURE_LIMIT failures for one username, or from one address, logging in as that
+# user or from that address is refused for LOGIN_LOCKOUT_SECONDS, even with the right password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(seconds=float(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "queues/login_locked.html"
+# Failed attempts are kept (that is the throttle); a row per successful login is not needed.
+AXES_DISABLE_ACCESS_LOG = True
+# Its start-up banner would open the output of every manage.py command.
+LOGGING["loggers"]["axes.apps"] = {"level": "WARNING"}

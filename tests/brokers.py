@@ -3,61 +3,60 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .processes import ROOT, child_env, wait_until
+from . import servers
+from .processes import ROOT, child_env
 
-
-def reserve_port() -> int:
-    """A port the OS just handed out; free again once this returns (another process could take it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+# The line runbroker logs once it listens: the address it really bound, and its pid.
+LISTENING = re.compile(r"runbroker listening on 127\.0\.0\.1:(?P<port>\d+) \(pid (?P<pid>\d+),")
 
 
 class BrokerProcess:
-    """``runbroker`` with ``args``; started again on another port if the reserved one was taken.
+    """``runbroker`` with ``args`` on the port the kernel gave it (``--port 0``).
 
-    It is ours once its own log says it listens on our port: something else answering
-    on that port would never write to this process's log."""
+    The port comes from the server's own log line, which names its pid, and the socket on
+    it is proven to be that process's (tests/servers.py): a server of someone else's, on
+    any port, can never be taken for it. Clients it hands out are closed with it."""
 
-    def __init__(self, *args: str, log_dir: Path, attempts: int = 3) -> None:
+    def __init__(self, *args: str, log_dir: Path) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        for _ in range(attempts):
-            self.port = reserve_port()
-            self.log_path = log_dir / f"runbroker-{self.port}-{time.monotonic_ns()}.log"
-            self._log = self.log_path.open("w")
-            self.proc = subprocess.Popen(
-                [sys.executable, "manage.py", "runbroker", "--port", str(self.port), *args],
-                cwd=ROOT,
-                env=child_env(),
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-            )
-            wait_until(lambda: self.proc.poll() is not None or self._says_listening(), timeout=60)
-            if self.proc.poll() is None:
-                return
-            self._log.close()
-        raise AssertionError(f"runbroker did not start:\n{self.output()}")
-
-    def _says_listening(self) -> bool:
-        return f"runbroker listening on 127.0.0.1:{self.port} " in self.output()
+        self.log_path = log_dir / f"runbroker-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runbroker", "--port", "0", *args],
+            cwd=ROOT,
+            env=child_env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.clients: list[LineClient] = []
+        try:
+            self.port = servers.logged_port(self.proc, self.log_path, LISTENING, "runbroker")
+        except BaseException:
+            self.stop()
+            raise
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def client(self) -> LineClient:
-        return LineClient(self.port)
+        self.clients.append(LineClient(self.port))
+        return self.clients[-1]
 
     def stop(self) -> None:
+        for client in self.clients:
+            client.close()
         if self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(30)
+        self.proc.wait(30)
         self._log.close()
 
 
@@ -69,7 +68,10 @@ class LineClient:
         self.file = self.sock.makefile("rwb")
 
     def __call__(self, line: str) -> str:
-        self.file.write(line.encode() + b"\n")
+        return self.send_raw(line.encode() + b"\n")
+
+    def send_raw(self, data: bytes) -> str:
+        self.file.write(data)
         self.file.flush()
         return self.read()
 

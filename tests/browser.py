@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .processes import ROOT, child_env, wait_until
+from bench import cluster
+
+from .processes import test_database_url
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -28,58 +27,11 @@ def chromium_path() -> str | None:
     return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+class DaphneProcess(cluster.WebNode):
+    """A daphne web node (bench/cluster.py: port 0, read from its own log) on the test database."""
 
-
-class DaphneProcess:
-    """``daphne taskweb.asgi:application`` on a free port; output kept for failures."""
-
-    def __init__(self, log_dir: Path) -> None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"daphne-{self.port}.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "taskweb.asgi:application",
-            ],
-            cwd=ROOT,
-            env=child_env(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(self._listening, timeout=30)
-
-    def _listening(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"daphne exited:\n{self.output()}")
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+    def __init__(self, log_dir: Path, **env: str) -> None:
+        super().__init__(test_database_url(), log_dir, **env)
 
 
 @contextmanager

@@ -48,12 +48,26 @@ def browser() -> Iterator[object]:
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
+# Every page reports Content-Security-Policy violations to the test, across navigations.
+REPORT_VIOLATIONS = """document.addEventListener("securitypolicyviolation", (event) =>
+    window.reportViolation(
+        `${event.violatedDirective} blocked ${event.blockedURI || "inline"} in ${location.pathname}`));"""
+
+
 @pytest.fixture
-def page(browser, server):
+def violations() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def page(browser, server, violations):
     context = browser.new_context(base_url=server.url)
+    context.expose_function("reportViolation", lambda text: violations.append(text))
+    context.add_init_script(REPORT_VIOLATIONS)
     page = context.new_page()
     yield page
     context.close()
+    assert violations == [], "the page broke its Content-Security-Policy"
 
 
 @pytest.fixture
@@ -199,6 +213,48 @@ def test_new_jobs_wait_behind_a_show_control_on_the_jobs_list(page, server):
     assert page.is_checked(f'input[name=ids][value="{shown.id}"]')  # nor lose the selection
     page.click("#jobs-new")
     page.wait_for_selector("#jobs-table tbody tr >> nth=2")
+
+
+def test_the_live_console_works_within_its_content_security_policy(page, server, violations):
+    make_operator("alice")
+    job = make_job()
+    log_in(page, server.url, "alice", PASSWORD)  # the socket connected: "live"
+    page.wait_for_selector("#queue-table tr[data-queue=default] td[data-count=queued]:text-is('1')")
+    page.wait_for_selector(".chart .uplot canvas", timeout=LIVE)  # the chart drew
+    make_job()
+    page.wait_for_selector(
+        "#queue-table tr[data-queue=default] td[data-count=queued]:text-is('2')", timeout=LIVE
+    )  # a live update arrived over the socket
+    policy = page.goto("/queues/default/").headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    page.click("#queue-controls button:has-text('Pause')")  # an htmx action
+    page.wait_for_selector("#queue-live-state [data-state=paused]", timeout=LIVE)
+    page.click("#queue-controls button:has-text('Purge')")
+    page.wait_for_selector("#purge-confirm button:has-text('Purge 2')")
+    page.click("#purge-confirm button:has-text('Never mind')")
+    assert page.locator("#purge-confirm button").count() == 0
+    page.goto(f"/jobs/{job.id}/")
+    assert page.locator("#job-live progress").get_attribute("value") == "0"
+    page.goto("/api/docs")
+    page.wait_for_selector("#swagger-ui .info", timeout=LIVE)  # Swagger UI ran from the site's files
+    page.goto("/admin/queues/job/")
+    page.wait_for_selector("#result_list")
+    assert violations == []
+
+
+def test_deleting_ticked_jobs_asks_first(page, server):
+    make_operator("alice")
+    job = make_job()
+    log_in(page, server.url, "alice", PASSWORD)
+    page.goto("/jobs/")
+    page.check(f'input[name=ids][value="{job.id}"]')
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#bulk-form button[value=delete]")
+    page.wait_for_timeout(500)
+    assert Job.objects.filter(id=job.id).exists()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#bulk-form button[value=delete]")
+    wait_until(lambda: not Job.objects.filter(id=job.id).exists(), timeout=30)
 
 
 def test_logging_out_in_another_tab_takes_this_tab_offline(page, server):

@@ -15,7 +15,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from bench import cluster
 from queues.models import Job
 from queues.states import Status
 
-from . import processes, tasks
+from . import processes, servers, tasks
 
 ROOT = processes.ROOT
 DEPLOY = ROOT / "deploy"
@@ -97,9 +96,10 @@ def start(argv: list[str], env: dict[str, str], logs: Path, name: str) -> cluste
     return cluster.Process(argv, env, logs, name)
 
 
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+def web_unit(env: dict[str, str], logs: Path) -> tuple[cluster.Process, int]:
+    """A taskweb-web@ unit on port 0 (instance 0): the port daphne got, read from its log."""
+    web = start(exec_start("taskweb-web@.service", env, "0"), env, logs, "web")
+    return web, servers.logged_port(web.proc, web.log_path, servers.DAPHNE_LISTENING, "the web unit")
 
 
 def stop_all(running: list[cluster.Process]) -> None:
@@ -131,6 +131,26 @@ def test_the_env_example_sets_only_what_taskweb_reads():
     units = "".join(path.read_text() for path in UNITS.iterdir())
     for key in read_env_file(ENV_EXAMPLE):
         assert f'"{key}"' in read or f"${{{key}}}" in units, f"{key} is read by nothing"
+
+
+def test_check_deploy_finds_nothing_with_the_example_environment_file():
+    # As docs/deploy.md says, with the example file's settings (its placeholder secret swapped).
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=unit_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert read_env_file(ENV_EXAMPLE)["TASKWEB_PRODUCTION"] == "1"
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_nginx_tells_the_web_nodes_that_a_request_came_over_https():
+    # The production profile trusts X-Forwarded-Proto: every proxied location must set it.
+    locations = re.findall(r"location [^{]+\{[^}]*\}", SITE.read_text())
+    proxied = [block for block in locations if "proxy_pass" in block]
+    assert proxied and all("proxy_set_header X-Forwarded-Proto $scheme;" in block for block in proxied)
 
 
 def test_the_worker_unit_outlasts_the_shutdown_grace():
@@ -215,32 +235,33 @@ def nginx_config(folder: Path, http_port: int, https_port: int, web_ports: list[
 def test_nginx_serves_static_files_and_proxies_pages_and_the_console_socket_to_two_web_units(tmp_path):
     logs, static, nginx_dir = tmp_path / "logs", tmp_path / "static", tmp_path / "nginx"
     nginx_dir.mkdir()
-    http_port, https_port, *web_ports = [
-        cluster.free_port(range(port, 8300)) for port in (8270, 8271, 8272, 8273)
-    ]
+    # nginx cannot report a port it picked: reserve two, and prove below that nginx holds them.
+    http_port, https_port = servers.reserve_port(), servers.reserve_port()
     site_url = f"https://127.0.0.1:{https_port}"
     env = unit_env(STATIC_ROOT=str(static), CSRF_TRUSTED_ORIGINS=site_url)
     # As docs/deploy.md says: collect the static files for nginx on each web host.
     collected = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT, env=env)
     assert collected.returncode == 0
-    main = nginx_config(nginx_dir, http_port, https_port, web_ports, static)
-    nginx = shutil.which("nginx", path="/usr/sbin:/usr/bin:" + os.environ["PATH"])
-    checked = subprocess.run(
-        [nginx, "-t", "-c", str(main), "-p", str(nginx_dir)], capture_output=True, text=True
-    )
-    assert checked.returncode == 0, checked.stderr
 
     get_user_model().objects.create_superuser("operator", password="deploy-pass-5")
-    running = [
-        start(exec_start("taskweb-web@.service", env, str(port)), env, logs, "web") for port in web_ports
-    ]
-    running.append(
-        start([nginx, "-c", str(main), "-p", str(nginx_dir), "-g", "daemon off;"], env, logs, "nginx")
-    )
+    running: list[cluster.Process] = []
     watch = None
     try:
-        for port in [*web_ports, https_port]:
-            cluster.wait_for(lambda port=port: listening(port), 60, f"port {port}")
+        web_ports = []
+        for _ in range(2):
+            web, port = web_unit(env, logs)
+            running.append(web)
+            web_ports.append(port)
+        main = nginx_config(nginx_dir, http_port, https_port, web_ports, static)
+        nginx = shutil.which("nginx", path="/usr/sbin:/usr/bin:" + os.environ["PATH"])
+        checked = subprocess.run(
+            [nginx, "-t", "-c", str(main), "-p", str(nginx_dir)], capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stderr
+        proxy = start([nginx, "-c", str(main), "-p", str(nginx_dir), "-g", "daemon off;"], env, logs, "nginx")
+        running.append(proxy)
+        for port in (http_port, https_port):
+            servers.wait_for_own_port(proxy.proc, port, "nginx", proxy.log_path)
         trust = ssl.create_default_context(cafile=str(nginx_dir / "fullchain.pem"))
 
         plain = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
@@ -288,7 +309,7 @@ def https_get(port: int, path: str, context: ssl.SSLContext) -> tuple[int, bytes
 )
 def test_poll_only_workers_and_a_web_unit_work_through_pgbouncer_in_transaction_mode(tmp_path):
     folder = Path(tempfile.mkdtemp(prefix="taskweb-pgbouncer-"))  # the postgres user must reach it
-    port = cluster.free_port(range(8290, 8300))
+    port = servers.reserve_port()  # PgBouncer cannot report a port it picked
     config = settings_of_test_database()
     ini = PGBOUNCER_INI.read_text()
     swaps = {
@@ -315,9 +336,9 @@ def test_poll_only_workers_and_a_web_unit_work_through_pgbouncer_in_transaction_
     bouncer = start(argv, env, logs, "pgbouncer")
     running = [bouncer]
     try:
-        cluster.wait_for(lambda: listening(port), 30, "pgbouncer")
-        web_port = cluster.free_port(range(8280, 8290))
-        running.append(start(exec_start("taskweb-web@.service", env, str(web_port)), env, logs, "web"))
+        servers.wait_for_own_port(bouncer.proc, port, "pgbouncer", folder / "pgbouncer.log")
+        web, web_port = web_unit(env, logs)
+        running.append(web)
         running += [
             start(exec_start("taskweb-worker@.service", env, str(n)), env, logs, "worker") for n in (1, 2)
         ]
@@ -325,7 +346,6 @@ def test_poll_only_workers_and_a_web_unit_work_through_pgbouncer_in_transaction_
         cluster.wait_for(
             lambda: Job.objects.filter(status=Status.SUCCEEDED).count() == len(results), 120, "the jobs done"
         )
-        cluster.wait_for(lambda: listening(web_port), 60, "the web unit")
         status, _ = http_get(web_port, "/health")
         assert status == 200
         for worker in running[2:]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 import pytest
 from django.db import connection
@@ -15,10 +14,7 @@ from django.db import connection
 from queues import broker
 from queues.models import Worker
 
-from .processes import ROOT, child_env, wait_until
-
-DOWN_PORT = 8201  # nothing listens here: the "database" of the server under test
-SERVER_PORT = 8202
+from .browser import DaphneProcess
 
 
 @pytest.mark.django_db
@@ -40,10 +36,19 @@ def test_health_without_live_workers_is_degraded_but_still_200(client):
     assert response.json()["checks"]["workers"] == {"ok": False, "alive": 0, "last_heartbeat": None}
 
 
-def _unreachable_database_url(tmp_path) -> str:
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port bound but never listened on while the test runs: connections to it are refused,
+    and no other process can start listening there meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+def _unreachable_database_url(tmp_path, port: int) -> str:
     if connection.vendor == "sqlite":
         return f"sqlite:///{tmp_path}/missing-directory/taskweb.sqlite3"
-    return f"postgres://postgres@127.0.0.1:{DOWN_PORT}/taskweb"
+    return f"postgres://postgres@127.0.0.1:{port}/taskweb"
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -54,40 +59,17 @@ def _get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.mark.process
 @pytest.mark.django_db
-def test_health_is_503_when_the_database_is_unreachable(tmp_path):
-    env = child_env(DATABASE_URL=_unreachable_database_url(tmp_path), ALLOWED_HOSTS="127.0.0.1")
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(SERVER_PORT),
-            "taskweb.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+def test_health_is_503_when_the_database_is_unreachable(tmp_path, closed_port):
+    server = DaphneProcess(
+        tmp_path, DATABASE_URL=_unreachable_database_url(tmp_path, closed_port), ALLOWED_HOSTS="127.0.0.1"
     )
     try:
-        wait_until(lambda: _listening(SERVER_PORT) or server.poll() is not None)
-        status, body = _get(f"http://127.0.0.1:{SERVER_PORT}/health")
+        status, body = _get(f"{server.url}/health")
     finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
-    assert status == 503, (tmp_path / "server.log").read_text()
+        server.stop()
+    assert status == 503, server.output()
     answer = json.loads(body)
     assert answer["status"] == "unavailable"
     assert answer["checks"]["database"]["ok"] is False

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -14,77 +13,23 @@ import pytest
 from queues.models import Attempt, Job
 from queues.states import Status
 
+from . import servers
+from .brokers import BrokerProcess, LineClient
 from .factories import make_job, make_queue, make_token
 from .processes import ROOT, child_env, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-_ports = itertools.count(7101)
-
-
-class Client:
-    """One connection speaking the protocol line by line."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.file = self.sock.makefile("rwb")
-
-    def send_raw(self, data: bytes) -> str:
-        self.file.write(data)
-        self.file.flush()
-        return self.file.readline().decode().rstrip("\n")
-
-    def __call__(self, line: str) -> str:
-        return self.send_raw(line.encode() + b"\n")
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
-
-
-class Broker:
-    def __init__(self, *args: str, tmp_path) -> None:
-        self.port = next(_ports)
-        self.log = (tmp_path / f"runbroker-{self.port}.log").open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "runbroker", "--port", str(self.port), *args],
-            cwd=ROOT,
-            env=child_env(),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(self._listening)
-        self.clients: list[Client] = []
-
-    def _listening(self) -> bool:
-        assert self.proc.poll() is None, "runbroker exited"
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-        except OSError:
-            return False
-        return True
-
-    def client(self) -> Client:
-        client = Client(self.port)
-        self.clients.append(client)
-        return client
-
-    def stop(self) -> None:
-        for client in self.clients:
-            client.close()
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.log.close()
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[Broker]:
-    broker = Broker("--lease", "1", tmp_path=tmp_path)
+def server(tmp_path) -> Iterator[BrokerProcess]:
+    broker = BrokerProcess("--lease", "1", log_dir=tmp_path)
     yield broker
     broker.stop()
 
 
 @pytest.fixture
-def client(server) -> Client:
+def client(server) -> LineClient:
     return server.client()
 
 
@@ -235,8 +180,8 @@ def test_concurrent_producers_and_consumers_deliver_each_job_once(server):
 
 
 @pytest.fixture
-def auth_server(tmp_path) -> Iterator[Broker]:
-    broker = Broker("--auth", tmp_path=tmp_path)
+def auth_server(tmp_path) -> Iterator[BrokerProcess]:
+    broker = BrokerProcess("--auth", log_dir=tmp_path)
     yield broker
     broker.stop()
 
@@ -263,4 +208,52 @@ def test_runbroker_refuses_a_bad_port_clearly():
         text=True,
         timeout=60,
     )
-    assert (done.returncode, "--port must be 1..65535" in done.stderr) == (1, True)
+    assert (done.returncode, "--port must be 0..65535" in done.stderr) == (1, True)
+
+
+class ForeignServer(socketserver.ThreadingTCPServer):
+    """Someone else's server that answers every line like a broker would."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(handler) -> None:
+                self.connections += 1
+                for _ in handler.rfile:
+                    handler.wfile.write(b"OK 1\n")
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture
+def foreign() -> Iterator[ForeignServer]:
+    server = ForeignServer()
+    yield server
+    server.close()
+
+
+def test_runbroker_on_port_0_logs_the_port_it_bound_and_its_pid(server):
+    line = f"runbroker listening on 127.0.0.1:{server.port} (pid {server.proc.pid}, auth off, lease 1s,"
+    assert server.port != 0 and line in server.output()
+
+
+def test_the_fixture_never_talks_to_a_foreign_server_on_the_port_its_broker_was_given(foreign, tmp_path):
+    # The broker cannot bind the taken port and exits: the fixture says so, instead of
+    # finding "something listening" there and handing the test a client of the stranger.
+    with pytest.raises(servers.ServerExited, match=r"Cannot listen on 127\.0\.0\.1"):
+        BrokerProcess("--port", str(foreign.port), log_dir=tmp_path)
+    assert foreign.connections == 0
+
+
+def test_the_fixture_talks_to_its_own_broker_while_a_foreign_server_listens(foreign, client):
+    job_id = client("ENQUEUE default mine").split()[1]
+    assert (Job.objects.get(pk=job_id).args, foreign.connections) == (["mine"], 0)

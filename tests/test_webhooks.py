@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ from .factories import make_job
 from .processes import WorkerProcess, wait_until
 
 SECRET = "test-webhook-secret"
-_ports = itertools.count(8101)
 
 
 class Receiver:
@@ -43,7 +41,8 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", next(_ports)), Handler)
+        # Port 0: the kernel picks a port no other process holds.
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

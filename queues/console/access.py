@@ -21,6 +21,7 @@ from django.contrib.sessions.backends.db import SessionStore as DbSessionStore
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+from django.utils.module_loading import import_string
 
 from ..rules import VIEW, is_operator
 
@@ -52,7 +53,7 @@ def _operators(user_ids: set[int]) -> dict[int, Any]:
     """The users among ``user_ids`` who are active staff with the view permission."""
     User = get_user_model()
     candidates = User.objects.filter(pk__in=user_ids, is_active=True, is_staff=True)
-    if list(settings.AUTHENTICATION_BACKENDS) != MODEL_BACKEND_ONLY:
+    if _permission_backends() != MODEL_BACKEND_ONLY:
         # Another backend may grant permissions from anywhere: ask it, once per user.
         return {user.pk: user for user in candidates if is_operator(user)}
     # ModelBackend's rule in one query: superuser, or the permission directly or by a group.
@@ -62,6 +63,12 @@ def _operators(user_ids: set[int]) -> dict[int, Any]:
     by_group = User.groups.through.objects.filter(user_id=OuterRef("pk"), group__permissions__in=view)
     allowed = candidates.filter(Q(is_superuser=True) | Exists(direct) | Exists(by_group))
     return {user.pk: user for user in allowed}
+
+
+def _permission_backends() -> list[str]:
+    """The backends that may grant permissions. Django asks only those with ``has_perm``, so
+    an authentication-only one (django-axes' login throttle) changes nothing here."""
+    return [path for path in settings.AUTHENTICATION_BACKENDS if hasattr(import_string(path), "has_perm")]
 
 
 def _sessions(keys: Iterable[str]) -> dict[str, dict[str, Any]]:

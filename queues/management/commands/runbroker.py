@@ -41,7 +41,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
-        parser.add_argument("--port", type=int, default=7070)
+        parser.add_argument(
+            "--port", type=int, default=7070, help="Port (default 7070; 0 picks a free one and logs it)."
+        )
         auth = parser.add_mutually_exclusive_group()
         auth.add_argument(
             "--auth",
@@ -92,8 +94,8 @@ class Command(BaseCommand):
         host, port = options["host"], options["port"]
         lease = options["lease"] if options["lease"] is not None else conf.QUEUES_PROTOCOL_LEASE
         max_line = options["max_line"] if options["max_line"] is not None else conf.QUEUES_PROTOCOL_MAX_LINE
-        if not 0 < port < 65536:
-            raise CommandError(f"--port must be 1..65535, not {port}.")
+        if not 0 <= port < 65536:
+            raise CommandError(f"--port must be 0..65535, not {port}.")
         if lease <= 0 or max_line < 64:
             raise CommandError("--lease must be more than 0 seconds and --max-line at least 64 bytes.")
         require_auth = options["auth"] if options["auth"] is not None else not _is_loopback(host)

@@ -59,6 +59,22 @@
     }
   });
 
+  /* No inline handlers (the Content-Security-Policy forbids them): buttons say what they
+   * need in data attributes. data-confirm asks first; data-dismiss empties the element
+   * the selector names (a confirmation box). */
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-confirm], [data-dismiss]");
+    if (!button) return;
+    if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+    if (button.dataset.dismiss) {
+      var box = button.closest(button.dataset.dismiss);
+      if (box) box.replaceChildren();
+    }
+  }, true);
+
   /* "Select page" checkboxes tick every row box of the same name. */
   document.addEventListener("change", function (event) {
     var box = event.target;

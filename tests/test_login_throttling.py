@@ -1,0 +1,131 @@
+"""Login throttling (django-axes) on the console's and the admin's login pages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.db.models import F
+
+from .console_helpers import PASSWORD, client_for, make_operator
+from .processes import ROOT, child_env
+
+pytestmark = pytest.mark.django_db
+LIMIT = settings.AXES_FAILURE_LIMIT
+
+
+def log_in(username: str, password: str, address: str = "10.0.0.1", url: str = "/login/"):
+    client = client_for(None)
+    response = client.post(url, {"username": username, "password": password}, REMOTE_ADDR=address)
+    response.logged_in = "sessionid" in client.cookies
+    return response
+
+
+def fail(
+    times: int, username: str = "alice", addresses: list[str] | None = None, url: str = "/login/"
+) -> list[int]:
+    """``times`` wrong passwords, each from its own address unless ``addresses`` are given."""
+    addresses = addresses or [f"10.0.1.{n}" for n in range(times)]
+    return [log_in(username, "wrong", addresses[n], url).status_code for n in range(times)]
+
+
+def age_failures(by: timedelta) -> None:
+    """As if the recorded failures had happened ``by`` earlier."""
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - by)
+
+
+def test_failures_for_one_username_lock_it_out_whatever_the_address():
+    make_operator("alice")
+    assert fail(LIMIT) == [200] * (LIMIT - 1) + [429]
+    response = log_in("alice", PASSWORD, "10.0.2.1")
+    assert (response.status_code, response.logged_in) == (429, False)
+
+
+def test_failures_from_one_address_lock_it_out_for_every_username():
+    make_operator("bob")
+    for n in range(LIMIT):
+        log_in(f"guess{n}", "wrong", "10.0.3.1")
+    response = log_in("bob", PASSWORD, "10.0.3.1")
+    assert (response.status_code, response.logged_in) == (429, False)
+
+
+def test_the_lockout_page_says_why_and_for_how_long():
+    make_operator("alice")
+    fail(LIMIT)
+    text = " ".join(log_in("alice", PASSWORD, "10.0.2.1").content.decode().split())
+    assert "Too many failed logins for alice or from your address" in text
+    assert "refused for 15m 0s after the last failure, even with the right password" in text
+
+
+def test_other_users_from_other_addresses_are_unaffected():
+    make_operator("alice")
+    make_operator("carol")
+    fail(LIMIT, "alice")
+    response = log_in("carol", PASSWORD, "10.0.4.1")
+    assert (response.status_code, response.logged_in) == (302, True)
+
+
+def test_the_lock_expires_after_the_lockout_period():
+    make_operator("alice")
+    fail(LIMIT)
+    age_failures(settings.AXES_COOLOFF_TIME)
+    response = log_in("alice", PASSWORD, "10.0.2.1")
+    assert (response.status_code, response.logged_in) == (302, True)
+
+
+def test_a_lock_not_yet_expired_still_holds():
+    make_operator("alice")
+    fail(LIMIT)
+    age_failures(settings.AXES_COOLOFF_TIME - timedelta(seconds=30))
+    assert log_in("alice", PASSWORD, "10.0.2.1").status_code == 429
+
+
+def test_a_successful_login_clears_earlier_failures():
+    make_operator("alice")
+    fail(LIMIT - 1)
+    assert log_in("alice", PASSWORD, "10.0.2.1").logged_in
+    assert fail(LIMIT - 1) == [200] * (LIMIT - 1)
+    assert log_in("alice", PASSWORD, "10.0.2.1").logged_in
+
+
+def test_the_admin_login_is_throttled_too():
+    make_operator("alice")
+    assert fail(LIMIT, url="/admin/login/")[-1] == 429
+    response = log_in("alice", PASSWORD, "10.0.2.1", url="/admin/login/")
+    assert (response.status_code, response.logged_in) == (429, False)
+
+
+def manage(*args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("command", [("axes_reset_username", "alice"), ("axes_reset",)])
+def test_an_operator_lifts_a_username_lock_with_a_command(command):
+    make_operator("alice")
+    fail(LIMIT)
+    manage(*command)
+    response = log_in("alice", PASSWORD, "10.0.2.1")
+    assert (response.status_code, response.logged_in) == (302, True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_lifts_an_address_lock_with_axes_reset_ip():
+    make_operator("alice")
+    for n in range(LIMIT):
+        log_in(f"guess{n}", "wrong", "203.0.113.7")
+    assert log_in("alice", PASSWORD, "203.0.113.7").status_code == 429
+    manage("axes_reset_ip", "203.0.113.7")
+    assert log_in("alice", PASSWORD, "203.0.113.7").logged_in

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 from django.urls import path
@@ -60,6 +62,15 @@ def test_every_operation_documents_the_errors_it_may_answer(api):
     for operations in paths.values():
         for operation in operations.values():
             assert {"400", "401", "403", "413", "500"} <= set(operation["responses"])
+
+
+def test_the_openapi_document_names_each_status_once(api):
+    def refuse_duplicates(pairs: list) -> dict:
+        keys = [key for key, _ in pairs]
+        assert len(keys) == len(set(keys)), keys
+        return dict(pairs)
+
+    json.loads(api.get("/openapi.json").content, object_pairs_hook=refuse_duplicates)
 
 
 def test_operations_with_an_id_or_name_in_the_url_document_404(api):

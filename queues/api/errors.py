@@ -127,7 +127,9 @@ def _document_errors(operation: dict[str, Any]) -> None:
     codes = {400, 401, 403, 413, 500}
     if any(parameter["in"] == "path" for parameter in operation.get("parameters", [])):
         codes.add(404)
-    responses = operation.setdefault("responses", {})
+    # ninja keys its own responses by number: one key per status, as text, as JSON has them.
+    responses = {str(code): answer for code, answer in operation.get("responses", {}).items()}
+    operation["responses"] = responses
     for code in sorted(codes | {int(code) for code in responses if int(code) >= 400}):
         responses[str(code)] = {
             "description": ERROR_DESCRIPTIONS[code],

@@ -28,7 +28,11 @@ from urllib.parse import urlparse
 RUNS_TABLE = "chaos_runs"
 KILLED = {"lost", "timeout"}
 """Attempt outcomes that mean the attempt was cut short from outside the task."""
-KILLED_ERRORS = {"WorkerLost", "WorkerChildDied", "TimeoutError"}
+KILLED_ERRORS = {
+    "queues.exceptions.WorkerLost",
+    "queues.exceptions.WorkerChildDied",
+    "builtins.TimeoutError",
+}
 
 
 class Db:

@@ -11,7 +11,8 @@ send_report.using(queue_name="reports", priority=10).enqueue(42)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.utils.module_loading import import_string
 
 from . import broker, registry
 from .compat import (
+    DEFAULT_TASK_BACKEND_ALIAS,
     BaseTaskBackend,
     InvalidTaskError,
     Task,
@@ -27,6 +29,7 @@ from .compat import (
     TaskResult,
     TaskResultDoesNotExist,
     TaskResultStatus,
+    normalize_json,
     task_enqueued,
 )
 from .exceptions import InvalidJob
@@ -62,6 +65,19 @@ class QueueTask(Task):
         Task.__post_init__(self)
         registry.register(self)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the task's path and options, rebuilt by a module-level function.
+
+        Django 6.1's ``Task.__reduce__`` hands pickle a bound classmethod. Twisted
+        (imported by daphne) registers a copyreg reducer for bound methods that records
+        the class of the method's ``self``: for a classmethod that is ``type``, so
+        unpickling looks for ``type._reconstruct`` and fails. The backport has no
+        ``__reduce__``, and pickle finds the Task, not its function, at the function's
+        path. A plain function needs neither.
+        """
+        options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "func"}
+        return (_unpickle_task, (type(self), self.module_path, options))
+
     def using(  # type: ignore[override]
         self,
         *,
@@ -91,6 +107,25 @@ class QueueTask(Task):
         return not isinstance(exc, kinds)
 
 
+def _unpickle_task(kind: type[Task], path: str, options: dict[str, Any]) -> Task:
+    task = import_string(path)
+    if not isinstance(task, Task):
+        raise ValueError(f"Expected {path!r} to point to a Task instance.")
+    return kind(func=task.func, **options)
+
+
+@contextmanager
+def _as_invalid_task() -> Iterator[None]:
+    """The broker's refusals as the Tasks API's InvalidTaskError (kept as they are when
+    they already are one, like UnstorableArguments, which is also a TypeError)."""
+    try:
+        yield
+    except InvalidJob as exc:
+        if isinstance(exc, InvalidTaskError):
+            raise
+        raise InvalidTaskError(str(exc)) from exc
+
+
 class QueueBackend(BaseTaskBackend):
     task_class = QueueTask
     supports_defer = True
@@ -99,30 +134,33 @@ class QueueBackend(BaseTaskBackend):
     supports_priority = True
 
     def _spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> broker.JobSpec:
+        """The job of one call, its arguments as the database will give them back. They go
+        through the Tasks API's own normalisation (its TypeError or ValueError reaches the
+        caller unchanged) and the broker's check that every database can store them."""
         return broker.JobSpec(
             task_path=task.module_path,
             task=task,
-            args=args,
-            kwargs=kwargs,
+            args=broker.stored_arguments(args, "args", normalize_json),
+            kwargs=broker.stored_arguments(kwargs, "kwargs", normalize_json),
             queue=task.queue_name,
             priority=task.priority,
             run_after=task.run_after,
             max_attempts=getattr(task, "max_attempts", None),
             timeout=getattr(task, "timeout", None),
             idempotency_key=getattr(task, "idempotency_key", None),
+            meta={"backend": self.alias} if self.alias != DEFAULT_TASK_BACKEND_ALIAS else {},
         )
 
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
         """Insert the job in the caller's transaction; it exists only if that commits."""
         self.validate_task(task)
-        try:
-            job, created = broker.enqueue(self._spec(task, args, kwargs))
-        except InvalidJob as exc:
-            raise InvalidTaskError(str(exc)) from exc
+        spec = self._spec(task, args, kwargs)
+        with _as_invalid_task():
+            job, created = broker.enqueue(spec)
         result = (
             self._new_result(task, job.pk, job.args, job.kwargs, job.enqueued_at)
             if created
-            else self.to_result(job, task)
+            else self.to_result(job)
         )
         task_enqueued.send(type(self), task_result=result)
         return result
@@ -131,21 +169,22 @@ class QueueBackend(BaseTaskBackend):
         self, task: Task, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]]
     ) -> list[TaskResult]:
         self.validate_task(task)
-        calls = list(calls)
-        try:
-            outcome = broker.enqueue_many([self._spec(task, args, kwargs) for args, kwargs in calls])
-        except InvalidJob as exc:
-            raise InvalidTaskError(str(exc)) from exc
+        specs = [self._spec(task, args, kwargs) for args, kwargs in calls]
         now = timezone.now()
+        with _as_invalid_task():
+            outcome = broker.enqueue_many(specs, now=now)
         return [
-            self._new_result(task, job_id, args, kwargs, now) if created else self.get_result(str(job_id))
-            for (job_id, created), (args, kwargs) in zip(outcome, calls, strict=True)
+            self._new_result(task, job_id, spec.args, spec.kwargs, now)
+            if created
+            else self.get_result(str(job_id))
+            for (job_id, created), spec in zip(outcome, specs, strict=True)
         ]
 
     def _new_result(
-        self, task: Task, job_id: int, args: Sequence[Any], kwargs: dict[str, Any], enqueued_at: datetime
+        self, task: Task, job_id: int, args: list[Any], kwargs: dict[str, Any], enqueued_at: datetime
     ) -> TaskResult:
-        """The result of a job just created from ``task``: nothing to read back."""
+        """The result of a job just created from ``task``, with the arguments as stored:
+        nothing to read back, and equal to what ``get_result`` reads later."""
         return TaskResult(
             task=task,
             id=str(job_id),
@@ -154,7 +193,7 @@ class QueueBackend(BaseTaskBackend):
             started_at=None,
             finished_at=None,
             last_attempted_at=None,
-            args=list(args),
+            args=args,
             kwargs=kwargs,
             backend=self.alias,
             errors=[],
@@ -167,20 +206,21 @@ class QueueBackend(BaseTaskBackend):
         except (ValueError, TypeError, Job.DoesNotExist):
             raise TaskResultDoesNotExist(result_id) from None
         try:
-            task = registry.load(job.task_path)
+            return self.to_result(job)
         except InvalidJob:
             raise TaskResultDoesNotExist(result_id) from None
-        return self.to_result(job, task)
 
-    def to_result(self, job: Job, task: Task) -> TaskResult:
-        """A TaskResult describing the job row as it is now."""
+    def to_result(self, job: Job) -> TaskResult:
+        """A TaskResult describing the job row as it is now (see the README for how
+        Taskweb's statuses and retries map onto the Tasks API's)."""
         history = list(job.attempt_history.all()) if job.attempts and job.pk else []
         worker_ids = [attempt.worker_id for attempt in history]
         if job.status == Status.RUNNING:
             worker_ids.append(job.worker_id or "")
-        task = dataclasses.replace(
-            task, queue_name=job.queue.name, priority=job.priority, run_after=job.run_after
-        )
+            last_attempted_at = job.started_at
+        else:
+            last_attempted_at = history[-1].started_at if history else None
+        task = self._as_enqueued(registry.load(job.task_path), job)
         result = TaskResult(
             task=task,
             id=str(job.pk),
@@ -188,10 +228,10 @@ class QueueBackend(BaseTaskBackend):
             enqueued_at=job.enqueued_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
-            last_attempted_at=history[-1].finished_at if history else job.started_at,
+            last_attempted_at=last_attempted_at,
             args=job.args,
             kwargs=job.kwargs,
-            backend=self.alias,
+            backend=task.backend,
             errors=[
                 TaskError(exception_class_path=a.error_type, traceback=a.traceback)
                 for a in history
@@ -202,3 +242,27 @@ class QueueBackend(BaseTaskBackend):
         if job.status == Status.SUCCEEDED:
             object.__setattr__(result, "_return_value", job.result)
         return result
+
+    def _as_enqueued(self, task: Task, job: Job) -> Task:
+        """``task`` as the job's producer enqueued it: queue, priority and key from the
+        columns; ``run_after``, limits and backend as the producer gave them (kept in
+        ``meta``), or as the task defines them when it gave none."""
+        meta = job.meta or {}
+        given = meta.get("options", {})
+        changes: dict[str, Any] = {
+            "queue_name": job.queue.name,
+            "priority": job.priority,
+            "backend": meta.get("backend", self.alias),
+            "run_after": datetime.fromisoformat(given["run_after"]) if "run_after" in given else None,
+        }
+        own = {f.name for f in dataclasses.fields(task)}
+        changes.update(
+            {
+                name: given.get(name, getattr(task, name))
+                for name in ("max_attempts", "timeout")
+                if name in own
+            }
+        )
+        if "idempotency_key" in own:
+            changes["idempotency_key"] = job.idempotency_key
+        return dataclasses.replace(task, **changes)

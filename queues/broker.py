@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,11 +21,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from . import bounds, flow, registry, tracing, webhooks
+from . import bounds, flow, registry, storable, tracing, webhooks
 from .compat import Task
 from .conf import conf
 from .engines import get_engine
-from .exceptions import InvalidJob, JobNotFound, JobStateError, QueueConflict, UnknownQueue
+from .exceptions import (
+    InvalidJob,
+    JobNotFound,
+    JobStateError,
+    QueueConflict,
+    UnknownQueue,
+    UnstorableArguments,
+    WorkerLost,
+    error_path,
+)
 from .models import (
     QUEUE_NAME_VALIDATOR,
     Attempt,
@@ -127,15 +136,52 @@ def parse_priority(value: int | str) -> int:
     return value
 
 
+def stored_arguments(value: Any, what: str, normalize: Callable[[Any], Any] | None = None) -> Any:
+    """``value`` as its JSON column gives it back, or a clear error: UnstorableArguments for
+    what no database stores, InvalidJob for what is not JSON or nests past the limit.
+    ``normalize`` (the Tasks API's, for the Python API) handles other types first, its own
+    errors unchanged."""
+    try:
+        return storable.stored(value, normalize)
+    except storable.Unstorable as exc:
+        raise UnstorableArguments(f"The {what} cannot be stored: {exc}.", field=what) from exc
+    except TypeError as exc:
+        if normalize is not None:
+            raise
+        raise InvalidJob(f"The {what} are not JSON-serialisable: {exc}", field=what) from exc
+    except RecursionError:
+        raise UnstorableArguments(str(bounds.too_deep(what)), field=what) from None
+
+
 def _json_text(value: Any, what: str) -> str:
+    """``value`` as JSON text every database stores, nested at most ``bounds.MAX_DEPTH`` deep.
+
+    The text escapes every NUL (\\u0000) and every surrogate (\\udxxx), so only a value
+    whose text shows one, or that json refuses, is walked to find out what is wrong.
+    """
     try:
         text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except ValueError:  # NaN or Infinity, named by the walk below
+        text = ""
+    except TypeError as exc:
         raise InvalidJob(f"The {what} are not JSON-serialisable: {exc}", field=what) from exc
     except RecursionError:
         raise bounds.too_deep(what) from None
     bounds.shallow(text, what)
+    if not text or "\\u0000" in text or "\\ud" in text:
+        stored_arguments(value, what)
+    if not text:  # json refused what the walk allows: a reference cycle
+        raise InvalidJob(f"The {what} are not JSON-serialisable (they refer to themselves).", field=what)
     return text
+
+
+def _given_options(spec: JobSpec) -> dict[str, Any]:
+    """The options the producer set itself, kept so that its Task can be rebuilt exactly
+    (the columns hold what applies: a retry moves ``run_after``, a queue default fills in)."""
+    given = {"max_attempts": spec.max_attempts, "timeout": spec.timeout}
+    if spec.run_after is not None:
+        given["run_after"] = spec.run_after.isoformat()
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _limit(value: int | None, what: str, maximum: int) -> int | None:
@@ -177,6 +223,8 @@ def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
         raise InvalidJob(f"meta must be an object, not {type(spec.meta).__name__}.", "meta")
     # The request id and trace context of the caller ride along, for correlation.
     meta = tracing.enqueue_meta(spec.meta or {}, spec.task_path, queue.name)
+    if options := _given_options(spec):
+        meta["options"] = options
     return {
         "queue_id": queue.id,
         "task_path": spec.task_path,
@@ -237,14 +285,18 @@ def enqueue(spec: JobSpec) -> tuple[Job, bool]:
     return job, True
 
 
-def enqueue_many(specs: Sequence[JobSpec], batch_size: int = 5000) -> list[tuple[int, bool]]:
+def enqueue_many(
+    specs: Sequence[JobSpec], batch_size: int = 5000, now: datetime | None = None
+) -> list[tuple[int, bool]]:
     """Insert many jobs in bulk; same validation and idempotency as ``enqueue``.
 
-    Returns (job id, created) per spec, in order. Either every job is valid and the
-    batch is written, or nothing is. Rows go in without model instances (COPY on
-    PostgreSQL), because at tens of thousands of jobs the ORM's per-row work is the cost.
+    Returns (job id, created) per spec, in order; the new jobs' ``enqueued_at`` is
+    ``now`` (the current time unless the caller passes the one it reports). Either
+    every job is valid and the batch is written, or nothing is. Rows go in without
+    model instances (COPY on PostgreSQL), because at tens of thousands of jobs the
+    ORM's per-row work is the cost.
     """
-    now = timezone.now()
+    now = now or timezone.now()
     queues = {name: get_queue(name) for name in {spec.queue for spec in specs}}
     rows = [_job_fields(spec, queues[spec.queue], now) for spec in specs]
     keyed: dict[int, set[str]] = defaultdict(set)
@@ -653,7 +705,7 @@ def recover_lost(limit: int = 500) -> int:
                 outcome=Outcome.LOST,
                 started_at=job.started_at or now,
                 finished_at=now,
-                error_type="WorkerLost",
+                error_type=error_path(WorkerLost),
                 error_message=f"worker {job.worker_id} stopped heartbeating; its lease expired",
             )
         )

@@ -1,6 +1,18 @@
-"""Errors Taskweb raises to its callers; each message names what was wrong."""
+"""Errors Taskweb raises to its callers, and the ones it records for failed attempts.
+
+Every error type an attempt records is the dotted path of an exception class
+(``error_path``), so ``TaskError.exception_class`` imports it back, whether the
+task raised it or Taskweb saw the attempt end some other way.
+"""
 
 from __future__ import annotations
+
+from .compat import InvalidTaskError
+
+
+def error_path(kind: type[BaseException]) -> str:
+    """The dotted path recorded for an exception class, as the Tasks API writes it."""
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 class TaskwebError(Exception):
@@ -13,6 +25,12 @@ class InvalidJob(TaskwebError, ValueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class UnstorableArguments(InvalidJob, InvalidTaskError, TypeError):
+    """Arguments the Tasks API accepts but a database cannot store: NaN or Infinity, NUL
+    characters, unpaired surrogates. Refused on every database, so code stays portable;
+    a ``TypeError`` like the API's own refusals, and its ``InvalidTaskError``."""
 
 
 class UnknownQueue(InvalidJob):
@@ -65,3 +83,36 @@ class InvalidQueue(TaskwebError, ValueError):
 
 class QueueConflict(TaskwebError):
     """The queue's current state forbids this action (it exists already, jobs are running...)."""
+
+
+class AttemptFailure(Exception):
+    """Why an attempt failed when the task itself raised nothing: these are recorded in
+    the attempt history (and ``TaskResult.errors``) by their path, never raised."""
+
+
+class WorkerLost(AttemptFailure):
+    """The worker running the attempt stopped heartbeating (killed, host down), a TCP
+    client kept a job past its lease, or the attempt's process was stopped for the job
+    before it; the job is retried per policy."""
+
+
+class WorkerShutdown(AttemptFailure):
+    """The worker's shutdown grace ran out mid-attempt; the job went back to its queue
+    and the attempt does not count against ``max_attempts``."""
+
+
+class WorkerChildDied(AttemptFailure):
+    """The child process running the attempt exited without reporting (``os._exit``, a
+    crash in C code, the kernel's OOM killer)."""
+
+
+class TaskImportError(AttemptFailure, ImportError):
+    """The job's task path no longer imports as a task; the job dies at once."""
+
+
+class ResultNotSerialisable(AttemptFailure, TypeError):
+    """The task returned a value that cannot be stored as JSON; the job dies at once."""
+
+
+class Nack(AttemptFailure):
+    """A TCP protocol client gave the job back with ``NACK``."""

@@ -19,9 +19,9 @@ from typing import Any
 
 from django import db
 
-from . import logs, progress, registry, tracing
-from .compat import TaskContext, TaskResult, TaskResultStatus
-from .exceptions import InvalidJob, NonRetryable
+from . import logs, progress, registry, storable, tracing
+from .compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
+from .exceptions import InvalidJob, NonRetryable, ResultNotSerialisable, TaskImportError, error_path
 
 PR_SET_PDEATHSIG = 1
 
@@ -74,14 +74,17 @@ def run(assignment: Assignment) -> Report:
 
 
 def _run(assignment: Assignment) -> Report:
-    """Import the task, call it, and capture its return value or its exception."""
+    """Import the task, call it, and capture its return value or its exception.
+
+    Any exception counts, BaseException included: a task calling ``exit()`` or raising
+    KeyboardInterrupt fails its attempt like any other error, with its own class and
+    traceback, and this child goes on to the next job.
+    """
     try:
         task = registry.load(assignment.task_path)
     except InvalidJob as exc:
         # Retrying cannot fix a task that does not exist: fail it for good, clearly.
-        return Report(
-            assignment.job_id, ok=False, error_type="TaskImportError", error_message=str(exc), retryable=False
-        )
+        return _failed(assignment, TaskImportError(str(exc)), retryable=False)
     token = progress._running.set((assignment.job_id, assignment.attempt))
     try:
         args = assignment.args
@@ -89,29 +92,31 @@ def _run(assignment: Assignment) -> Report:
             args = [_context(task, assignment), *args]
         value = task.call(*args, **assignment.kwargs)
         try:
-            result_json = json.dumps(value, allow_nan=False)
+            # Return values are normalised as the Tasks API does (a tuple is a list,
+            # bytes are text), then held to what the database can store.
+            result_json = json.dumps(storable.stored(value, normalize_json))
         except (TypeError, ValueError) as exc:
-            return Report(
-                assignment.job_id,
-                ok=False,
-                error_type="ResultNotSerialisable",
-                error_message=f"The task returned a value that is not JSON-serialisable: {exc}",
-                retryable=False,
-            )
+            failure = ResultNotSerialisable(f"The task returned a value that cannot be stored as JSON: {exc}")
+            failure.__cause__ = exc
+            return _failed(assignment, failure, retryable=False)
         return Report(assignment.job_id, ok=True, result_json=result_json)
-    except Exception as exc:
+    except BaseException as exc:  # the attempt's outcome, whatever ended it
         retryable = not isinstance(exc, NonRetryable) and getattr(task, "is_retryable", lambda e: True)(exc)
-        return Report(
-            assignment.job_id,
-            ok=False,
-            error_type=f"{type(exc).__module__}.{type(exc).__qualname__}",
-            error_message=str(exc)[:2000],
-            traceback="".join(traceback.format_exception(exc))[-20000:],
-            retryable=retryable,
-        )
+        return _failed(assignment, exc, retryable=retryable)
     finally:
         progress._running.reset(token)
         db.close_old_connections()
+
+
+def _failed(assignment: Assignment, exc: BaseException, retryable: bool) -> Report:
+    return Report(
+        assignment.job_id,
+        ok=False,
+        error_type=error_path(type(exc)),
+        error_message=str(exc)[:2000],
+        traceback="".join(traceback.format_exception(exc))[-20000:],
+        retryable=retryable,
+    )
 
 
 def _context(task: Any, assignment: Assignment) -> TaskContext:

@@ -49,7 +49,7 @@ from django import db
 from django.utils import timezone
 
 from . import auth_tokens, broker, queue_ops, rules, storable
-from .exceptions import InvalidJob, InvalidQueue, QueueConflict
+from .exceptions import InvalidJob, InvalidQueue, Nack, QueueConflict, error_path
 from .models import ApiToken, Job, Queue
 from .states import Outcome
 
@@ -187,7 +187,7 @@ class Commands:
             Outcome.FAILED,
             started_at,
             timezone.now(),
-            error_type="Nack",
+            error_type=error_path(Nack),
             error_message=reason.strip() or "the client gave the job back",
         )
         self._finish(session, failed)

@@ -34,6 +34,7 @@ from django.utils import timezone
 from . import broker, logs, quarantine, scheduler
 from .autoscale import Autoscaler
 from .conf import conf
+from .exceptions import WorkerChildDied, WorkerLost, WorkerShutdown, error_path
 from .execution import Assignment, Report, Skip, child_main
 from .models import Worker as WorkerRow
 from .states import Outcome
@@ -192,7 +193,7 @@ class Worker:
                 outcome=Outcome.LOST,
                 started_at=slot.started_at or cut_at,
                 finished_at=cut_at,
-                error_type="WorkerShutdown",
+                error_type=error_path(WorkerShutdown),
                 error_message=f"stopped by the worker's shutdown after {self.grace:g}s of grace; "
                 "back in its queue, not counted against max_attempts",
             )
@@ -385,7 +386,7 @@ class Worker:
                 self._kill(slot)
                 if slot.job is job:
                     message = f"attempt ran past its timeout of {job.timeout}s and was stopped"
-                    self._fail_slot(slot, "TimeoutError", message, Outcome.TIMEOUT)
+                    self._fail_slot(slot, error_path(TimeoutError), message, Outcome.TIMEOUT)
                 else:  # it finished just in time; whatever its child started next was cut
                     self._interrupted(slot)
 
@@ -396,7 +397,7 @@ class Worker:
             self._replace_child(slot)
             return
         message = f"the process running the job exited (code {code})"
-        self._fail_slot(slot, "WorkerChildDied", message, Outcome.FAILED)
+        self._fail_slot(slot, error_path(WorkerChildDied), message, Outcome.FAILED)
 
     def _interrupted(self, slot: Slot) -> None:
         """A killed child may have just started the job now at the head: count that attempt."""
@@ -404,7 +405,7 @@ class Worker:
             self._replace_child(slot)
         else:
             message = "interrupted: its process was stopped for the job before it"
-            self._fail_slot(slot, "WorkerLost", message, Outcome.LOST)
+            self._fail_slot(slot, error_path(WorkerLost), message, Outcome.LOST)
 
     def _fail_slot(self, slot: Slot, error_type: str, message: str, outcome: Outcome) -> None:
         """The running job failed with its child: record it; jobs queued behind it never started."""

@@ -134,3 +134,35 @@ def chaos_mark(context: TaskContext, sleep: float = 0.0, first_sleep: float = 0.
     if pause:
         time.sleep(pause)
     return f"attempt {context.attempt}"
+
+
+BASE_EXCEPTIONS = {
+    "SystemExit": SystemExit,
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "GeneratorExit": GeneratorExit,
+}
+
+
+@task(max_attempts=1)
+def stop_process(how: str) -> None:
+    """Ends the way code ends a process: ``exit()``, or SystemExit, KeyboardInterrupt or
+    GeneratorExit raised by name; BaseExceptions that are not Exceptions."""
+    if how == "exit()":
+        exit(3)
+    raise BASE_EXCEPTIONS[how](f"stopped by {how}")
+
+
+@task(max_attempts=1)
+def exit_process_at_once() -> None:
+    """Leaves its process without unwinding, as a crash in C code would."""
+    os._exit(7)
+
+
+@task
+def returns_bytes_and_a_tuple() -> tuple[bytes, tuple[int, int]]:
+    return b"text", (1, 2)
+
+
+@task
+def returns_text_with_a_nul() -> str:
+    return "a\x00b"

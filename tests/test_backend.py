@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+from collections import UserDict, UserList
 from datetime import datetime, timedelta
 from datetime import timezone as timezone_of
 
@@ -12,6 +14,7 @@ from django.utils import timezone
 
 from queues import broker
 from queues.compat import InvalidTaskError, TaskResultDoesNotExist, TaskResultStatus
+from queues.exceptions import UnstorableArguments, WorkerLost
 from queues.models import Job
 from queues.states import Outcome, Status
 
@@ -73,9 +76,52 @@ def test_enqueue_onto_an_unknown_queue_raises_invalid_task():
     assert not Job.objects.exists()
 
 
-def test_arguments_that_are_not_json_raise_invalid_task():
-    with pytest.raises(InvalidTaskError, match="not JSON-serialisable"):
-        tasks.add.enqueue(object(), 1)
+@pytest.mark.parametrize(
+    ("argument", "error", "message"),
+    [(datetime.now(), TypeError, "Unsupported type"), (b"\xff", ValueError, "Unsupported value")],
+)
+def test_arguments_the_tasks_api_refuses_raise_its_own_error(argument, error, message):
+    with pytest.raises(error, match=message) as raised:
+        tasks.add.enqueue(argument, 1)
+    assert not isinstance(raised.value, InvalidTaskError)
+    assert not Job.objects.exists()
+
+
+def test_enqueue_many_refuses_what_the_tasks_api_refuses_and_writes_nothing():
+    with pytest.raises(TypeError, match="Unsupported type"):
+        tasks.add.enqueue_many([((1, 2), {}), ((object(), 2), {})])
+    assert not Job.objects.exists()
+
+
+def test_arguments_are_normalised_as_the_tasks_api_normalises_them():
+    result = tasks.noop.enqueue(b"bytes", UserList([1, 2]), (3, 4), mapping=UserDict(a=(5,)))
+    expected = (["bytes", [1, 2], [3, 4]], {"mapping": {"a": [5]}})
+    assert (result.args, result.kwargs) == expected
+    job = Job.objects.get(pk=result.id)
+    assert (job.args, job.kwargs) == expected
+
+
+def test_dict_keys_that_are_not_text_come_back_as_json_stores_them():
+    result = tasks.noop.enqueue({1: "one", None: "none", False: "no", 1.5: "half"})
+    assert result.args == [{"1": "one", "null": "none", "false": "no", "1.5": "half"}]
+    assert tasks.noop.get_result(result.id) == result
+
+
+@pytest.mark.parametrize(
+    "argument",
+    [float("nan"), float("inf"), "a\x00b", "\ud800", {"key\x00": 1}, [[{"deep": "\udfff"}]]],
+    ids=["nan", "infinity", "nul", "lone-surrogate", "nul-in-a-key", "nested-surrogate"],
+)
+def test_arguments_no_database_can_store_are_refused_before_anything_is_written(argument):
+    with pytest.raises(UnstorableArguments, match="The args cannot be stored") as raised:
+        tasks.noop.enqueue(argument)
+    assert isinstance(raised.value, TypeError) and isinstance(raised.value, InvalidTaskError)
+    assert not Job.objects.exists()
+
+
+def test_enqueue_many_refuses_arguments_no_database_can_store_and_writes_nothing():
+    with pytest.raises(UnstorableArguments, match="The kwargs cannot be stored"):
+        tasks.noop.enqueue_many([((), {}), ((), {"text": "a\x00b"})])
     assert not Job.objects.exists()
 
 
@@ -147,6 +193,100 @@ async def test_aget_result_works_from_async_code():
     assert live.id == result.id and live.status == TaskResultStatus.READY
 
 
+def test_get_result_equals_the_enqueued_result_when_no_option_was_set():
+    result = tasks.add.enqueue(2, 3)
+    assert result.task.run_after is None
+    assert tasks.add.get_result(result.id) == result
+
+
+def test_get_result_equals_the_enqueued_result_with_every_option_set():
+    make_queue("reports")
+    later = timezone.now() + timedelta(minutes=5)
+    task = tasks.with_options.using(
+        queue_name="reports", priority=-7, run_after=later, max_attempts=2, timeout=5, idempotency_key="k"
+    )
+    result = task.enqueue()
+    assert tasks.with_options.get_result(result.id) == result
+
+
+def test_get_result_keeps_the_options_the_task_defines_when_the_caller_set_none():
+    result = tasks.with_options.enqueue()
+    live = tasks.with_options.get_result(result.id)
+    assert live == result
+    assert (live.task.max_attempts, live.task.timeout) == (7, 11)
+
+
+def test_run_after_reads_back_as_given_after_a_retry_moved_the_job():
+    given = timezone.now() - timedelta(seconds=1)
+    unset = tasks.fail.enqueue()
+    delayed = tasks.fail.using(run_after=given).enqueue()
+    run_claimed(Outcome.FAILED, error_type="builtins.RuntimeError")
+    run_claimed(Outcome.FAILED, error_type="builtins.RuntimeError")
+    assert Job.objects.filter(status=Status.SCHEDULED).count() == 2, "both wait for a retry"
+    assert tasks.fail.get_result(unset.id).task.run_after is None
+    assert tasks.fail.get_result(delayed.id).task.run_after == given
+
+
+def test_a_job_enqueued_through_another_alias_reads_back_with_that_backend(settings):
+    settings.TASKS = {**settings.TASKS, "other": {"BACKEND": "queues.backend.QueueBackend", "QUEUES": []}}
+    result = tasks.add.using(backend="other").enqueue(1, 2)
+    live = tasks.add.get_result(result.id)  # through the task's own backend, "default"
+    assert (live.backend, live.task.backend) == ("other", "other")
+    assert live == result
+
+
+def test_the_result_of_a_reused_idempotency_key_equals_the_first_result():
+    first = tasks.add.using(idempotency_key="once").enqueue(1, 2)
+    assert tasks.add.using(idempotency_key="once").enqueue(1, 2) == first
+
+
+def test_enqueue_many_results_equal_what_get_result_reads_back():
+    results = tasks.add.using(priority=3).enqueue_many([((i, (i,)), {}) for i in range(3)])
+    assert [tasks.add.get_result(result.id) for result in results] == results
+    assert results[1].args == [1, [1]]
+
+
+def test_a_job_waiting_for_its_next_attempt_reads_ready_with_its_errors_so_far():
+    result = tasks.fail.enqueue()
+    (claimed,) = broker.claim("w1", None, 1)
+    started = timezone.now() - timedelta(seconds=2)
+    failed = broker.Finished(
+        claimed, Outcome.FAILED, started, timezone.now(), error_type="builtins.RuntimeError", traceback="Tb"
+    )
+    broker.finish("w1", [failed])
+    live = tasks.fail.get_result(result.id)
+    assert live.status == TaskResultStatus.READY
+    assert [(error.exception_class, error.traceback) for error in live.errors] == [(RuntimeError, "Tb")]
+    assert (live.attempts, live.worker_ids) == (1, ["w1"])
+    assert live.last_attempted_at == started, "when the latest attempt started, as the Tasks API says"
+
+
+def test_a_job_of_a_lost_worker_carries_an_error_whose_class_imports():
+    result = tasks.noop.enqueue()
+    broker.claim("w1", None, 1)
+    Job.objects.filter(pk=result.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert broker.recover_lost() == 1
+    assert tasks.noop.get_result(result.id).errors[0].exception_class is WorkerLost
+
+
+def test_a_task_pickles_and_unpickles_with_daphne_and_twisted_imported():
+    import daphne.server  # noqa: F401 - Twisted registers its reducer for bound methods
+    import twisted.persisted.styles  # noqa: F401
+
+    task = tasks.with_options.using(priority=5, max_attempts=2, run_after=timezone.now())
+    assert pickle.loads(pickle.dumps(task)) == task
+
+
+def test_a_task_result_pickles_and_unpickles_with_daphne_and_twisted_imported():
+    import daphne.server  # noqa: F401 - Twisted registers its reducer for bound methods
+    import twisted.persisted.styles  # noqa: F401
+
+    result = tasks.add.enqueue(1, 2)
+    run_claimed(result_json="3")
+    live = tasks.add.get_result(result.id)
+    assert pickle.loads(pickle.dumps(live)) == live
+
+
 @pytest.mark.parametrize(
     "run_after",
     [
@@ -164,4 +304,14 @@ def test_a_run_after_no_reader_could_handle_is_refused(run_after):
 def test_an_option_past_its_limit_is_refused(option, value):
     with pytest.raises(InvalidTaskError, match=f"{option} must be a whole number"):
         tasks.noop.using(**{option: value}).enqueue()
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("depth", [40, 5000])
+def test_arguments_nested_past_the_limit_are_refused(depth):
+    args: list = []
+    for _ in range(depth):
+        args = [args]
+    with pytest.raises(InvalidTaskError, match="args nests arrays and objects more than 32 levels deep"):
+        tasks.noop.enqueue(args)
     assert not Job.objects.exists()

@@ -9,7 +9,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from queues import broker
-from queues.exceptions import InvalidJob, JobNotFound, JobStateError, UnknownQueue, UnknownTask
+from queues.exceptions import (
+    InvalidJob,
+    JobNotFound,
+    JobStateError,
+    UnknownQueue,
+    UnknownTask,
+    WorkerLost,
+    WorkerShutdown,
+    error_path,
+)
 from queues.models import Attempt, DeadLetter, Job, MinuteStat, Worker
 from queues.states import Outcome, Status
 
@@ -364,7 +373,7 @@ def test_a_silent_worker_is_lost_and_its_jobs_recovered():
     job = Job.objects.get(pk=claimed.id)
     assert job.status == Status.SCHEDULED
     attempt = Attempt.objects.get(job=job)
-    assert (attempt.outcome, attempt.error_type) == (Outcome.LOST, "WorkerLost")
+    assert (attempt.outcome, attempt.error_type) == (Outcome.LOST, error_path(WorkerLost))
 
 
 def test_release_returns_a_job_without_counting_the_attempt():
@@ -378,12 +387,12 @@ def test_release_returns_a_job_without_counting_the_attempt():
 def test_a_cut_attempt_returns_its_job_with_the_attempt_recorded_but_not_counted():
     make_job(max_attempts=2)
     claimed = claim_one()
-    cut = finished(claimed, Outcome.LOST, error_type="WorkerShutdown")
+    cut = finished(claimed, Outcome.LOST, error_type=error_path(WorkerShutdown))
     assert broker.requeue_cut(WORKER, [cut]) == {claimed.id}
     job = Job.objects.get(pk=claimed.id)
     assert job.status == Status.QUEUED
     history = list(Attempt.objects.filter(job=job).values_list("number", "outcome", "error_type"))
-    assert history == [(1, Outcome.LOST, "WorkerShutdown")]
+    assert history == [(1, Outcome.LOST, error_path(WorkerShutdown))]
     again = claim_one()
     assert again.attempt == 2 and again.has_attempts_left, "attempt 2 is the first of the two counted"
 
@@ -392,7 +401,10 @@ def test_a_stale_cut_changes_nothing():
     make_job()
     claimed = claim_one()
     broker.finish(WORKER, [finished(claimed)])
-    assert broker.requeue_cut(WORKER, [finished(claimed, Outcome.LOST, error_type="WorkerShutdown")]) == set()
+    assert (
+        broker.requeue_cut(WORKER, [finished(claimed, Outcome.LOST, error_type=error_path(WorkerShutdown))])
+        == set()
+    )
     assert Job.objects.get(pk=claimed.id).status == Status.SUCCEEDED
     assert list(Attempt.objects.values_list("outcome", flat=True)) == [Outcome.SUCCEEDED]
 

@@ -18,6 +18,7 @@ import pytest
 from django.db import connection
 
 from bench import chaos, ledger
+from queues.exceptions import WorkerChildDied, WorkerLost, error_path
 from queues.models import Attempt, Job
 from queues.states import Outcome, Status
 
@@ -46,7 +47,7 @@ def reruns_were_all_killed_attempts() -> bool:
     earlier = Attempt.objects.exclude(outcome=Outcome.SUCCEEDED)
     return (
         not earlier.exclude(outcome__in=[Outcome.LOST, Outcome.TIMEOUT])
-        .exclude(error_type="WorkerChildDied")
+        .exclude(error_type=error_path(WorkerChildDied))
         .exists()
     )
 
@@ -56,7 +57,7 @@ def test_every_job_succeeds_while_a_random_worker_is_sigkilled_every_two_seconds
     summary = chaos.kill_workers(url, logs, jobs=3000, workers=4, every=2.0)
     assert summary.ok, summary.explain()
     assert summary.notes["kills"] >= 3, "the drain outlived several kills"
-    assert Attempt.objects.filter(outcome=Outcome.LOST, error_type="WorkerLost").exists()
+    assert Attempt.objects.filter(outcome=Outcome.LOST, error_type=error_path(WorkerLost)).exists()
     assert not Job.objects.exclude(status=Status.SUCCEEDED).exists()
     assert reruns_were_all_killed_attempts()
 

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from queues.compat import TaskError
+from queues.exceptions import Nack
 from queues.models import Attempt, Job
 from queues.states import Status
 
@@ -108,6 +110,7 @@ def test_nack_fails_the_attempt_for_a_retry_with_the_reason(client):
     assert client(f"NACK {job_id} upstream down") == "OK"
     attempt = Attempt.objects.get(job_id=job_id)
     assert (Job.objects.get(pk=job_id).status, attempt.error_message) == (Status.SCHEDULED, "upstream down")
+    assert TaskError(exception_class_path=attempt.error_type, traceback="").exception_class is Nack
 
 
 def test_a_job_not_acked_within_its_lease_is_redelivered(server, client):

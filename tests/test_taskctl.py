@@ -155,6 +155,16 @@ class TestInProcess:
         job = dead_job()
         assert [d["job_id"] for d in taskctl_json("dlq", "list")] == [job.pk]
 
+    def test_dlq_list_filters_by_the_class_path_of_taskwebs_own_errors(self):
+        make_queue("default", max_attempts=1)
+        lost = make_job()
+        broker.claim("w", None, 1)
+        Job.objects.filter(pk=lost.pk).update(lease_expires_at=timezone.now())
+        broker.recover_lost()
+        dead_job()
+        listed = taskctl_json("dlq", "list", "--error-type", "queues.exceptions.WorkerLost")
+        assert [d["job_id"] for d in listed] == [lost.pk]
+
     def test_dlq_replay_of_ids(self):
         job = dead_job()
         taskctl("dlq", "replay", str(job.pk))

@@ -11,7 +11,16 @@ from django.db import connection
 from django.utils import timezone
 
 from queues import broker
+from queues.compat import Task, TaskError, TaskResult, TaskResultStatus
 from queues.engines import get_engine
+from queues.exceptions import (
+    ResultNotSerialisable,
+    TaskImportError,
+    WorkerChildDied,
+    WorkerLost,
+    WorkerShutdown,
+    error_path,
+)
 from queues.models import Attempt, Job, Worker
 from queues.states import Outcome, Status
 
@@ -79,7 +88,10 @@ def test_a_job_of_a_killed_worker_is_recovered_and_finished_elsewhere(tmp_path, 
     finally:
         survivor.stop()
     history = list(Attempt.objects.filter(job_id=result.id).values_list("outcome", "error_type"))
-    assert history == [(Outcome.LOST, "WorkerLost"), (Outcome.SUCCEEDED, "")]
+    assert history == [(Outcome.LOST, error_path(WorkerLost)), (Outcome.SUCCEEDED, "")]
+    assert [
+        error.exception_class for error in tasks.record_then_sleep_first_attempt.get_result(result.id).errors
+    ] == [WorkerLost]
     assert executions(run_log)[result.id] == 2
 
 
@@ -93,7 +105,8 @@ def test_a_job_past_its_timeout_is_stopped_and_retried_then_dead(tmp_path, run_l
     finally:
         worker.stop()
     outcomes = list(Attempt.objects.filter(job_id=hung.id).values_list("outcome", "error_type"))
-    assert outcomes == [(Outcome.TIMEOUT, "TimeoutError")] * 2
+    assert outcomes == [(Outcome.TIMEOUT, "builtins.TimeoutError")] * 2
+    assert [error.exception_class for error in tasks.hang.get_result(hung.id).errors] == [TimeoutError] * 2
 
 
 def test_sigterm_lets_the_running_job_finish_then_exits_cleanly(tmp_path, run_log):
@@ -116,7 +129,8 @@ def test_a_job_still_running_after_the_grace_period_goes_back_to_the_queue(tmp_p
     assert job.status == Status.QUEUED
     assert job.attempts - job.attempt_offset == 0, "the cut attempt does not count against max_attempts"
     history = list(Attempt.objects.filter(job_id=result.id).values_list("number", "outcome", "error_type"))
-    assert history == [(1, Outcome.LOST, "WorkerShutdown")], "but it stays in the history"
+    assert history == [(1, Outcome.LOST, error_path(WorkerShutdown))], "but it stays in the history"
+    assert tasks.record.get_result(result.id).errors[0].exception_class is WorkerShutdown
 
 
 def test_a_job_cut_by_shutdown_runs_again_as_its_next_attempt(tmp_path, run_log):
@@ -127,7 +141,7 @@ def test_a_job_cut_by_shutdown_runs_again_as_its_next_attempt(tmp_path, run_log)
     assert first.wait() == 0, first.output()
     assert start(tmp_path, run_log, "--burst").wait() == 0
     history = list(Attempt.objects.filter(job_id=result.id).values_list("number", "outcome", "error_type"))
-    assert history == [(1, Outcome.LOST, "WorkerShutdown"), (2, Outcome.SUCCEEDED, "")]
+    assert history == [(1, Outcome.LOST, error_path(WorkerShutdown)), (2, Outcome.SUCCEEDED, "")]
     assert executions(run_log)[result.id] == 2, "ran twice, and the history says why"
 
 
@@ -150,7 +164,38 @@ def test_a_task_that_cannot_be_imported_dies_once_with_a_clear_error(tmp_path, r
     assert worker.wait() == 0, worker.output()
     job.refresh_from_db()
     assert job.status == Status.DEAD and job.attempts == 1
-    assert "removed_in_a_later_deploy" in job.last_error and "TaskImportError" in job.last_error
+    assert "removed_in_a_later_deploy" in job.last_error
+    (error_type,) = Attempt.objects.filter(job=job).values_list("error_type", flat=True)
+    assert TaskError(exception_class_path=error_type, traceback="").exception_class is TaskImportError
+
+
+def failed_then_next_job(tmp_path: Path, run_log: Path, task: Task, *args: object) -> TaskResult:
+    """Run a job that fails, then another one, in one child of a burst worker; the next
+    job must still succeed. Returns the first job's result as it ended."""
+    failing = task.enqueue(*args)
+    after = tasks.add.enqueue(1, 2)
+    worker = start(tmp_path, run_log, "--burst", "--concurrency", "1")
+    assert worker.wait() == 0, worker.output()
+    assert tasks.add.get_result(after.id).return_value == 3, "the worker went on with the next job"
+    live = task.get_result(failing.id)
+    assert live.status == TaskResultStatus.FAILED
+    return live
+
+
+def test_a_task_that_exits_fails_with_its_own_class_and_traceback(tmp_path, run_log):
+    live = failed_then_next_job(tmp_path, run_log, tasks.stop_process, "exit()")
+    assert live.errors[0].exception_class is SystemExit and "SystemExit: 3" in live.errors[0].traceback
+    assert not Attempt.objects.filter(error_type=error_path(WorkerChildDied)).exists()
+
+
+def test_a_child_that_leaves_without_unwinding_is_recorded_as_worker_child_died(tmp_path, run_log):
+    live = failed_then_next_job(tmp_path, run_log, tasks.exit_process_at_once)
+    assert live.errors[0].exception_class is WorkerChildDied
+
+
+def test_a_return_value_no_database_stores_fails_its_job_not_the_worker(tmp_path, run_log):
+    live = failed_then_next_job(tmp_path, run_log, tasks.returns_text_with_a_nul)
+    assert live.errors[0].exception_class is ResultNotSerialisable
 
 
 def test_failures_are_retried_until_the_dead_letters(tmp_path, run_log):

@@ -28,7 +28,10 @@ def _limits(parser: argparse.ArgumentParser) -> None:
 def _dead_letter_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue")
     parser.add_argument("--task")
-    parser.add_argument("--error-type")
+    parser.add_argument(
+        "--error-type",
+        help="Class path of the last error: builtins.KeyError, queues.exceptions.WorkerLost...",
+    )
 
 
 class Command(BaseCommand):

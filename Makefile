@@ -10,17 +10,17 @@ PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.1[23]*/bin/python)
 	$(filter-out %/shims/python3.12 %/shims/python3.13,$(shell command -v python3.12 python3.13)))
 VENV6 := .venv-django6
 
-.PHONY: run test test-sqlite test-postgres test-django6 install install-test browser deploy-tools bench lint
+.PHONY: run test test-sqlite test-postgres test-django6 install install-test browser deploy-tools bench soak lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
+$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-test: requirements.txt requirements-test.txt | $(BIN)/python
+$(VENV)/.installed-test: requirements.txt requirements-test.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $(VENV)/.installed $@
 
@@ -62,10 +62,15 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 		else echo "Install Debian's chromium package (sudo apt-get install chromium) for the browser tests."; exit 1; fi; }
 
-## Taskweb against django-tasks-db, Celery, RQ and procrastinate on SQLite and PostgreSQL
+## Taskweb against django-tasks-db, Celery, RQ, procrastinate and PgQueuer on SQLite and PostgreSQL
 ## (each peer in its own venv under var/bench/venvs); BENCH_ARGS="--quick" for a smoke run.
 bench: install
 	$(BIN)/python -m bench.compare $(BENCH_ARGS)
+
+## 30 minutes of steady load on a private PostgreSQL with autovacuum on: do the hot table and
+## its claim stay small and cheap? SOAK_ARGS="--minutes 2 --interval 20" for a short run.
+soak: install
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 ## Debian's nginx, PgBouncer and PostgreSQL server binaries: tests/test_deploy.py runs deploy/ with them,
 ## and the chaos suite starts a private PostgreSQL with pg_ctl.

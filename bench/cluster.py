@@ -278,8 +278,10 @@ class PrivatePostgres:
     listening on it is the postmaster's; a restart keeps the port.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, **settings: str) -> None:
+        """``settings`` are server options for every start (``fsync="on"`` for a durable one)."""
         self.dir = directory
+        self.settings = settings
         self.data = directory / "data"
         self.log = directory / "postgres.log"
         self.port: int | None = None
@@ -319,7 +321,8 @@ class PrivatePostgres:
         raise RuntimeError(f"PostgreSQL found no free port:\n{self.log.read_text(errors='replace')}")
 
     def _start(self, port: int) -> None:
-        options = f"-p {port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+        chosen = {"listen_addresses": "127.0.0.1", "fsync": "off", "max_connections": "100", **self.settings}
+        options = f"-p {port} -k {self.dir} " + " ".join(f"-c {key}={value}" for key, value in chosen.items())
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start"
         )

@@ -2,18 +2,23 @@
 
     python -m bench.compare [--runs 3] [--db sqlite|postgres|both]
                             [--only taskweb|peers|NAME] [--quick] [--console]
+                            [--drain-sizes 5000,100000]
 
 W1 enqueues jobs one by one through each system's public API, W2 through its bulk API,
-W3 drains already queued no-op jobs with one worker command started from cold, W4
+W3 drains already queued no-op jobs with the worker command started from cold, at each
+size, once on tables never analysed and once after ANALYZE (the drop row compares the
+smallest and largest size; the largest also gives the worker tree's peak memory). W4
 measures enqueue -> task start for jobs enqueued 25 ms apart to an idle, warm worker.
-Each peer is installed into its own virtualenv under var/bench/venvs. Prints a table
-per database with Taskweb/peer ratios, the exact worker commands, and writes
-var/bench/results.json.
+W6 fills all of a warm worker's slots but one with long jobs, then measures enqueue ->
+start of quick jobs enqueued 20 ms apart. Each peer is installed into its own
+virtualenv under var/bench/venvs. Prints a table per database with Taskweb/peer
+ratios, the exact worker commands, and writes var/bench/results.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib
 import os
@@ -27,12 +32,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: make ``bench`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import procs, report, stores, venvs
+from bench import procs, report, rows, stores, venvs
 from bench.peers.base import Peer
-from bench.runner import METRICS, Bench, Sizes, median
+from bench.runner import TASKWEB_SLOTS, Bench, Sizes, median
 from bench.venvs import ROOT
 
-PEER_MODULES = ("taskweb", "dtdb", "celery_redis", "rq_redis", "procrastinate_pg")
+PEER_MODULES = ("taskweb", "dtdb", "celery_redis", "rq_redis", "procrastinate_pg", "pgqueuer_pg")
 CONSOLE_BENCH = ROOT / "bench" / "console.py"
 OUTPUT = ROOT / "var" / "bench" / "results.json"
 
@@ -53,11 +58,32 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--quick", action="store_true", help="small sizes and one run: a smoke test")
     parser.add_argument("--console", action="store_true", help="also run W5 (bench/console.py) if present")
+    parser.add_argument(
+        "--drain-sizes",
+        type=drain_sizes,
+        help="W3 sizes, comma-separated (default 5000,100000; 500,2000 with --quick)",
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     return args
+
+
+def drain_sizes(text: str) -> tuple[int, ...]:
+    """``5000,100000`` -> (5000, 100000): distinct positive job counts, smallest first."""
+    try:
+        sizes = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of job counts") from None
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give one or more job counts, each at least 1")
+    return tuple(sizes)
+
+
+def chosen_sizes(args: argparse.Namespace) -> Sizes:
+    sizes = Sizes.quick() if args.quick else Sizes()
+    return dataclasses.replace(sizes, drains=args.drain_sizes) if args.drain_sizes else sizes
 
 
 def chosen_peers(only: str | None) -> list[Peer]:
@@ -99,8 +125,14 @@ def plan(peers: list[Peer], store_names: list[str], sizes: Sizes, notes: list[st
     return benches
 
 
-def measure(benches: list[Bench], runs: int, notes: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Runs are interleaved across systems so that a noisy spell hits them all alike."""
+def measure(
+    benches: list[Bench], runs: int, sizes: Sizes, notes: list[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Runs are interleaved across systems so that a noisy spell hits them all alike.
+
+    Each system gets the median of its runs per row, and the drop rows are computed
+    from those medians (the per-run drops are kept beside them).
+    """
     ready = []
     for bench in benches:
         try:
@@ -117,19 +149,21 @@ def measure(benches: list[Bench], runs: int, notes: list[str]) -> dict[str, dict
             collected.setdefault((bench.store, bench.peer.name), []).append(figures)
     for bench in ready:
         bench.cleanup()
+        notes.extend(dict.fromkeys(bench.notes))
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for (store, name), per_run in collected.items():
+        per_run = [rows.with_drops(figures, sizes.drains) for figures in per_run]
+        medians = {key: median([r.get(key) for r in per_run]) for key in rows.measured(sizes.drains)}
         results.setdefault(store, {})[name] = {
-            metric: {
-                "median": median([r.get(metric) for r in per_run]),
-                "runs": [r.get(metric) for r in per_run],
-            }
-            for metric in METRICS
+            key: {"median": value, "runs": [r.get(key) for r in per_run]}
+            for key, value in rows.with_drops(medians, sizes.drains).items()
         }
     return results
 
 
-def tables(results: dict[str, dict[str, dict[str, Any]]], store_names: list[str], runs: int) -> str:
+def tables(
+    results: dict[str, dict[str, dict[str, Any]]], store_names: list[str], runs: int, sizes: Sizes
+) -> str:
     out = []
     redis_columns = results.get("redis", {})
     for store in store_names:
@@ -140,7 +174,7 @@ def tables(results: dict[str, dict[str, dict[str, Any]]], store_names: list[str]
             name: {m: entry["median"] for m, entry in metrics.items()} for name, metrics in columns.items()
         }
         labels = {name: ("redis" if name in redis_columns else store) for name in columns}
-        out.append(report.table(store, medians, runs, labels))
+        out.append(report.table(store, medians, runs, labels, rows.metrics(sizes.drains)))
     return "\n\n".join(out)
 
 
@@ -204,21 +238,26 @@ def console(run: bool, quick: bool) -> None:
 def main(argv: list[str]) -> int:
     args = parse(argv)
     procs.install_signal_handlers()
-    sizes = Sizes.quick() if args.quick else Sizes()
+    sizes = chosen_sizes(args)
     notes: list[str] = []
     started = datetime.datetime.now(datetime.UTC)
     try:
         store_names = chosen_stores(args.db)
         benches = plan(chosen_peers(args.only), store_names, sizes, notes)
-        results = measure(benches, args.runs, notes)
+        results = measure(benches, args.runs, sizes, notes)
     except KeyboardInterrupt:
         print("\ninterrupted: workers stopped, nothing written.")
         return 130
     finally:
         procs.stop_all()
     print()
-    print(tables(results, store_names, args.runs))
-    print("\nRatios are Taskweb / peer: above 1 Taskweb is faster for jobs/s, slower for ms.")
+    print(tables(results, store_names, args.runs, sizes))
+    print(
+        "\nRatios are Taskweb / peer: above 1 Taskweb is faster for jobs/s, slower for ms, bigger for MB."
+        "\nW3 drop: how much slower the largest drain ran than the smallest (negative: faster)."
+        f"\nW6: {sizes.quick_jobs} quick jobs {sizes.fair_gap_ms:g} ms apart while long jobs of "
+        f"{sizes.hold:g} s fill all slots but one (uncapped systems get {TASKWEB_SLOTS - 1}, as Taskweb)."
+    )
     described = commands(benches)
     print_commands(described)
     for line in notes + report.failures(results):
@@ -234,7 +273,7 @@ def main(argv: list[str]) -> int:
             },
             "runs": args.runs,
             "sizes": vars(sizes),
-            "metrics": METRICS,
+            "metrics": {key: f"{row.label} ({row.unit})" for key, row in rows.metrics(sizes.drains).items()},
             "results": results,
             "commands": described,
             "notes": notes,

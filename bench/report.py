@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.runner import METRICS
+from bench.rows import Row
 
 STORE_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
-LABEL_WIDTH = 32
 MIN_CELL_WIDTH = 16
 
 
@@ -18,7 +17,7 @@ def figure(value: float | str | None) -> str:
         return "n/a"
     if isinstance(value, str):
         return "failed"
-    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+    return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
 
 
 def cell(value: float | str | None, reference: float | str | None) -> str:
@@ -29,20 +28,28 @@ def cell(value: float | str | None, reference: float | str | None) -> str:
     return text
 
 
-def table(store: str, medians: dict[str, dict[str, Any]], runs: int, peers: dict[str, str]) -> str:
-    """``medians[peer][metric]``; ``peers`` maps each column to its store label."""
+def table(
+    store: str, medians: dict[str, dict[str, Any]], runs: int, peers: dict[str, str], metrics: dict[str, Row]
+) -> str:
+    """``medians[peer][metric]``; ``peers`` maps each column to its store label.
+
+    Peer cells carry Taskweb's figure divided by the peer's, except in % rows, where a
+    ratio of two changes would mean nothing.
+    """
+    labels = {key: f"{row.label} ({row.unit})" for key, row in metrics.items()}
+    label_width = max(len(label) for label in labels.values()) + 2
     titles = {name: f"{name} [{peers[name]}]" for name in medians}
     widths = {name: max(MIN_CELL_WIDTH, len(title)) + 2 for name, title in titles.items()}
-    header = f"{STORE_TITLES[store]}, median of {runs} run(s)".ljust(LABEL_WIDTH)
+    header = f"{STORE_TITLES[store]}, median of {runs} run(s)".ljust(label_width)
     header += "".join(title.rjust(widths[name]) for name, title in titles.items())
     lines = [header, "-" * len(header)]
     reference = medians.get("taskweb", {})
-    for metric, label in METRICS.items():
-        row = label.ljust(LABEL_WIDTH)
+    for key, row in metrics.items():
+        line = labels[key].ljust(label_width)
         for name, width in widths.items():
-            ref = None if name == "taskweb" else reference.get(metric)
-            row += cell(medians[name].get(metric), ref).rjust(width)
-        lines.append(row)
+            ref = None if name == "taskweb" or row.unit == "%" else reference.get(key)
+            line += cell(medians[name].get(key), ref).rjust(width)
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -9,13 +9,20 @@ to the Redis-backed systems are ever created, dropped or flushed.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 REDIS_SERVER = "redis://127.0.0.1:6379"
 PREFIX = "taskweb_bench_"
+TAG = os.environ.get("BENCH_DB_TAG", "")
+"""Put into every database name after PREFIX, so two benchmarks can share one server."""
+if not re.fullmatch(r"[a-z0-9_]*", TAG):
+    raise SystemExit(f"BENCH_DB_TAG={TAG!r}: use lower-case letters, digits and underscores only")
 
 
 def sqlite_url(path: Path) -> str:
@@ -40,7 +47,47 @@ def clone_sqlite(template: Path, path: Path) -> None:
     shutil.copyfile(template, path)
 
 
-def _admin() -> object:
+def _connect(url: str) -> Any:
+    """A DB-API connection in autocommit to a ``sqlite:///`` or ``postgres://`` URL."""
+    if url.startswith("sqlite:///"):
+        return sqlite3.connect(url.removeprefix("sqlite:///"), timeout=30, isolation_level=None)
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+
+def analyze(url: str) -> None:
+    """Give the planner statistics on every table, as ``ANALYZE`` after a bulk load does."""
+    conn = _connect(url)
+    try:
+        conn.execute("ANALYZE")
+    finally:
+        conn.close()
+
+
+PG_TABLES_KNOWN = """
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND (c.reltuples >= 0 OR EXISTS (SELECT 1 FROM pg_statistic s WHERE s.starelid = c.oid))
+"""
+"""reltuples stays -1 until a VACUUM, ANALYZE or index build has looked at the table; a
+database cloned from a template carries the template's (-1 after migrations here)."""
+
+
+def tables_with_statistics(url: str) -> int:
+    """How many tables the planner knows the size or contents of (0: never analysed)."""
+    conn = _connect(url)
+    try:
+        if isinstance(conn, sqlite3.Connection):
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
+                return 0
+            return conn.execute("SELECT count(DISTINCT tbl) FROM sqlite_stat1").fetchone()[0]
+        return conn.execute(PG_TABLES_KNOWN).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _admin() -> Any:
     import psycopg
 
     return psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True, connect_timeout=5)

@@ -1,4 +1,4 @@
-"""Taskweb's side of the benchmark: the no-op task and the latency probe."""
+"""Taskweb's side of the benchmark: the no-op task, the latency probe and W6's long job."""
 
 from __future__ import annotations
 
@@ -14,3 +14,9 @@ def noop() -> None:
 @task
 def stamp(path: str, enqueued: float) -> None:
     stamps.record(path, enqueued)
+
+
+@task
+def long(path: str, enqueued: float, seconds: float) -> None:
+    stamps.record(path, enqueued)
+    stamps.hold(seconds)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class QueuesConfig(AppConfig):
@@ -7,6 +8,7 @@ class QueuesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, registry  # noqa: F401  (importing checks registers them)
+        from . import checks, declared, registry  # noqa: F401  (importing checks registers them)
 
         registry.discover()
+        post_migrate.connect(declared.create_after_migrate, sender=self)

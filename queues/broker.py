@@ -9,6 +9,7 @@ nothing, so it can never overwrite a newer outcome.
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
@@ -21,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from . import bounds, flow, registry, storable, tracing, webhooks
+from . import bounds, declared, flow, registry, storable, tracing, webhooks
 from .compat import Task
 from .conf import conf
 from .engines import get_engine
@@ -49,6 +50,7 @@ from .quarantine import decode_claimed
 from .retry import backoff_seconds
 from .states import TRANSITIONS, Outcome, Status
 
+logger = logging.getLogger("queues.broker")
 PRIORITY_NAMES = {"critical": 100, "high": 10, "normal": 0, "low": -10}
 
 
@@ -189,13 +191,14 @@ def _limit(value: int | None, what: str, maximum: int) -> int | None:
 
 
 def get_queue(name: str) -> Queue:
-    """The queue called ``name``; created on first use only if QUEUES_AUTO_CREATE is on."""
+    """The queue called ``name``; created on first use only if the project declares it
+    (queues.declared) or QUEUES_AUTO_CREATE is on."""
     if not isinstance(name, str) or not QUEUE_NAME_VALIDATOR.regex.match(name):
         raise InvalidJob(f"{name!r} is not a valid queue name: {QUEUE_NAME_VALIDATOR.message}", "queue")
     try:
         return Queue.objects.get(name=name)
     except Queue.DoesNotExist:
-        if not conf.QUEUES_AUTO_CREATE:
+        if not (conf.QUEUES_AUTO_CREATE or name in declared.declared_queue_names()):
             raise UnknownQueue(name) from None
         queue, _ = Queue.objects.get_or_create(name=name)
         return queue
@@ -675,11 +678,13 @@ def recover_lost(limit: int = 500) -> int:
     any running job whose lease ran out, is retried per policy or dead-lettered.
     """
     now = timezone.now()
-    lost = list(
-        Worker.objects.filter(status=WorkerStatus.ALIVE, expires_at__lt=now).values_list("id", flat=True)
-    )
-    if lost:
-        Worker.objects.filter(id__in=lost, expires_at__lt=now).update(status=WorkerStatus.LOST)
+    silent = Worker.objects.filter(status=WorkerStatus.ALIVE, expires_at__lt=now)
+    lost = []
+    for worker_id, last_heartbeat in silent.values_list("id", "last_heartbeat"):
+        lost.append(worker_id)
+        # Guarded by its status, so that of several processes noticing, one says so.
+        if silent.filter(id=worker_id).update(status=WorkerStatus.LOST):
+            logger.warning("worker %s is lost: no heartbeat since %s", worker_id, last_heartbeat)
     stale = Job.objects.filter(status__in=TRANSITIONS["recover"]).filter(
         Q(lease_expires_at__lt=now) | Q(worker_id__in=lost)
     )
@@ -714,6 +719,8 @@ def recover_lost(limit: int = 500) -> int:
         failed = len(finish(worker_id, items))
         count_work(worker_id, done=0, failed=failed)
         recovered += failed
+    if recovered:
+        logger.warning("recovered %d jobs of lost workers or expired leases (WorkerLost)", recovered)
     return recovered
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from .console import access, live, sockets
+from .console import access, layer, live, sockets
 from .console.permissions import allowed_actions, is_operator
 
 FORBIDDEN = 4403
@@ -29,6 +29,7 @@ def _access(user: Any) -> frozenset[str] | None:
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = layer.ALIAS  # queues.routing makes sure it exists
     page: sockets.SocketPage | None = None
 
     async def connect(self) -> None:

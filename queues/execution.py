@@ -105,7 +105,6 @@ def _run(assignment: Assignment) -> Report:
         return _failed(assignment, exc, retryable=retryable)
     finally:
         progress._running.reset(token)
-        db.close_old_connections()
 
 
 def _failed(assignment: Assignment, exc: BaseException, retryable: bool) -> Report:
@@ -181,6 +180,8 @@ def child_main(conn: Connection) -> None:
                 conn.send(Report(assignment.job_id, ok=False, skipped=True))
             else:
                 conn.send(run(assignment))
+                # Between jobs, as between requests: drop a connection that broke or aged out.
+                db.close_old_connections()
     finally:
         db.connections.close_all()
         os._exit(0)

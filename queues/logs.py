@@ -6,6 +6,8 @@ emitted meanwhile, by Taskweb or by the task's own code, carries it. The
 ``ContextFilter`` copies it onto each record; ``JsonFormatter`` writes one JSON
 object per line (``LOG_FORMAT=json``, for log shippers), ``PlainFormatter``
 appends it as ``key=value`` pairs (the default, for people at a terminal).
+``show_command_logs`` makes ``runworker`` and ``runbroker`` speak in a project that
+configured no logging at all.
 
 This module is imported by the logging configuration, before apps are ready:
 standard library only.
@@ -20,6 +22,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+COMMAND_HANDLER = "queues.command"
+"""Name of the handler ``show_command_logs`` adds, so that it is added once."""
 
 FIELDS = ("request_id", "job_id", "queue", "task", "attempt", "worker")
 """Context fields, in the order they are shown."""
@@ -101,3 +106,29 @@ class PlainFormatter(logging.Formatter):
         first, newline, rest = text.partition("\n")
         context = " ".join(f"{name}={value}" for name, value in fields.items())
         return f"{first} [{context}]{newline}{rest}"
+
+
+def show_command_logs(verbosity: int) -> None:
+    """Send the ``queues`` loggers' lines to stderr for a long-running command.
+
+    A fresh ``startproject`` configures no logging, so Python would print only warnings,
+    bare. Then this adds one handler (plain text with the context) to the ``queues``
+    logger, at the level ``-v`` asks for: 0 warnings and errors, 1 (the default) INFO,
+    2 and 3 DEBUG. A project whose logging has a handler on the root or ``queues``
+    logger keeps its own set-up (no line twice); there only an explicit ``-v 0/2/3``
+    changes the level of the ``queues`` logger.
+    """
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    package = logging.getLogger("queues")
+    ours = [handler for handler in package.handlers if handler.get_name() == COMMAND_HANDLER]
+    if [h for h in package.handlers if h not in ours] or logging.getLogger().handlers:
+        if verbosity != 1:
+            package.setLevel(level)
+        return
+    if not ours:
+        handler = logging.StreamHandler()
+        handler.set_name(COMMAND_HANDLER)
+        handler.setFormatter(PlainFormatter())
+        handler.addFilter(ContextFilter())
+        package.addHandler(handler)
+    package.setLevel(level)

@@ -213,11 +213,14 @@ class Worker:
             broker.count_work(self.id, *self.unreported)
             broker.stop_worker(self.id)
             scheduler.release_lease(self.id)
+            done, failed = WorkerRow.objects.filter(id=self.id).values_list("jobs_done", "jobs_failed").get()
         except DB_ERRORS as exc:
             logger.error("worker %s could not record its shutdown: %s", self.id, exc)
+            done = failed = None
         if self.listener is not None:
             self.listener.close()
-        logger.info("worker %s stopped", self.id)
+        totals = "" if done is None else f": {done} jobs done, {failed} failed"
+        logger.info("worker %s stopped%s", self.id, totals)
 
     # --- claiming and dispatch -----------------------------------------------------
 
@@ -239,6 +242,8 @@ class Worker:
             self.poll_delay = min(self.poll_delay * 2, conf.QUEUES_POLL_MAX)
         self.next_poll = now + self.poll_delay
         self.backlog.extend(jobs)
+        if jobs:
+            logger.debug("worker %s claimed %d jobs", self.id, len(jobs))
 
     def _autoscale(self, now: float) -> None:
         if self.autoscale is None or self.stop_at is not None:
@@ -330,20 +335,16 @@ class Worker:
         if report.skipped:
             self.withdrawn.append(job.id)
         else:
-            self._add_pending(
-                broker.Finished(
-                    job=job,
-                    outcome=Outcome.SUCCEEDED if report.ok else Outcome.FAILED,
-                    started_at=slot.started_at,
-                    finished_at=finished_at,
-                    result_json=report.result_json,
-                    error_type=report.error_type,
-                    error_message=report.error_message,
-                    traceback=report.traceback,
-                    retryable=report.retryable,
-                )
+            self._add_pending(attempt_outcome(job, report, slot.started_at, finished_at))
+        if report.ok and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "job %s %s attempt %d succeeded",
+                job.id,
+                job.task_path,
+                job.attempt,
+                extra=logs.job_fields(job, self.id),
             )
-        if not report.ok and not report.skipped:
+        elif not report.ok and not report.skipped:
             logger.warning(
                 "job %s %s attempt %d failed: %s: %s",
                 job.id,
@@ -524,6 +525,23 @@ class Worker:
         logger.error("%s; retrying in %.1fs", trouble, self.db_backoff)
         db.connections.close_all()
         time.sleep(self.db_backoff)
+
+
+def attempt_outcome(
+    job: broker.ClaimedJob, report: Report, started_at: datetime, finished_at: datetime
+) -> broker.Finished:
+    """What the broker records of an attempt that ran to its end and reported how."""
+    return broker.Finished(
+        job=job,
+        outcome=Outcome.SUCCEEDED if report.ok else Outcome.FAILED,
+        started_at=started_at,
+        finished_at=finished_at,
+        result_json=report.result_json,
+        error_type=report.error_type,
+        error_message=report.error_message,
+        traceback=report.traceback,
+        retryable=report.retryable,
+    )
 
 
 def _drain_fd(fd: int) -> None:

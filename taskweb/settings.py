@@ -152,9 +152,6 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
 
-LOGIN_URL = "/login/"
-LOGIN_REDIRECT_URL = "/"
-
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "taskweb@localhost")
 

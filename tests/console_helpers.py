@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 PASSWORD = "console-test-password"
 HOST = "127.0.0.1"
+SOCKET_TIMEOUT = 10
+
+PAGES = ["", "queues/default/", "jobs/", "jobs/{job}/", "dead/", "workers/", "schedules/", "api/docs"]
+"""Every console page, and the API docs, relative to where queues.urls is mounted."""
 
 
 def make_user(
@@ -36,3 +41,21 @@ def client_for(user: User | None, **kwargs) -> Client:
 
 def session_cookie(user: User) -> str:
     return client_for(user).cookies["sessionid"].value
+
+
+def socket_to(
+    application, path: str, cookie: str | None = None, origin: str = f"http://{HOST}"
+) -> WebsocketCommunicator:
+    """A console socket as a browser opens it: from a page of ``origin``, with the session."""
+    headers = [(b"origin", origin.encode()), (b"host", HOST.encode())]
+    if cookie:
+        headers.append((b"cookie", f"sessionid={cookie}".encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def receive_until(socket: WebsocketCommunicator, text: str) -> str:
+    """Messages until one contains ``text`` (the first ones may be the initial refresh)."""
+    while True:
+        message = await socket.receive_from(timeout=SOCKET_TIMEOUT)
+        if text in message:
+            return message

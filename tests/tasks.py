@@ -50,6 +50,18 @@ def record_then_sleep_first_attempt(context: TaskContext, seconds: float) -> str
 
 
 @task
+def enqueue_add(a: int, b: int) -> None:
+    """Enqueues another job, as real tasks often do."""
+    add.enqueue(a, b)
+
+
+@task
+def enqueue_itself() -> None:
+    """Never ends: each run enqueues the next."""
+    enqueue_itself.enqueue()
+
+
+@task
 def fail(message: str = "boom") -> None:
     raise RuntimeError(message)
 

@@ -376,6 +376,20 @@ def test_a_silent_worker_is_lost_and_its_jobs_recovered():
     assert (attempt.outcome, attempt.error_type) == (Outcome.LOST, error_path(WorkerLost))
 
 
+def test_a_lost_worker_and_its_recovered_jobs_are_logged_once(caplog):
+    register()
+    make_job()
+    claim_one()
+    Worker.objects.filter(id=WORKER).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with caplog.at_level("WARNING", logger="queues.broker"):
+        broker.recover_lost()
+        broker.recover_lost()
+    assert [record.getMessage().split(":")[0] for record in caplog.records] == [
+        f"worker {WORKER} is lost",
+        "recovered 1 jobs of lost workers or expired leases (WorkerLost)",
+    ]
+
+
 def test_release_returns_a_job_without_counting_the_attempt():
     make_job()
     claimed = claim_one()

@@ -15,12 +15,19 @@ from queues.console import live
 from queues.consumers import FORBIDDEN
 from taskweb.asgi import application
 
-from .console_helpers import HOST, make_operator, make_user, make_viewer, session_cookie
+from .console_helpers import (
+    HOST,
+    SOCKET_TIMEOUT,
+    make_operator,
+    make_user,
+    make_viewer,
+    receive_until,
+    session_cookie,
+    socket_to,
+)
 from .factories import make_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-TIMEOUT = 10
 
 
 @pytest_asyncio.fixture(autouse=True)
@@ -35,18 +42,7 @@ async def close_thread_connections():
 def communicator(
     path: str, cookie: str | None = None, origin: str = f"http://{HOST}"
 ) -> WebsocketCommunicator:
-    headers = [(b"origin", origin.encode()), (b"host", HOST.encode())]
-    if cookie:
-        headers.append((b"cookie", f"sessionid={cookie}".encode()))
-    return WebsocketCommunicator(application, path, headers=headers)
-
-
-async def receive_until(socket: WebsocketCommunicator, text: str) -> str:
-    """Messages until one contains ``text`` (the first ones may be the initial refresh)."""
-    while True:
-        message = await socket.receive_from(timeout=TIMEOUT)
-        if text in message:
-            return message
+    return socket_to(application, path, cookie, origin)
 
 
 async def closed_on_connect(socket: WebsocketCommunicator) -> bool:
@@ -120,7 +116,7 @@ async def _watching(cookie: str) -> WebsocketCommunicator:
 async def close_code(socket: WebsocketCommunicator) -> int:
     """The code the server closed the socket with (fragments sent before it are skipped)."""
     while True:
-        output = await socket.receive_output(timeout=TIMEOUT)
+        output = await socket.receive_output(timeout=SOCKET_TIMEOUT)
         if output["type"] == "websocket.close":
             await socket.disconnect()
             return output["code"]

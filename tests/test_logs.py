@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import signal
+import subprocess
+import sys
 
 import pytest
 from django.http import HttpResponse
@@ -15,8 +19,10 @@ from queues.middleware import RequestIdMiddleware
 from queues.models import Job
 from queues.states import Status
 
+from . import servers
+from .brokers import LISTENING
 from .factories import make_job
-from .processes import WorkerProcess, wait_until
+from .processes import ROOT, WorkerProcess, child_env, wait_until
 
 
 def json_lines(text: str) -> list[dict]:
@@ -111,3 +117,78 @@ def test_plain_lines_end_with_the_context_as_key_value_pairs():
         logs.ContextFilter().filter(bound)
     assert logs.PlainFormatter("%(message)s").format(record) == "job done"
     assert logs.PlainFormatter("%(message)s").format(bound) == "job done [job_id=5 queue=mail]"
+
+
+def run_command(*args: str, settings: str = "tests.settings_without_logging") -> subprocess.CompletedProcess:
+    """``manage.py <args>`` on the test database; stdout and stderr kept apart."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=child_env(DJANGO_SETTINGS_MODULE=settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.process
+@pytest.mark.django_db(transaction=True)
+def test_runworker_in_a_project_without_logging_tells_stderr_its_start_failures_and_stop():
+    make_job()
+    failed = make_job("tests.tasks.fail", max_attempts=1)
+    worker = run_command("runworker", "--burst", "--concurrency", "1")
+    assert worker.returncode == 0, worker.stderr
+    assert re.search(r" INFO queues\.worker worker \S+ started: queues=\* concurrency=1 ", worker.stderr)
+    failure = (
+        f"WARNING queues.worker job {failed.pk} tests.tasks.fail attempt 1 failed: builtins.RuntimeError"
+    )
+    assert failure in worker.stderr
+    assert re.search(r" INFO queues\.worker worker \S+ stopped: 1 jobs done, 1 failed", worker.stderr)
+    assert worker.stdout == ""
+
+
+@pytest.mark.process
+@pytest.mark.django_db(transaction=True)
+def test_runworker_verbosity_0_keeps_only_warnings_and_errors():
+    make_job("tests.tasks.fail", max_attempts=1)
+    worker = run_command("runworker", "--burst", "--concurrency", "1", "-v", "0")
+    assert worker.returncode == 0, worker.stderr
+    assert " INFO " not in worker.stderr and " WARNING queues.worker job " in worker.stderr
+
+
+@pytest.mark.process
+@pytest.mark.django_db(transaction=True)
+def test_runworker_verbosity_2_adds_a_line_per_job():
+    job = make_job()
+    worker = run_command("runworker", "--burst", "--concurrency", "1", "-v", "2")
+    assert worker.returncode == 0, worker.stderr
+    assert f"DEBUG queues.worker job {job.pk} tests.tasks.noop attempt 1 succeeded" in worker.stderr
+
+
+@pytest.mark.process
+@pytest.mark.django_db(transaction=True)
+def test_runworker_in_a_project_with_its_own_logging_writes_each_line_once():
+    worker = run_command("runworker", "--burst", "--concurrency", "1", settings="taskweb.settings")
+    assert worker.returncode == 0, worker.stderr
+    assert len(re.findall(r"worker \S+ started", worker.stderr)) == 1
+    assert len(re.findall(r"worker \S+ stopped", worker.stderr)) == 1
+
+
+@pytest.mark.process
+@pytest.mark.django_db(transaction=True)
+def test_runbroker_in_a_project_without_logging_tells_stderr_where_it_listens(tmp_path):
+    log_path = tmp_path / "runbroker.log"
+    with log_path.open("w") as log:
+        runbroker = subprocess.Popen(
+            [sys.executable, "manage.py", "runbroker", "--port", "0"],
+            cwd=ROOT,
+            env=child_env(DJANGO_SETTINGS_MODULE="tests.settings_without_logging"),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            port = servers.logged_port(runbroker, log_path, LISTENING, "runbroker")
+        finally:
+            runbroker.send_signal(signal.SIGINT)
+            runbroker.wait(30)
+    assert f" INFO queues.protocol runbroker listening on 127.0.0.1:{port} " in log_path.read_text()

@@ -21,7 +21,7 @@ from queues.exceptions import (
     WorkerShutdown,
     error_path,
 )
-from queues.models import Attempt, Job, Worker
+from queues.models import Attempt, Job, Queue, Worker
 from queues.states import Outcome, Status
 
 from . import tasks
@@ -256,6 +256,12 @@ def test_unknown_queue_on_the_command_line_is_refused(tmp_path, run_log):
     worker = start(tmp_path, run_log, "--queues", "nope")
     assert worker.wait() != 0
     assert "Unknown queue(s): nope" in worker.output()
+
+
+def test_a_declared_queue_missing_from_the_table_is_created_for_the_command_line(tmp_path, run_log):
+    Queue.objects.filter(name="default").delete()
+    assert start(tmp_path, run_log, "--burst", "--queues", "default").wait() == 0
+    assert Queue.objects.filter(name="default").exists()
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="LISTEN/NOTIFY is PostgreSQL's")

@@ -37,6 +37,7 @@ class Peer:
     env: dict[str, str] = field(default_factory=dict)
     url_var: str = "BENCH_URL"  # the environment variable its processes read the store from
     redis_db: int | None = None  # the Redis database number it may flush, if Redis-backed
+    slots: int | None = None  # jobs its worker commands run at once; None: no cap (W6 sizes on it)
 
 
 class Client(Protocol):
@@ -51,6 +52,9 @@ class Client(Protocol):
         """Queue ``n`` no-op jobs as fast as the system allows (not timed)."""
 
     def enqueue_stamp(self, path: str, enqueued: float) -> None: ...
+
+    def enqueue_long(self, path: str, enqueued: float, seconds: float) -> None:
+        """A job that stamps its start like ``enqueue_stamp``, then holds its slot ``seconds``."""
 
     def finished(self) -> int:
         """How many jobs have run to success so far."""

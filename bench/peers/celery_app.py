@@ -39,6 +39,12 @@ def stamp(path: str, enqueued: float) -> None:
     stamps.record(path, enqueued)
 
 
+@app.task
+def long(path: str, enqueued: float, seconds: float) -> None:
+    stamps.record(path, enqueued)
+    stamps.hold(seconds)
+
+
 @task_success.connect
 def count_success(**kwargs: Any) -> None:
     redis_client().incr(DONE_KEY)

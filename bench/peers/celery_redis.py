@@ -45,6 +45,7 @@ PEER = Peer(
     workers=workers,
     config="prefork x2, worker_prefetch_multiplier=64, task_ignore_result=True; bulk = group().apply_async()",
     redis_db=11,
+    slots=CONCURRENCY,
 )
 
 
@@ -55,7 +56,7 @@ class CeleryClient:
         from bench.peers import celery_app
 
         self.app, self.group = celery_app.app, group
-        self.noop, self.stamp = celery_app.noop, celery_app.stamp
+        self.noop, self.stamp, self.long = celery_app.noop, celery_app.stamp, celery_app.long
 
     def enqueue_one(self) -> None:
         self.noop.delay()
@@ -68,6 +69,9 @@ class CeleryClient:
 
     def enqueue_stamp(self, path: str, enqueued: float) -> None:
         self.stamp.delay(path, enqueued)
+
+    def enqueue_long(self, path: str, enqueued: float, seconds: float) -> None:
+        self.long.delay(path, enqueued, seconds)
 
     def finished(self) -> int:
         from bench.peers.celery_app import DONE_KEY, redis_client

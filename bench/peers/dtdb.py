@@ -49,6 +49,7 @@ PEER = Peer(
     workers=workers,
     config=f"{PROCESSES} db_worker processes, default 1 s poll interval, persistent connections, "
     "SQLite in WAL mode",
+    slots=PROCESSES,
 )
 
 
@@ -60,9 +61,9 @@ class DtdbClient:
         django.setup()
         from django_tasks_db.models import DBTaskResult
 
-        from bench.peers.dtdb_tasks import noop, stamp
+        from bench.peers.dtdb_tasks import long, noop, stamp
 
-        self.noop, self.stamp = noop, stamp
+        self.noop, self.stamp, self.long = noop, stamp, long
         self.succeeded = DBTaskResult.objects.filter(status="SUCCESSFUL")
 
     enqueue_bulk = None
@@ -79,6 +80,9 @@ class DtdbClient:
 
     def enqueue_stamp(self, path: str, enqueued: float) -> None:
         self.stamp.enqueue(path, enqueued)
+
+    def enqueue_long(self, path: str, enqueued: float, seconds: float) -> None:
+        self.long.enqueue(path, enqueued, seconds)
 
     def finished(self) -> int:
         return self.succeeded.count()

@@ -1,4 +1,4 @@
-"""The no-op and latency tasks for django-tasks-db."""
+"""The no-op, latency and long tasks for django-tasks-db."""
 
 from __future__ import annotations
 
@@ -15,3 +15,9 @@ def noop() -> None:
 @task
 def stamp(path: str, enqueued: float) -> None:
     stamps.record(path, enqueued)
+
+
+@task
+def long(path: str, enqueued: float, seconds: float) -> None:
+    stamps.record(path, enqueued)
+    stamps.hold(seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from procrastinate import App, PsycopgConnector
@@ -26,3 +27,9 @@ async def noop() -> None:
 @app.task(name="stamp")
 async def stamp(path: str, enqueued: float) -> None:
     stamps.record(path, enqueued)
+
+
+@app.task(name="long")
+async def long(path: str, enqueued: float, seconds: float) -> None:
+    stamps.record(path, enqueued)
+    await asyncio.sleep(seconds)

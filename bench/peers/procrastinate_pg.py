@@ -34,6 +34,7 @@ PEER = Peer(
     setup=setup,
     workers=workers,
     config=f"{PROCESSES} worker processes x {SUB_WORKERS} sub-workers, async tasks, LISTEN/NOTIFY",
+    slots=PROCESSES * SUB_WORKERS,
 )
 
 
@@ -45,7 +46,11 @@ class ProcrastinateClient:
 
         self.app = procrastinate_app.app
         self.app.open()
-        self.noop, self.stamp = procrastinate_app.noop, procrastinate_app.stamp
+        self.noop, self.stamp, self.long = (
+            procrastinate_app.noop,
+            procrastinate_app.stamp,
+            procrastinate_app.long,
+        )
         self.conn = psycopg.connect(procrastinate_app.conninfo(), autocommit=True)
 
     def enqueue_one(self) -> None:
@@ -59,6 +64,9 @@ class ProcrastinateClient:
 
     def enqueue_stamp(self, path: str, enqueued: float) -> None:
         self.stamp.defer(path=path, enqueued=enqueued)
+
+    def enqueue_long(self, path: str, enqueued: float, seconds: float) -> None:
+        self.long.defer(path=path, enqueued=enqueued, seconds=seconds)
 
     def finished(self) -> int:
         row = self.conn.execute(

@@ -11,3 +11,8 @@ def noop() -> None:
 
 def stamp(path: str, enqueued: float) -> None:
     stamps.record(path, enqueued)
+
+
+def long(path: str, enqueued: float, seconds: float) -> None:
+    stamps.record(path, enqueued)
+    stamps.hold(seconds)

@@ -36,6 +36,7 @@ PEER = Peer(
     workers=workers,
     config=f"worker-pool of {WORKERS} SimpleWorkers; results kept (RQ default), which W3 counts",
     redis_db=12,
+    slots=WORKERS,
 )
 
 
@@ -47,11 +48,11 @@ class RqClient:
         from rq import Queue
         from rq.registry import FinishedJobRegistry
 
-        from bench.peers.rq_jobs import noop, stamp
+        from bench.peers.rq_jobs import long, noop, stamp
 
         self.queue = Queue("default", connection=Redis.from_url(os.environ["BENCH_URL"]))
         self.registry = FinishedJobRegistry(queue=self.queue)
-        self.noop, self.stamp = noop, stamp
+        self.noop, self.stamp, self.long = noop, stamp, long
 
     def enqueue_one(self) -> None:
         self.queue.enqueue(self.noop)
@@ -66,6 +67,9 @@ class RqClient:
 
     def enqueue_stamp(self, path: str, enqueued: float) -> None:
         self.queue.enqueue(self.stamp, path, enqueued)
+
+    def enqueue_long(self, path: str, enqueued: float, seconds: float) -> None:
+        self.queue.enqueue(self.long, path, enqueued, seconds)
 
     def finished(self) -> int:
         return self.registry.count

@@ -1,19 +1,33 @@
-"""Taskweb itself, from the project's virtualenv: one ``runworker`` process.
+"""Taskweb itself, from the project's virtualenv: one ``runworker`` process, no options.
 
-One child per core runs the jobs; ``--prefetch`` lets the parent claim ahead of them,
-which ``runworker --help`` advises for short jobs (128: as many as Celery reserves here
-with two processes and a prefetch multiplier of 64). ``BENCH_TASKWEB_ARGS`` replaces
-these options, to try another setting without editing this file.
+The defaults are what a user gets and what the targets judge: one child per core (at
+least two), as many claimed jobs waiting for a free child as there are children.
+``BENCH_TASKWEB_ARGS`` adds options (e.g. ``--prefetch 128``), to try another setting
+without editing this file.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 
 from bench.peers.base import Peer, Target
 
-WORKER_ARGS = "--concurrency 2 --prefetch 128"
+
+def worker_args() -> list[str]:
+    return shlex.split(os.environ.get("BENCH_TASKWEB_ARGS", ""))
+
+
+def slots(args: list[str]) -> int:
+    """Children the worker runs with ``args``: runworker's rule (``--help``), read without Django."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--concurrency", type=int, default=max(2, os.cpu_count() or 1))
+    parser.add_argument("--autoscale", default=None)
+    known, _ = parser.parse_known_args(args)
+    if known.autoscale:
+        return int(known.autoscale.split(",")[-1])
+    return known.concurrency
 
 
 def setup(target: Target) -> list[list[str]]:
@@ -21,8 +35,7 @@ def setup(target: Target) -> list[list[str]]:
 
 
 def workers(target: Target) -> list[list[str]]:
-    args = shlex.split(os.environ.get("BENCH_TASKWEB_ARGS", WORKER_ARGS))
-    return [[target.python, "manage.py", "runworker", *args]]
+    return [[target.python, "manage.py", "runworker", *worker_args()]]
 
 
 PEER = Peer(
@@ -32,9 +45,11 @@ PEER = Peer(
     requirements=(),
     setup=setup,
     workers=workers,
-    config="one runworker process (options in its command); LISTEN/NOTIFY on PostgreSQL (default)",
+    config="one runworker process, default options unless BENCH_TASKWEB_ARGS adds some (concurrency = "
+    "CPU count, at least 2; prefetch = concurrency); LISTEN/NOTIFY on PostgreSQL (default)",
     env={"LOG_LEVEL": "WARNING"},
     url_var="DATABASE_URL",
+    slots=slots(worker_args()),
 )
 
 
@@ -44,11 +59,11 @@ class TaskwebClient:
         import django
 
         django.setup()
-        from bench.tasks import noop, stamp
+        from bench.tasks import long, noop, stamp
         from queues.models import Job
         from queues.states import Status
 
-        self.noop, self.stamp = noop, stamp
+        self.noop, self.stamp, self.long = noop, stamp, long
         self.succeeded = Job.objects.filter(status=Status.SUCCEEDED)
 
     def enqueue_one(self) -> None:
@@ -62,6 +77,9 @@ class TaskwebClient:
 
     def enqueue_stamp(self, path: str, enqueued: float) -> None:
         self.stamp.enqueue(path, enqueued)
+
+    def enqueue_long(self, path: str, enqueued: float, seconds: float) -> None:
+        self.long.enqueue(path, enqueued, seconds)
 
     def finished(self) -> int:
         return self.succeeded.count()

@@ -21,10 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from uuid import uuid4
 
-from channels.layers import get_channel_layer
 from django.db import close_old_connections, connections
 
-from . import access
+from . import access, layer
 from .ticks import Tick
 
 logger = logging.getLogger("queues.console")
@@ -94,7 +93,7 @@ class Poller:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        layer = get_channel_layer()
+        channels = layer.ensure()
         tick = Tick()  # a fresh start: nothing is assumed about what sockets already have
         checked = time.monotonic()
         try:
@@ -111,9 +110,9 @@ class Poller:
                     events, refused = [], set()
                 for channel in refused:
                     self.unwatch(channel)
-                    await layer.send(channel, {"type": "console.refused"})
+                    await channels.send(channel, {"type": "console.refused"})
                 for topic, event in events:
-                    await layer.group_send(group(topic), event)
+                    await channels.group_send(group(topic), event)
                 await asyncio.sleep(TICK_SECONDS)
         finally:
             # Checked and cleared with no await in between, so a socket arriving from now

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 
 from ..models import DeadLetter, Job, Queue
@@ -18,9 +19,13 @@ from .permissions import allowed_actions, operator_required
 
 
 def _base(request: HttpRequest, socket: dict[str, Any], **context: Any) -> dict[str, Any]:
-    """What every page needs: the socket URL of its live updates and what this user may do."""
+    """What every page needs: the socket URL of its live updates and what this user may do.
+
+    The socket URL is reversed like any link, so it follows the prefix the console is mounted under.
+    """
+    namespace = request.resolver_match.namespace if request.resolver_match else None
     return {
-        "socket_url": "/ws/console/?" + urlencode(socket),
+        "socket_url": reverse("console:socket", current_app=namespace) + "?" + urlencode(socket),
         "allowed": allowed_actions(request.user),
         **context,
     }
@@ -133,3 +138,12 @@ def dead_letters(request: HttpRequest) -> HttpResponse:
 def workers(request: HttpRequest) -> HttpResponse:
     context = _base(request, {"page": "workers"}, rows=queries.worker_rows())
     return render(request, "queues/workers.html", context)
+
+
+def live_socket(request: HttpRequest) -> HttpResponse:
+    """The console's WebSocket lives at this URL (queues.routing); a plain HTTP request is a mistake."""
+    return HttpResponse(
+        "This is the address of the console's WebSocket: open it with a WebSocket client.\n",
+        status=400,
+        content_type="text/plain",
+    )

@@ -16,6 +16,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse_lazy
 
 from ..rules import allowed_actions, can, is_operator, refusal
 from .responses import flash
@@ -26,7 +27,8 @@ View = Callable[..., HttpResponse]
 
 
 def operator_required(view: View) -> View:
-    """Log in first; then staff with view permission, or 403."""
+    """Log in first (on the console's own login page, wherever it is mounted); then staff
+    with view permission, or 403."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -34,7 +36,7 @@ def operator_required(view: View) -> View:
             raise PermissionDenied("The console is for staff with permission to view jobs.")
         return view(request, *args, **kwargs)
 
-    return login_required(wrapper)
+    return login_required(wrapper, login_url=reverse_lazy("console:login"))
 
 
 def action_required(action: str) -> Callable[[View], View]:

@@ -1,4 +1,4 @@
-"""Console URLs, included at the site root under the ``console`` namespace."""
+"""Console URLs, under the ``console`` namespace wherever ``queues.urls`` is included."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ app_name = "console"
 
 urlpatterns = [
     path("", pages.overview, name="overview"),
+    # The console's own login page, so a project needs no LOGIN_URL for it (see permissions.py).
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="queues/login.html", redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            template_name="queues/login.html", redirect_authenticated_user=True, next_page="console:overview"
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
@@ -36,5 +39,7 @@ urlpatterns = [
     path("dead/replay", actions.dead_replay, name="dead-replay"),
     path("dead/delete", actions.dead_delete, name="dead-delete"),
     path("workers/", pages.workers, name="workers"),
+    # The live socket's address: pages reverse it, and queues.routing resolves sockets with it.
+    path("ws/console/", pages.live_socket, name="socket"),
     *schedules.urlpatterns,
 ]

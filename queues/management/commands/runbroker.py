@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from queues import logs
 from queues.conf import conf
 from queues.protocol import Limits, Server
 
@@ -91,6 +92,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        logs.show_command_logs(options["verbosity"])
         host, port = options["host"], options["port"]
         lease = options["lease"] if options["lease"] is not None else conf.QUEUES_PROTOCOL_LEASE
         max_line = options["max_line"] if options["max_line"] is not None else conf.QUEUES_PROTOCOL_MAX_LINE

@@ -7,7 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from queues import logs
 from queues.autoscale import Autoscaler, parse_bounds
+from queues.declared import ensure_declared_queues
 from queues.models import QUEUE_NAME_VALIDATOR, Queue
 from queues.worker import Worker
 
@@ -48,6 +50,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        logs.show_command_logs(options["verbosity"])
         queues = [name.strip() for name in options["queues"].split(",") if name.strip()] or None
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.")
@@ -57,6 +60,7 @@ class Command(BaseCommand):
         for name in queues or []:
             if not QUEUE_NAME_VALIDATOR.regex.match(name):
                 raise CommandError(f"{name!r} is not a valid queue name.")
+        ensure_declared_queues()
         if queues:
             missing = sorted(
                 set(queues) - set(Queue.objects.filter(name__in=queues).values_list("name", flat=True))

@@ -17,7 +17,7 @@
 
   function connect() {
     var root = document.getElementById("live");
-    if (!root || liveHolder || !root.dataset.socket || root.dataset.socket === "/ws/console/?") return;
+    if (!root || liveHolder || !root.dataset.socket) return;
     liveHolder = document.createElement("div");
     liveHolder.setAttribute("hx-ext", "ws");
     liveHolder.setAttribute("ws-connect", root.dataset.socket);

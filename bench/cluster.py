@@ -51,7 +51,7 @@ def environment(database_url: str, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(
         DATABASE_URL=database_url,
-        DJANGO_SETTINGS_MODULE="taskweb.settings",
+        DJANGO_SETTINGS_MODULE="bench.settings",
         PYTHONUNBUFFERED="1",
         QUEUES_HEARTBEAT_INTERVAL="1",
         QUEUES_RETRY_BASE="0.05",

@@ -16,10 +16,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import auth_tokens, broker, queue_ops, registry, rules, storable
+from . import auth_tokens, bounds, broker, queue_ops, registry, rules, storable
 from .exceptions import InvalidJob, TaskwebError
 from .models import (
     ApiToken,
@@ -76,6 +77,27 @@ def _json_field(value: str, kind: type, name: str) -> Any:
     if not isinstance(parsed, kind):
         raise ValidationError(f"{name} must be a JSON {'array' if kind is list else 'object'}.")
     return parsed
+
+
+class StorableJSONField(forms.JSONField):
+    """A JSON form field that refuses, with a message, what no database stores (NaN, NUL,
+    lone surrogates) and nesting past the limit, before any parser recurses into it."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            try:
+                storable.loads(value)
+            except storable.Unstorable as exc:
+                raise ValidationError(f"Cannot be stored: {exc}.") from None
+            except ValueError:
+                pass  # not JSON: the parent field says so
+        return super().to_python(value)
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # Shown back as typed, never parsed, when it nests too deep to parse.
+        if isinstance(data, str) and bounds.json_depth(data) > bounds.MAX_DEPTH:
+            return InvalidJSONInput(data)
+        return super().bound_data(data, initial)
 
 
 # --- queues ------------------------------------------------------------------------
@@ -135,9 +157,18 @@ class JobSubmitForm(forms.ModelForm):
     priority_value = forms.CharField(
         label="Priority", initial="normal", help_text="-100..100 or critical, high, normal, low."
     )
-    delay = forms.FloatField(required=False, min_value=0, help_text="Seconds from now before it may run.")
-    max_attempts_value = forms.IntegerField(label="Max attempts", required=False, min_value=1)
-    timeout_value = forms.IntegerField(label="Timeout", required=False, min_value=1, help_text="Seconds.")
+    delay = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=bounds.MAX_DELAY,
+        help_text="Seconds from now before it may run.",
+    )
+    max_attempts_value = forms.IntegerField(
+        label="Max attempts", required=False, min_value=1, max_value=bounds.MAX_ATTEMPTS
+    )
+    timeout_value = forms.IntegerField(
+        label="Timeout", required=False, min_value=1, max_value=bounds.MAX_TIMEOUT, help_text="Seconds."
+    )
     idempotency_key_value = forms.CharField(label="Idempotency key", required=False, max_length=255)
 
     class Meta:
@@ -335,6 +366,7 @@ class ScheduleForm(forms.ModelForm):
     class Meta:
         model = Schedule
         fields = ("name", "cron", "time_zone", "task_path", "args", "kwargs", "queue", "priority", "enabled")
+        field_classes = {"args": StorableJSONField, "kwargs": StorableJSONField}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

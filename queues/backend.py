@@ -139,6 +139,7 @@ class QueueBackend(BaseTaskBackend):
         caller unchanged) and the broker's check that every database can store them."""
         return broker.JobSpec(
             task_path=task.module_path,
+            task=task,
             args=broker.stored_arguments(args, "args", normalize_json),
             kwargs=broker.stored_arguments(kwargs, "kwargs", normalize_json),
             queue=task.queue_name,
@@ -219,7 +220,7 @@ class QueueBackend(BaseTaskBackend):
             last_attempted_at = job.started_at
         else:
             last_attempted_at = history[-1].started_at if history else None
-        task = self._as_enqueued(registry.get_task(job.task_path), job)
+        task = self._as_enqueued(registry.load(job.task_path), job)
         result = TaskResult(
             task=task,
             id=str(job.pk),

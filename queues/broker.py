@@ -16,14 +16,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from . import declared, flow, registry, storable, tracing, webhooks
+from . import bounds, declared, flow, registry, storable, tracing, webhooks
+from .compat import Task
 from .conf import conf
 from .engines import get_engine
 from .exceptions import (
@@ -46,6 +46,7 @@ from .models import (
     Worker,
     WorkerStatus,
 )
+from .quarantine import decode_claimed
 from .retry import backoff_seconds
 from .states import TRANSITIONS, Outcome, Status
 
@@ -70,6 +71,9 @@ class JobSpec:
     timeout: int | None = None
     idempotency_key: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # The Task itself, when the caller holds one (the Tasks backend, a schedule's stored
+    # path): then ``task_path`` need not be registered. A path from input is looked up.
+    task: Task | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +140,9 @@ def parse_priority(value: int | str) -> int:
 
 def stored_arguments(value: Any, what: str, normalize: Callable[[Any], Any] | None = None) -> Any:
     """``value`` as its JSON column gives it back, or a clear error: UnstorableArguments for
-    what no database stores, InvalidJob for what is not JSON. ``normalize`` (the Tasks
-    API's, for the Python API) handles other types first, its own errors unchanged."""
+    what no database stores, InvalidJob for what is not JSON or nests past the limit.
+    ``normalize`` (the Tasks API's, for the Python API) handles other types first, its own
+    errors unchanged."""
     try:
         return storable.stored(value, normalize)
     except storable.Unstorable as exc:
@@ -146,10 +151,12 @@ def stored_arguments(value: Any, what: str, normalize: Callable[[Any], Any] | No
         if normalize is not None:
             raise
         raise InvalidJob(f"The {what} are not JSON-serialisable: {exc}", field=what) from exc
+    except RecursionError:
+        raise UnstorableArguments(str(bounds.too_deep(what)), field=what) from None
 
 
 def _json_text(value: Any, what: str) -> str:
-    """``value`` as JSON text every database stores.
+    """``value`` as JSON text every database stores, nested at most ``bounds.MAX_DEPTH`` deep.
 
     The text escapes every NUL (\\u0000) and every surrogate (\\udxxx), so only a value
     whose text shows one, or that json refuses, is walked to find out what is wrong.
@@ -160,6 +167,9 @@ def _json_text(value: Any, what: str) -> str:
         text = ""
     except TypeError as exc:
         raise InvalidJob(f"The {what} are not JSON-serialisable: {exc}", field=what) from exc
+    except RecursionError:
+        raise bounds.too_deep(what) from None
+    bounds.shallow(text, what)
     if not text or "\\u0000" in text or "\\ud" in text:
         stored_arguments(value, what)
     if not text:  # json refused what the walk allows: a reference cycle
@@ -176,12 +186,8 @@ def _given_options(spec: JobSpec) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
-def _positive(value: int | None, what: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidJob(f"{what} must be a whole number of at least 1, not {value!r}.", what)
-    return value
+def _limit(value: int | None, what: str, maximum: int) -> int | None:
+    return None if value is None else bounds.count(value, what, maximum)
 
 
 def get_queue(name: str) -> Queue:
@@ -201,7 +207,9 @@ def get_queue(name: str) -> Queue:
 def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
     """The validated column values of a new job; args, kwargs and meta as JSON text."""
     # Options not given fall back to the task's @task(...) options, then the queue's.
-    task = registry.get_task(spec.task_path) if spec.task_path != Job.RAW_TASK else None
+    task = None
+    if spec.task_path != Job.RAW_TASK:
+        task = spec.task if spec.task is not None else registry.lookup(spec.task_path)
     priority = parse_priority(spec.priority)
     if not isinstance(spec.args, (list, tuple)):
         raise InvalidJob(f"args must be a list, not {type(spec.args).__name__}.", "args")
@@ -210,9 +218,7 @@ def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
     if task is None and (len(spec.args) != 1 or not isinstance(spec.args[0], str) or "\n" in spec.args[0]):
         # The TCP protocol sends the payload on one line: anything else would break it.
         raise InvalidJob('A raw job\'s args are one line of text: ["payload"].', "args")
-    run_after = spec.run_after or now
-    if settings.USE_TZ and timezone.is_naive(run_after):
-        raise InvalidJob("run_after must be a timezone-aware datetime.", "run_after")
+    run_after = now if spec.run_after is None else bounds.run_after(spec.run_after, now)
     key = spec.idempotency_key
     if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 255):
         raise InvalidJob("idempotency_key must be a string of 1 to 255 characters.", "idempotency_key")
@@ -229,10 +235,12 @@ def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
         "kwargs": _json_text(spec.kwargs, "kwargs"),
         "priority": priority,
         "status": Status.SCHEDULED if run_after > now else Status.QUEUED,
-        "max_attempts": _positive(spec.max_attempts, "max_attempts")
-        or getattr(task, "max_attempts", None)
+        "max_attempts": _limit(spec.max_attempts, "max_attempts", bounds.MAX_ATTEMPTS)
+        or _limit(getattr(task, "max_attempts", None), "max_attempts", bounds.MAX_ATTEMPTS)
         or queue.max_attempts,
-        "timeout": _positive(spec.timeout, "timeout") or getattr(task, "timeout", None) or queue.timeout,
+        "timeout": _limit(spec.timeout, "timeout", bounds.MAX_TIMEOUT)
+        or _limit(getattr(task, "timeout", None), "timeout", bounds.MAX_TIMEOUT)
+        or queue.timeout,
         "run_after": run_after,
         "idempotency_key": key,
         "enqueued_at": now,
@@ -392,34 +400,53 @@ def claim(
             now = limits.plan()
             rows = claim_rows(now=now, lease_until=now + lease, limits=limits)
             limits.spend(rows, now, queue_column=8, task_column=1)
-    if not rows:
-        return []
     names = limits.names
-    return [
-        ClaimedJob(
-            id=row[0],
-            task_path=row[1],
-            args=_loads(row[2]),
-            kwargs=_loads(row[3]),
-            attempt=row[4],
-            attempt_offset=row[5],
-            max_attempts=row[6],
-            timeout=row[7],
-            queue_name=names.get(row[8], "?"),
-            has_callback=bool(row[9]),
-            size=_size(row[2]) + _size(row[3]),
+    jobs = []
+    # RETURNING has no order: hand jobs out in the claim's own order (run_after is ISO
+    # text in UTC, which sorts as the times do).
+    for row in sorted(map(ClaimRow._make, rows), key=lambda row: (-row.priority, row.run_after, row.id)):
+        args, kwargs, unreadable = decode_claimed(row.args, row.kwargs, row.run_after)
+        queue_name = names.get(row.queue_id, "?")
+        if unreadable:  # never run a job nothing can read: it dies with the reason
+            quarantine(row.id, Status.RUNNING, row.attempt, row.task_path, queue_name, unreadable)
+            continue
+        jobs.append(
+            ClaimedJob(
+                id=row.id,
+                task_path=row.task_path,
+                args=args,
+                kwargs=kwargs,
+                attempt=row.attempt,
+                attempt_offset=row.attempt_offset,
+                max_attempts=row.max_attempts,
+                timeout=row.timeout,
+                queue_name=queue_name,
+                has_callback=bool(row.has_callback),
+                size=_size(row.args) + _size(row.kwargs),
+            )
         )
-        # RETURNING has no order: hand jobs out in the claim's own order.
-        for row in sorted(rows, key=lambda row: (-row[10], row[11], row[0]))
-    ]
+    return jobs
+
+
+class ClaimRow(NamedTuple):
+    """A row of the claim statement (``engines.base.CLAIM_UPDATE``), as it comes back."""
+
+    id: int
+    task_path: str
+    args: Any  # JSON text on SQLite and PostgreSQL alike
+    kwargs: Any
+    attempt: int
+    attempt_offset: int
+    max_attempts: int
+    timeout: int
+    queue_id: int
+    has_callback: Any
+    priority: int
+    run_after: str  # as text: a time Python cannot read must not break the claim
 
 
 def _size(value: Any) -> int:
     return len(value) if isinstance(value, (str, bytes)) else len(json.dumps(value))
-
-
-def _loads(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def register_worker(worker: Worker) -> Worker:
@@ -707,6 +734,63 @@ def promote_due(limit: int = 1000) -> int:
     return Job.objects.filter(id__in=ids, status=Status.SCHEDULED).update(
         status=Status.QUEUED, updated_at=now
     )
+
+
+_REPAIRED: dict[str, Any] = {
+    # What an unreadable value becomes: a readable time, nothing, or empty arguments.
+    # (An unreadable status becomes dead, as the transition makes every status.)
+    "run_after": timezone.now,
+    "enqueued_at": timezone.now,
+    "updated_at": timezone.now,
+    "started_at": lambda: None,
+    "finished_at": timezone.now,
+    "lease_expires_at": lambda: None,
+    "args": list,
+    "kwargs": dict,
+    "meta": dict,
+    "result": lambda: None,
+}
+
+
+def describe(unreadable: dict[str, str]) -> str:
+    return "; ".join(f"{column} {why}" for column, why in unreadable.items())
+
+
+def quarantine(
+    job_id: int, status: str, attempt: int, task_path: str, queue_name: str, unreadable: dict[str, str]
+) -> bool:
+    """Kill a job holding values nothing can read back, and make its row readable again.
+
+    ``unreadable`` maps each such column to what it held (``queues.quarantine`` finds
+    them). Whatever its status, the job ends dead with a dead letter (reason
+    ``quarantined``, error type ``UnreadableRow``) that describes every value, since each
+    is replaced: times by now (or nothing), arguments, meta and result by empty ones.
+    A running attempt is stopped by its worker, as on cancel. Guarded by the status
+    and attempt number the caller read: a job that moved on meanwhile is left for the
+    next sweep. Returns whether the job was quarantined.
+    """
+    now = timezone.now()
+    reason = describe(unreadable)
+    changes = {column: _REPAIRED[column]() for column in unreadable if column in _REPAIRED}
+    changes.update(
+        status=Status.DEAD, finished_at=now, updated_at=now, lease_expires_at=None, last_error=reason
+    )
+    with transaction.atomic():
+        # Any status may be quarantined, even a value that is none (TRANSITIONS["quarantine"]).
+        if not Job.objects.filter(id=job_id, status=status, attempts=attempt).update(**changes):
+            return False
+        DeadLetter.objects.create(
+            job_id=job_id,
+            queue_name=queue_name,
+            task_path=task_path,
+            reason="quarantined",
+            error_type="UnreadableRow",
+            error_message=reason,
+            created_at=now,
+        )
+        minute = now.replace(second=0, microsecond=0)
+        get_engine().upsert_minute_stats([(minute, queue_name, task_path, 0, 0, 0, 0, 1, 0.0)])
+    return True
 
 
 def prune(batch_size: int | None = None) -> int:

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import auth_tokens, broker, queue_ops, scheduler, serializers, storable, webhooks
+from . import auth_tokens, bounds, broker, queue_ops, scheduler, serializers, storable, webhooks
 from .exceptions import InvalidJob, JobNotFound, JobStateError
 from .models import ApiToken, DeadLetter, Job, Schedule
 from .states import Status
@@ -105,13 +105,15 @@ def enqueue(o: dict[str, Any]) -> Answer:
         raise InvalidJob("Give either --delay or --run-at, not both.", "run_at")
     run_after = None
     if o["delay"] is not None:
-        if o["delay"] < 0:
-            raise InvalidJob("--delay must be 0 or more seconds.", "delay")
-        run_after = timezone.now() + timedelta(seconds=o["delay"])
+        run_after = timezone.now() + bounds.delay(o["delay"], "--delay")
     if o["run_at"] is not None:
-        run_after = parse_datetime(o["run_at"])
+        try:
+            run_after = parse_datetime(o["run_at"])
+        except ValueError:  # well formed, but no such time (month 13, year 0)
+            run_after = None
         if run_after is None or timezone.is_naive(run_after):
             raise InvalidJob(f"--run-at {o['run_at']!r} is not an ISO time with a UTC offset.", "run_at")
+        bounds.run_after(run_after, field="--run-at")
     meta = {"callback_url": webhooks.validate_callback_url(o["callback_url"])} if o["callback_url"] else {}
     job, created = broker.enqueue(
         broker.JobSpec(

@@ -45,9 +45,8 @@ class UnknownQueue(InvalidJob):
 
 
 class UnknownTask(InvalidJob):
-    def __init__(self, path: str, reason: str = "") -> None:
-        detail = f": {reason}" if reason else ""
-        super().__init__(f"Task {path!r} cannot be imported as a task{detail}", field="task")
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"Task {path!r} {reason}.", field="task")
         self.path = path
 
 

@@ -81,7 +81,7 @@ def _run(assignment: Assignment) -> Report:
     traceback, and this child goes on to the next job.
     """
     try:
-        task = registry.get_task(assignment.task_path)
+        task = registry.load(assignment.task_path)
     except InvalidJob as exc:
         # Retrying cannot fix a task that does not exist: fail it for good, clearly.
         return _failed(assignment, TaskImportError(str(exc)), retryable=False)

@@ -11,11 +11,13 @@ import math
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .quarantine import Recovering, check_read
 from .states import WAITING, Outcome, Status
 
 QUEUE_NAME_VALIDATOR = RegexValidator(
@@ -55,8 +57,33 @@ class Queue(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """The limits every door shares (queues.bounds); model forms and queue_ops call this."""
+        from . import bounds
+        from .exceptions import InvalidJob
 
-class JobQuerySet(models.QuerySet):
+        checks = {
+            "concurrency": lambda v: bounds.count(v, "concurrency", bounds.MAX_CONCURRENCY),
+            "rate_limit": lambda v: bounds.number(v, "rate_limit", bounds.MIN_RATE, bounds.MAX_RATE),
+            "max_attempts": lambda v: bounds.count(v, "max_attempts", bounds.MAX_ATTEMPTS),
+            "timeout": lambda v: bounds.count(v, "timeout", bounds.MAX_TIMEOUT),
+            "retention": lambda v: bounds.seconds(
+                v.total_seconds() if isinstance(v, timedelta) else v, "retention", bounds.MAX_RETENTION, 1
+            ),
+        }
+        errors = {}
+        for name, check in checks.items():
+            value = getattr(self, name)
+            try:
+                if value is not None:
+                    check(value)
+            except InvalidJob as exc:
+                errors[name] = str(exc)
+        if errors:
+            raise ValidationError(errors)
+
+
+class JobQuerySet(Recovering):
     def waiting(self) -> JobQuerySet:
         return self.filter(status__in=WAITING)
 
@@ -133,6 +160,13 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.task_path}"
 
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Job:
+        # Django 6.1 passes fetch_mode; 5.2 passes nothing more.
+        instance = super().from_db(db, field_names, values, **kwargs)
+        check_read(instance)
+        return instance
+
     @property
     def is_raw(self) -> bool:
         return self.task_path == self.RAW_TASK
@@ -171,6 +205,8 @@ class DeadLetter(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     replayed_at = models.DateTimeField(null=True, blank=True)
     replayed_by = models.CharField(max_length=150, blank=True, default="")
+
+    objects = Recovering.as_manager()  # its pages read the jobs beside it
 
     class Meta:
         ordering = ["-created_at"]
@@ -243,6 +279,8 @@ class Schedule(models.Model):
         blank=True, default="", help_text="Why the last due run could not be enqueued, if it could not."
     )
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = Recovering.as_manager()  # its pages read each schedule's last job
 
     class Meta:
         ordering = ["name"]

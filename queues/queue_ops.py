@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from . import scheduler
+from . import bounds, scheduler
 from .broker import get_queue
 from .exceptions import InvalidJob, InvalidQueue, QueueConflict
 from .models import DeadLetter, Job, Queue
@@ -28,15 +28,20 @@ SETTINGS = ("concurrency", "rate_limit", "max_attempts", "timeout", "retention")
 
 
 def _apply(queue: Queue, changes: dict[str, Any]) -> None:
+    """Set ``changes`` on the queue and check them (Queue.clean holds the limits).
+
+    None clears a limit (concurrency, rate_limit) and puts a default back (the rest).
+    """
     unknown = set(changes) - set(SETTINGS)
     if unknown:
         raise InvalidQueue(f"Unknown queue setting(s): {', '.join(sorted(unknown))}.", sorted(unknown)[0])
     for name, value in changes.items():
-        if name == "retention" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = timedelta(seconds=value)
+        field = Queue._meta.get_field(name)
+        if value is None and not field.null:
+            value = field.get_default()
+        if name == "retention" and not isinstance(value, timedelta):
+            value = timedelta(seconds=bounds.seconds(value, name, bounds.MAX_RETENTION, 1))
         setattr(queue, name, value)
-    if queue.retention is not None and queue.retention <= timedelta(0):
-        raise InvalidQueue("retention must be more than 0 seconds.", "retention")
     try:
         queue.full_clean(validate_unique=False)
     except ValidationError as exc:

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import broker
+from . import broker, registry
 from .exceptions import InvalidJob
 from .models import Job, Lease, Schedule, ScheduleRun
 
@@ -137,6 +137,8 @@ def tick(holder: str, ttl: timedelta) -> int:
 def _spec(schedule: Schedule, meta: dict[str, str]) -> broker.JobSpec:
     return broker.JobSpec(
         task_path=schedule.task_path,
+        # Stored by a door that looked it up among the registered tasks.
+        task=registry.load(schedule.task_path),
         args=schedule.args,
         kwargs=schedule.kwargs,
         queue=schedule.queue.name,

@@ -38,6 +38,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "promote": frozenset({Status.SCHEDULED}),  # -> queued once run_after has passed
     "purge": WAITING,  # deleted by an operator emptying a queue
     "delete": frozenset({Status.SCHEDULED, Status.QUEUED}) | TERMINAL,  # never a running job
+    # -> dead, with the unreadable values replaced (queues.quarantine); from any status,
+    # and from a status column holding no status at all.
+    "quarantine": frozenset(Status),
 }
 """For each broker transition, the statuses a job may be in for it to apply."""
 

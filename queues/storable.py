@@ -1,7 +1,8 @@
 """JSON that every supported database can store.
 
 JSON allows what databases refuse: NaN and Infinity (not JSON to PostgreSQL), NUL
-characters and unpaired surrogates (not text to PostgreSQL). Every entry point
+characters and unpaired surrogates (not text to PostgreSQL); text input may also nest
+deeper than anything reads back (``bounds.MAX_DEPTH`` is the limit). Every entry point
 (Python API, REST API, admin, taskctl, TCP) checks input here, so bad input is a
 clear error up front, on every database alike, instead of a failure deep inside a
 query on one of them.
@@ -14,6 +15,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from . import bounds
+
 
 class Unstorable(ValueError):
     """Input that is valid enough to parse but cannot be stored."""
@@ -23,11 +26,14 @@ def _no_constants(name: str) -> Any:
     raise Unstorable(f"{name} is not a JSON number")
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes, depth: int = bounds.MAX_DEPTH) -> Any:
     """``json.loads`` that refuses NaN/Infinity and text no database stores.
 
     Raises Unstorable for those, ValueError (JSONDecodeError) for text that is not JSON.
+    The nesting is counted before parsing, so no parser ever recurses into a deep one.
     """
+    if bounds.json_depth(text) > depth:
+        raise Unstorable(f"arrays and objects nest more than {depth} levels deep")
     return stored(json.loads(text, parse_constant=_no_constants))
 
 

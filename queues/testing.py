@@ -101,4 +101,4 @@ def _scheduled(names: list[str] | None) -> list[int]:
 
 def _result(job_id: int) -> TaskResult:
     task_path = Job.objects.values_list("task_path", flat=True).get(id=job_id)
-    return registry.get_task(task_path).get_result(str(job_id))
+    return registry.load(task_path).get_result(str(job_id))

@@ -31,7 +31,7 @@ from typing import Any
 from django import db
 from django.utils import timezone
 
-from . import broker, logs, scheduler
+from . import broker, logs, quarantine, scheduler
 from .autoscale import Autoscaler
 from .conf import conf
 from .exceptions import WorkerChildDied, WorkerLost, WorkerShutdown, error_path
@@ -156,7 +156,13 @@ class Worker:
                     broker.release(self.id, self.withdrawn)
                     self.withdrawn = []
             except DB_ERRORS as exc:
-                self._database_trouble(exc)
+                self._back_off(f"database error: {exc}")
+                continue
+            except quarantine.DECODE_ERRORS as exc:
+                # A row nothing could read that no sweep could mend (queues.quarantine):
+                # say so loudly, and keep serving every other job.
+                logger.exception("worker %s could not read a row", self.id)
+                self._back_off(f"unreadable row: {exc}")
                 continue
             self.db_backoff = 0.0
             self._autoscale(now)
@@ -480,6 +486,7 @@ class Worker:
                 self.listener.connect()
             self.next_heartbeat = now + conf.QUEUES_HEARTBEAT_INTERVAL
         if now >= self.next_prune:
+            quarantine.sweep(live_only=True)
             pruned = broker.prune()
             full = pruned >= conf.QUEUES_PRUNE_BATCH
             self.next_prune = now + (1.0 if full else conf.QUEUES_PRUNE_INTERVAL)
@@ -513,9 +520,9 @@ class Worker:
                 self._replace_child(slot)
                 self.backlog.extendleft(reversed(waiting))
 
-    def _database_trouble(self, exc: Exception) -> None:
+    def _back_off(self, trouble: str) -> None:
         self.db_backoff = min(max(self.db_backoff * 2, 0.5), 10.0)
-        logger.error("database error, retrying in %.1fs: %s", self.db_backoff, exc)
+        logger.error("%s; retrying in %.1fs", trouble, self.db_backoff)
         db.connections.close_all()
         time.sleep(self.db_backoff)
 

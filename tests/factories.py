@@ -10,6 +10,8 @@ from django.utils import timezone
 from queues import auth_tokens, broker
 from queues.models import Job, Queue, TokenScope
 
+from . import tasks  # noqa: F401  (registers the tasks that jobs here name by path)
+
 
 def make_queue(name: str = "default", **fields: Any) -> Queue:
     queue, _ = Queue.objects.update_or_create(name=name, defaults=fields)

@@ -91,6 +91,11 @@ def test_submitting_a_job_enqueues_it_through_the_broker(admin_client):
         ({"priority_value": "999"}, "priority_value"),
         ({"task": "tests.tasks.missing"}, "task"),
         ({"queue_name": "typo"}, "queue_name"),
+        ({"max_attempts_value": "1000000000000"}, "max_attempts_value"),
+        ({"timeout_value": "99999999999"}, "timeout_value"),
+        ({"delay": "1e300"}, "delay"),
+        ({"args_json": "[" * 1000 + "]" * 1000}, "args_json"),
+        ({"kwargs_json": '{"a": ' + "[" * 40 + "]" * 40 + "}"}, "kwargs_json"),
     ],
 )
 def test_submitting_bad_input_shows_the_error_and_enqueues_nothing(admin_client, change, field):
@@ -235,3 +240,22 @@ def test_a_valid_schedule_is_saved_with_its_next_run_planned(admin_client):
     form |= {"args": "[]", "kwargs": "{}", "queue": Queue.objects.get().pk, "priority": 0, "enabled": "on"}
     admin_client.post("/admin/queues/schedule/add/", form)
     assert Schedule.objects.get().next_run_at.minute == 0
+
+
+def test_a_schedule_with_arguments_nested_too_deep_is_refused(admin_client):
+    form = {"name": "s", "cron": "@hourly", "time_zone": "UTC", "task_path": "tests.tasks.noop"}
+    form |= {"args": "[" * 5000 + "]" * 5000, "kwargs": "{}", "queue": Queue.objects.get().pk, "priority": 0}
+    response = admin_client.post("/admin/queues/schedule/add/", form)
+    assert "nest more than 32 levels" in str(response.context["adminform"].form.errors["args"])
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("concurrency", "10000000"), ("retention", "999999999 00:00:00")]
+)
+def test_a_queue_setting_past_its_limit_is_refused(admin_client, field, value):
+    queue = Queue.objects.get(name="default")
+    form = {"max_attempts": 4, "timeout": 300, "retention": "7 00:00:00", field: value}
+    response = admin_client.post(f"/admin/queues/queue/{queue.pk}/change/", form)
+    assert field in response.context["adminform"].form.errors
+    assert Queue.objects.get(pk=queue.pk).retention.days == 7

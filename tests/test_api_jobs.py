@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 import pytest
@@ -203,3 +204,53 @@ def test_a_nul_character_in_the_url_is_400(api):
 
 def test_the_openapi_schema_and_the_docs_are_served(api):
     assert (api.get("/openapi.json").status_code, api.get("/docs").status_code) == (200, 200)
+
+
+@pytest.mark.parametrize("run_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_run_at_no_reader_could_handle_is_400_and_stores_nothing(api, run_at):
+    response = api.post("/jobs", {"task": "tests.tasks.noop", "run_at": run_at})
+    assert (response.status_code, fields(response)) == (400, ["run_at"])
+    assert not Job.objects.exists()
+
+
+def test_a_run_at_more_than_a_year_and_a_day_ahead_is_400(api):
+    run_at = (timezone.now() + timedelta(days=400)).isoformat()
+    assert api.post("/jobs", {"task": "tests.tasks.noop", "run_at": run_at}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "option", [{"priority": True}, {"max_attempts": True}, {"timeout": "60"}, {"delay": False}]
+)
+def test_true_or_text_is_not_a_number_of_anything(api, option):
+    response = api.post("/jobs", {"task": "tests.tasks.noop", **option})
+    assert (response.status_code, fields(response)) == (400, list(option))
+    assert not Job.objects.exists()
+
+
+def test_a_whole_number_may_be_written_with_a_decimal_point(api):
+    body = api.post("/jobs", {"task": "tests.tasks.noop", "priority": 5.0, "max_attempts": 2.0}).json()
+    assert (body["priority"], body["max_attempts"]) == (5, 2)
+
+
+def test_arguments_nested_a_thousand_deep_are_400(api):
+    args = "[" * 1000 + "]" * 1000
+    response = api.post("/jobs", raw=f'{{"task": "tests.tasks.noop", "args": [{args}]}}')
+    assert (response.status_code, "nest" in response.json()["detail"]) == (400, True)
+    assert not Job.objects.exists()
+
+
+def test_a_body_nested_fifty_thousand_deep_is_400(api):
+    response = api.post("/jobs", raw="[" * 50_000 + "]" * 50_000)
+    assert (response.status_code, fields(response)) == (400, ["body"])
+
+
+def test_a_task_that_is_not_registered_is_400_and_its_module_is_never_imported(api):
+    response = api.post("/jobs", {"task": "tests.import_probe.anything"})
+    assert (response.status_code, fields(response)) == (400, ["task"])
+    assert "tests.import_probe" not in sys.modules
+
+
+@pytest.mark.parametrize("task", [".tasks.noop", "..", "tests..noop"])
+def test_a_malformed_task_path_is_400(api, task):
+    assert api.post("/jobs", {"task": task}).status_code == 400
+

@@ -68,8 +68,9 @@ def test_update_with_null_clears_the_concurrency_limit(api):
     assert api.patch("/queues/mail", {"concurrency": None}).json()["concurrency"] is None
 
 
-def test_update_with_a_null_timeout_is_400(api):
-    assert api.patch("/queues/default", {"timeout": None}).status_code == 400
+def test_update_with_a_null_timeout_puts_the_default_back(api):
+    make_queue("mail", timeout=30)
+    assert api.patch("/queues/mail", {"timeout": None}).json()["timeout"] == 300
 
 
 def test_update_of_an_unknown_queue_is_404(api):
@@ -111,3 +112,17 @@ def test_delete_is_409_while_a_job_runs_and_changes_nothing(api):
 
 def test_the_default_queue_cannot_be_deleted(api):
     assert api.delete("/queues/default").status_code == 409
+
+
+def test_create_with_null_limits_and_defaults_takes_the_defaults(api):
+    body = {"name": "mail", "concurrency": None, "max_attempts": None, "timeout": None, "retention": None}
+    response = api.post("/queues", body)
+    assert response.status_code == 201
+    assert (response.json()["max_attempts"], response.json()["retention"]) == (4, 7 * 86400)
+
+
+@pytest.mark.parametrize("setting", [{"concurrency": True}, {"rate_limit": "5"}, {"max_attempts": "3"}])
+def test_a_setting_that_is_not_a_number_in_its_range_is_400(api, setting):
+    response = api.post("/queues", {"name": "mail", **setting})
+    assert (response.status_code, fields(response)) == (400, list(setting))
+    assert not Queue.objects.filter(name="mail").exists()

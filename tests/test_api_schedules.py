@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from queues.models import Job, Schedule
@@ -79,3 +81,17 @@ def test_an_unknown_schedule_is_404(api):
 def test_a_cron_that_never_comes_due_is_400(api):
     response = api.post("/schedules", {**HOURLY, "cron": "0 0 31 2 *"})
     assert (response.status_code, fields(response)) == (400, ["cron"])
+
+
+def test_a_task_that_is_not_registered_is_400_and_its_module_is_never_imported(api):
+    response = api.post("/schedules", {**HOURLY, "task": "tests.import_probe.anything"})
+    assert (response.status_code, fields(response)) == (400, ["task"])
+    assert "tests.import_probe" not in sys.modules
+    assert not Schedule.objects.exists()
+
+
+@pytest.mark.parametrize("change", [{"task": ".tasks.add"}, {"priority": True}, {"enabled": 1}])
+def test_a_malformed_field_is_400_and_saves_nothing(api, change):
+    response = api.post("/schedules", {**HOURLY, **change})
+    assert (response.status_code, fields(response)) == (400, list(change))
+    assert not Schedule.objects.exists()

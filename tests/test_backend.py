@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from collections import UserDict, UserList
 from datetime import datetime, timedelta
+from datetime import timezone as timezone_of
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -284,3 +285,33 @@ def test_a_task_result_pickles_and_unpickles_with_daphne_and_twisted_imported():
     run_claimed(result_json="3")
     live = tasks.add.get_result(result.id)
     assert pickle.loads(pickle.dumps(live)) == live
+
+
+@pytest.mark.parametrize(
+    "run_after",
+    [
+        datetime(1, 1, 1, tzinfo=timezone_of(timedelta(hours=14))),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone_of(timedelta(hours=-14))),
+    ],
+)
+def test_a_run_after_no_reader_could_handle_is_refused(run_after):
+    with pytest.raises(InvalidTaskError, match="out of range"):
+        tasks.noop.using(run_after=run_after).enqueue()
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("max_attempts", 10**6), ("timeout", 10**9)])
+def test_an_option_past_its_limit_is_refused(option, value):
+    with pytest.raises(InvalidTaskError, match=f"{option} must be a whole number"):
+        tasks.noop.using(**{option: value}).enqueue()
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("depth", [40, 5000])
+def test_arguments_nested_past_the_limit_are_refused(depth):
+    args: list = []
+    for _ in range(depth):
+        args = [args]
+    with pytest.raises(InvalidTaskError, match="args nests arrays and objects more than 32 levels deep"):
+        tasks.noop.enqueue(args)
+    assert not Job.objects.exists()

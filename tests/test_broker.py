@@ -548,3 +548,18 @@ def test_prune_keeps_dead_jobs_for_thirty_days():
     assert broker.prune() == 0
     Job.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=31))
     assert broker.prune() == 1
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [34, 5000])
+def test_arguments_nested_past_the_limit_are_refused(depth):
+    with pytest.raises(InvalidJob, match="args nests arrays and objects more than 32 levels") as error:
+        broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", args=[_nested(depth)]))
+    assert error.value.field == "args"
+    assert not Job.objects.exists()

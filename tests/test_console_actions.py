@@ -174,6 +174,21 @@ def test_queue_settings_are_validated_and_saved():
     )
 
 
+@pytest.mark.parametrize(
+    "setting", [{"timeout": "99999999"}, {"retention": "999999999 00:00:00"}, {"rate_limit": "1e300"}]
+)
+def test_queue_settings_past_their_limits_are_refused_and_change_nothing(setting):
+    form = {"max_attempts": "4", "timeout": "300", "retention": "7 00:00:00", **setting}
+    response = client_for(make_operator()).post("/queues/default/settings", form)
+    queue = Queue.objects.get(name="default")
+    assert (response.status_code, queue.timeout, queue.retention.days, queue.rate_limit) == (
+        400,
+        300,
+        7,
+        None,
+    )
+
+
 def test_purge_confirmation_then_purge_deletes_waiting_jobs_only():
     waiting = [make_job() for _ in range(2)]
     done = make_job()

@@ -135,3 +135,8 @@ def test_the_workers_page_lists_live_workers():
     broker.register_worker(broker.Worker(id="host-1-123", hostname="host-1", pid=123, concurrency=4))
     html = client_for(make_operator()).get("/workers/").content.decode()
     assert 'data-worker="host-1-123"' in html and "<td>host-1</td>" in html
+
+
+@pytest.mark.parametrize("url", ["/queues/%00/", "/queues/a%00b/pause", "/circuits/%00/close"])
+def test_a_url_naming_what_cannot_exist_is_404(url):
+    assert client_for(make_operator()).get(url).status_code == 404

@@ -52,12 +52,18 @@ class TestInProcess:
     @pytest.mark.parametrize(
         ("args", "message"),
         [
-            (["tests.tasks.missing"], "cannot be imported"),
+            (["tests.tasks.missing"], "is not a registered task"),
             (["tests.tasks.noop", "--queue", "typo"], "'typo' does not exist"),
             (["tests.tasks.noop", "--args", "[1"], "--args is not valid JSON"),
             (["tests.tasks.noop", "--args", "{}"], "--args must be a JSON array"),
             (["tests.tasks.noop", "--priority", "urgent"], "Priority 'urgent'"),
             (["tests.tasks.noop", "--run-at", "tomorrow"], "not an ISO time"),
+            (["tests.tasks.noop", "--run-at", "0001-01-01T00:00:00+14:00"], "--run-at .* out of range"),
+            (["tests.tasks.noop", "--run-at", "2026-13-01T00:00:00+00:00"], "not an ISO time"),
+            (["tests.tasks.noop", "--delay", "1e300"], "--delay must be a number of seconds"),
+            (["tests.tasks.noop", "--max-attempts", "1000000000000"], "max_attempts must be a whole number"),
+            (["tests.tasks.noop", "--args", "[" * 1000 + "]" * 1000], "nest more than 32 levels"),
+            ([".tasks.noop"], "is not a task path"),
         ],
     )
     def test_enqueue_with_bad_input_fails_clearly_and_creates_nothing(self, args, message):
@@ -72,6 +78,19 @@ class TestInProcess:
     def test_queues_create_with_limits(self):
         taskctl("queues", "create", "mail", "--concurrency", "3", "--rate-limit", "2.5")
         assert Queue.objects.filter(name="mail", concurrency=3, rate_limit=2.5).exists()
+
+    @pytest.mark.parametrize(
+        ("option", "message"),
+        [
+            (["--retention", "1e300"], "retention must be a number of seconds"),
+            (["--rate-limit", "nan"], "rate_limit must be a number"),
+            (["--concurrency", "1000000000000"], "concurrency must be a whole number"),
+        ],
+    )
+    def test_queues_create_with_a_limit_out_of_range_fails_clearly(self, option, message):
+        with pytest.raises(CommandError, match=message):
+            taskctl("queues", "create", "mail", *option)
+        assert not Queue.objects.filter(name="mail").exists()
 
     def test_queues_create_of_an_existing_queue_fails(self):
         with pytest.raises(CommandError, match="already exists"):
@@ -271,11 +290,13 @@ def run(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.django_db(transaction=True)
 class TestSubprocess:
     def test_enqueue_prints_json_for_scripts(self):
-        done = run("enqueue", "tests.tasks.add", "--args", "[2, 3]", "--json")
-        assert (done.returncode, Job.objects.get(pk=json.loads(done.stdout)["id"]).args) == (0, [2, 3])
+        # A process of its own knows the tasks of the installed apps (taskweb.tasks).
+        done = run("enqueue", "taskweb.tasks.resize_image", "--args", '["a.png", 2, 3]', "--json")
+        job = Job.objects.get(pk=json.loads(done.stdout)["id"])
+        assert (done.returncode, job.args) == (0, ["a.png", 2, 3])
 
     def test_bad_input_exits_non_zero_with_the_reason_on_stderr(self):
-        done = run("enqueue", "tests.tasks.noop", "--queue", "typo")
+        done = run("enqueue", "taskweb.tasks.flaky", "--queue", "typo")
         assert (done.returncode, "Queue 'typo' does not exist" in done.stderr) == (1, True)
 
     def test_an_unknown_subcommand_exits_non_zero_with_usage(self):

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from queues import broker, execution  # noqa: E402
+from tests import tasks  # noqa: E402, F401  (registers the task the probe enqueues by path)
 
 exporter = InMemorySpanExporter()
 provider = TracerProvider()

@@ -5,11 +5,9 @@ OpenAPI at ``/api/openapi.json``, interactive docs at ``/api/docs``.
 
 from __future__ import annotations
 
-from ninja import NinjaAPI
-
 from . import dead_letters, errors, jobs, queues, schedules, security, stats, workers
 
-api = NinjaAPI(
+api = errors.JsonAPI(
     title="Taskweb",
     version="1",
     description=(
@@ -24,7 +22,6 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 api.add_decorator(security.guard_body, mode="view")
-errors.install(api)
 for module in (jobs, queues, dead_letters, workers, schedules, stats):
     api.add_router("", module.router)
 

@@ -15,7 +15,7 @@ from ..models import DeadLetter, Job
 from ..serializers import dead_letter_out, job_detail
 from ..states import Status
 from . import pages, security
-from .errors import get_or_404
+from .errors import CONFLICT, get_or_404
 from .schemas import MAX_ID, Count, DeadLetterFilters, DeadLetterPage, JobDetailOut, ReplayMatching
 from .security import requires
 
@@ -53,7 +53,7 @@ def replay_matching(request: HttpRequest, payload: ReplayMatching) -> dict[str, 
 
 @router.post(
     "/dead-letters/{letter_id}/replay",
-    response=JobDetailOut,
+    response={200: JobDetailOut, **CONFLICT},
     summary="Replay one dead job",
     auth=requires("dead.replay"),
 )
@@ -66,7 +66,7 @@ def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID
 
 @router.delete(
     "/dead-letters/{letter_id}",
-    response={204: None},
+    response={204: None, **CONFLICT},
     summary="Discard a dead job",
     auth=requires("job.delete"),
 )

@@ -15,6 +15,7 @@ from .. import broker, webhooks
 from ..models import Job
 from ..serializers import job_detail, job_out
 from . import pages, security
+from .errors import CONFLICT
 from .schemas import MAX_ID, JobDetailOut, JobFilters, JobIn, JobOut, JobPage
 from .security import requires
 
@@ -71,7 +72,7 @@ def get_job(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID))
 
 @router.post(
     "/jobs/{job_id}/cancel",
-    response=JobDetailOut,
+    response={200: JobDetailOut, **CONFLICT},
     summary="Cancel a waiting or running job",
     auth=requires("job.cancel"),
 )
@@ -82,7 +83,7 @@ def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) 
 
 @router.post(
     "/jobs/{job_id}/retry",
-    response=JobDetailOut,
+    response={200: JobDetailOut, **CONFLICT},
     summary="Run a finished job again now",
     auth=requires("job.retry"),
 )

@@ -9,10 +9,9 @@ from ninja import Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import broker, queue_ops
-from ..exceptions import InvalidQueue
 from ..models import Queue
 from ..serializers import queue_out, queues_with_counts
-from .errors import get_or_404
+from .errors import CONFLICT, get_or_404
 from .schemas import Count, QueueIn, QueueOut, QueueSettings
 from .security import requires
 
@@ -35,7 +34,9 @@ def list_queues(request: HttpRequest) -> list[dict[str, Any]]:
     return queues_with_counts()
 
 
-@router.post("/queues", response={201: QueueOut}, summary="Create a queue", auth=requires("queue.add"))
+@router.post(
+    "/queues", response={201: QueueOut, **CONFLICT}, summary="Create a queue", auth=requires("queue.add")
+)
 def create_queue(request: HttpRequest, payload: QueueIn) -> Reply:
     return Reply(201, queue_out(queue_ops.create_queue(payload.name, **_settings(payload))))
 
@@ -54,12 +55,9 @@ def get_queue(request: HttpRequest, name: str) -> dict[str, Any]:
     auth=requires("queue.change"),
 )
 def update_queue(request: HttpRequest, name: str, payload: QueueSettings) -> dict[str, Any]:
-    """Fields left out stay as they are; null clears concurrency or rate_limit."""
-    changes = _settings(payload)
-    for field in ("max_attempts", "timeout", "retention"):
-        if field in changes and changes[field] is None:
-            raise InvalidQueue(f"{field} cannot be null.", field)
-    return queue_out(queue_ops.update_queue(existing(name).name, **changes))
+    """Fields left out stay as they are; null clears concurrency or rate_limit and puts
+    max_attempts, timeout or retention back to its default."""
+    return queue_out(queue_ops.update_queue(existing(name).name, **_settings(payload)))
 
 
 @router.post(
@@ -93,7 +91,10 @@ def purge(request: HttpRequest, name: str) -> dict[str, int]:
 
 
 @router.delete(
-    "/queues/{name}", response=Count, summary="Delete a queue and its jobs", auth=requires("queue.delete")
+    "/queues/{name}",
+    response={200: Count, **CONFLICT},
+    summary="Delete a queue and its jobs",
+    auth=requires("queue.delete"),
 )
 def delete_queue(request: HttpRequest, name: str) -> dict[str, int]:
     """Refused with 409 while one of its jobs runs, and for the default queue."""

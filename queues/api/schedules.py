@@ -14,7 +14,7 @@ from .. import broker, queue_ops, registry, scheduler
 from ..exceptions import QueueConflict
 from ..models import Schedule
 from ..serializers import job_detail, schedule_out
-from .errors import get_or_404
+from .errors import CONFLICT, get_or_404
 from .schemas import MAX_ID, JobDetailOut, ScheduleIn, ScheduleOut, SchedulePatch
 from .security import requires
 
@@ -36,7 +36,7 @@ def _apply(schedule: Schedule, fields: dict[str, Any]) -> None:
             schedule.priority = broker.parse_priority(value)
         else:
             setattr(schedule, renames.get(name, name), value)
-    registry.get_task(schedule.task_path)
+    registry.lookup(schedule.task_path)
     next_run = queue_ops.plan_schedule(schedule.cron, schedule.time_zone)
     if {"cron", "time_zone", "enabled"} & fields.keys() or schedule.next_run_at is None:
         schedule.next_run_at = next_run
@@ -57,7 +57,10 @@ def list_schedules(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.post(
-    "/schedules", response={201: ScheduleOut}, summary="Create a schedule", auth=requires("schedule.add")
+    "/schedules",
+    response={201: ScheduleOut, **CONFLICT},
+    summary="Create a schedule",
+    auth=requires("schedule.add"),
 )
 def create_schedule(request: HttpRequest, payload: ScheduleIn) -> Reply:
     schedule = Schedule(name=payload.name)

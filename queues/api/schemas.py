@@ -1,18 +1,62 @@
-"""Request and response shapes of the REST API (they are the OpenAPI schema too)."""
+"""Request and response shapes of the REST API (they are the OpenAPI schema too).
+
+Limits come from ``queues.bounds``, the one definition every door shares. Numbers
+in request bodies are strict: ``true`` is not 1 and ``"5"`` is not 5.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
-from pydantic import AwareDatetime, ConfigDict, model_validator
+from pydantic import (
+    AwareDatetime,
+    BeforeValidator,
+    ConfigDict,
+    StrictBool,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from .. import bounds
+from ..broker import PRIORITY_NAMES
+from ..queue_ops import SETTINGS
+from ..registry import DOTTED_PATH
 from ..states import Outcome, Status
 
 StatusName = Literal[tuple(Status.values)]  # type: ignore[valid-type]
 MAX_ID = 2**63 - 1  # ids are 64-bit: larger ones cannot exist and must not reach SQL
-MAX_DELAY = 366 * 86400  # a year and a day: anything longer is a mistake, not a plan
+
+
+def _priority(value: Any) -> Any:
+    if isinstance(value, str) and value in PRIORITY_NAMES:
+        return PRIORITY_NAMES[value]
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"must be a number from -100 to 100 or one of {', '.join(PRIORITY_NAMES)}")
+    return value
+
+
+Priority = Annotated[
+    int,
+    BeforeValidator(_priority),
+    Field(ge=-100, le=100),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": -100, "maximum": 100},
+                {"type": "string", "enum": list(PRIORITY_NAMES)},
+            ]
+        }
+    ),
+]
+"""-100..100 or a name; one field (not a union), so an error names just ``priority``."""
+QUEUE_NAME = r"^[A-Za-z0-9_.-]+$"
+TASK_PATH = f"^{DOTTED_PATH.pattern}$"
+Text = Annotated[str, Field(max_length=255, pattern=r"^[^\x00]*$")]
+"""A filter's text: no database stores NUL characters, so none can match."""
+Cursor = Annotated[str, Field(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page.")]
 
 
 class Strict(Schema):
@@ -20,22 +64,55 @@ class Strict(Schema):
     model_config = ConfigDict(extra="forbid")
 
 
+def json_number(cls: type, value: Any) -> Any:
+    """Numbers as JSON has them: 5 and 5.0 are the whole number 5 (as JSON Schema's
+    "integer" says), but true is not 1 and "5" is not 5, which a lax int would take."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"must be a JSON number, not {value!r}")
+    return value
+
+
+class FieldError(Schema):
+    field: str = Field(
+        description="Dotted path of the field, e.g. priority or args.0; body for the whole body."
+    )
+    message: str
+
+
+class ErrorOut(Schema):
+    """Every error answer: a sentence, and for a 400 what was wrong with each field."""
+
+    detail: str
+    errors: list[FieldError] | None = Field(None, description="400 only: one entry per bad field.")
+
+
 class JobIn(Strict):
-    task: str = Field(..., min_length=1, max_length=255, description="Dotted path of a registered task.")
+    task: str = Field(..., max_length=255, pattern=TASK_PATH, description="Dotted path of a registered task.")
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    queue: str = Field("default", min_length=1, max_length=64)
-    priority: int | str = Field(0, description="-100..100 or critical/high/normal/low; larger runs first.")
+    queue: str = Field("default", min_length=1, max_length=64, pattern=QUEUE_NAME)
+    priority: Priority = Field(0, description="-100..100 or critical/high/normal/low; larger runs first.")
     delay: float | None = Field(
-        None, ge=0, le=MAX_DELAY, description="Run no earlier than this many seconds from now."
+        None, ge=0, le=bounds.MAX_DELAY, description="Run no earlier than this many seconds from now."
     )
-    run_at: AwareDatetime | None = Field(None, description="Run no earlier than this time.")
-    max_attempts: int | None = Field(None, ge=1, le=1000)
-    timeout: int | None = Field(None, ge=1, le=7 * 86400, description="Seconds one attempt may run.")
+    run_at: AwareDatetime | None = Field(
+        None,
+        description=f"Run no earlier than this time: from {bounds.EARLIEST_RUN:%Y-%m-%d} "
+        f"to {bounds.MAX_DELAY // 86400} days from now.",
+    )
+    max_attempts: int | None = Field(None, ge=1, le=bounds.MAX_ATTEMPTS)
+    timeout: int | None = Field(None, ge=1, le=bounds.MAX_TIMEOUT, description="Seconds one attempt may run.")
     idempotency_key: str | None = Field(None, min_length=1, max_length=255)
     callback_url: str | None = Field(
         None, max_length=2000, description="Receives the final outcome (signed POST)."
     )
+
+    _numbers = field_validator("delay", "max_attempts", "timeout", mode="before")(json_number)
+
+    @field_validator("run_at")
+    @classmethod
+    def run_at_in_range(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else bounds.run_after(value, field="run_at")
 
     @model_validator(mode="after")
     def one_start_time(self) -> JobIn:
@@ -91,25 +168,33 @@ class JobPage(Schema):
 
 
 class JobFilters(Schema):
-    queue: str | None = None
+    queue: Text | None = None
     status: StatusName | None = None
-    task: str | None = None
-    cursor: str | None = Field(None, description="next_cursor of the previous page.")
+    task: Text | None = None
+    cursor: Cursor | None = None
     limit: int = Field(50, ge=1, le=500)
 
 
 class QueueSettings(Strict):
-    concurrency: int | None = Field(None, ge=1, le=100_000, description="Most jobs running at once.")
-    rate_limit: float | None = Field(None, ge=0.001, le=1_000_000, description="Most job starts per second.")
-    max_attempts: int | None = Field(None, ge=1, le=1000)
-    timeout: int | None = Field(None, ge=1, le=7 * 86400)
-    retention: float | None = Field(
-        None, gt=0, le=3650 * 86400, description="Seconds finished jobs are kept."
+    """null clears concurrency and rate_limit (no limit) and puts the others back to their default."""
+
+    concurrency: int | None = Field(
+        None, ge=1, le=bounds.MAX_CONCURRENCY, description="Most jobs running at once."
     )
+    rate_limit: float | None = Field(
+        None, ge=bounds.MIN_RATE, le=bounds.MAX_RATE, description="Most job starts per second."
+    )
+    max_attempts: int | None = Field(None, ge=1, le=bounds.MAX_ATTEMPTS, description="Default: 4.")
+    timeout: int | None = Field(None, ge=1, le=bounds.MAX_TIMEOUT, description="Seconds; default 300.")
+    retention: float | None = Field(
+        None, ge=1, le=bounds.MAX_RETENTION, description="Seconds finished jobs are kept; default 7 days."
+    )
+
+    _numbers = field_validator(*SETTINGS, mode="before")(json_number)
 
 
 class QueueIn(QueueSettings):
-    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(..., min_length=1, max_length=64, pattern=QUEUE_NAME)
 
 
 class QueueOut(Schema):
@@ -148,18 +233,18 @@ class DeadLetterPage(Schema):
 
 
 class DeadLetterFilters(Schema):
-    queue: str | None = None
-    task: str | None = None
-    error_type: str | None = None
+    queue: Text | None = None
+    task: Text | None = None
+    error_type: Text | None = None
     replayed: bool = Field(False, description="true lists dead letters already replayed.")
-    cursor: str | None = None
+    cursor: Cursor | None = None
     limit: int = Field(50, ge=1, le=500)
 
 
 class ReplayMatching(Strict):
-    queue: str | None = None
-    task: str | None = None
-    error_type: str | None = None
+    queue: Text | None = None
+    task: Text | None = None
+    error_type: Text | None = None
 
 
 class WorkerOut(Schema):
@@ -179,12 +264,12 @@ class WorkerOut(Schema):
 
 class ScheduleFields(Strict):
     cron: str = Field(..., min_length=1, max_length=100, description="5 fields or @hourly/@daily/...")
-    task: str = Field(..., min_length=1, max_length=255)
+    task: str = Field(..., max_length=255, pattern=TASK_PATH, description="Dotted path of a registered task.")
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    queue: str = Field("default", min_length=1, max_length=64)
-    priority: int | str = 0
-    enabled: bool = True
+    queue: str = Field("default", min_length=1, max_length=64, pattern=QUEUE_NAME)
+    priority: Priority = 0
+    enabled: StrictBool = True
     time_zone: str = Field("UTC", min_length=1, max_length=64)
 
 
@@ -194,12 +279,12 @@ class ScheduleIn(ScheduleFields):
 
 class SchedulePatch(Strict):
     cron: str | None = Field(None, min_length=1, max_length=100)
-    task: str | None = Field(None, min_length=1, max_length=255)
+    task: str | None = Field(None, max_length=255, pattern=TASK_PATH)
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
-    queue: str | None = Field(None, min_length=1, max_length=64)
-    priority: int | str | None = None
-    enabled: bool | None = None
+    queue: str | None = Field(None, min_length=1, max_length=64, pattern=QUEUE_NAME)
+    priority: Priority | None = None
+    enabled: StrictBool | None = None
     time_zone: str | None = Field(None, min_length=1, max_length=64)
 
 

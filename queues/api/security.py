@@ -22,7 +22,7 @@ from ninja.errors import AuthorizationError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
-from .. import auth_tokens, rules, storable
+from .. import auth_tokens, bounds, rules, storable
 from ..conf import conf
 from ..models import ApiToken
 
@@ -93,7 +93,7 @@ def actor(request: HttpRequest) -> str:
 def _unstorable(body: bytes) -> str | None:
     """Why a JSON body cannot be stored as sent, or None (unparsable bodies: ninja says so)."""
     try:
-        storable.loads(body)
+        storable.loads(body, depth=bounds.MAX_DEPTH + 1)  # the body's own object is one level
     except storable.Unstorable as exc:
         return str(exc)
     except ValueError:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from .. import flow, scheduler
 from ..exceptions import InvalidJob
 from ..models import Schedule
+from . import converters  # noqa: F401  (registers <task:>)
 from .permissions import action_required, allowed_actions, can, operator_required
 from .responses import flash
 
@@ -60,5 +61,5 @@ def circuit_close(request: HttpRequest, task_path: str) -> HttpResponse:
 urlpatterns = [
     path("schedules/", schedules, name="schedules"),
     path("schedules/<int:schedule_id>/run", schedule_run, name="schedule-run"),
-    path("circuits/<str:task_path>/close", circuit_close, name="circuit-close"),
+    path("circuits/<task:task_path>/close", circuit_close, name="circuit-close"),
 ]

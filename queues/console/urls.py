@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import actions, pages, schedules
+from . import actions, converters, pages, schedules  # noqa: F401  (converters registers <queue:>)
 
 app_name = "console"
 
@@ -21,13 +21,13 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     path("queues/", actions.queue_create, name="queue-create"),
-    path("queues/<str:name>/", pages.queue_detail, name="queue"),
-    path("queues/<str:name>/pause", actions.queue_pause, name="queue-pause"),
-    path("queues/<str:name>/resume", actions.queue_resume, name="queue-resume"),
-    path("queues/<str:name>/settings", actions.queue_settings, name="queue-settings"),
-    path("queues/<str:name>/purge/confirm", actions.queue_purge_confirm, name="queue-purge-confirm"),
-    path("queues/<str:name>/purge", actions.queue_purge, name="queue-purge"),
-    path("queues/<str:name>/delete", actions.queue_delete, name="queue-delete"),
+    path("queues/<queue:name>/", pages.queue_detail, name="queue"),
+    path("queues/<queue:name>/pause", actions.queue_pause, name="queue-pause"),
+    path("queues/<queue:name>/resume", actions.queue_resume, name="queue-resume"),
+    path("queues/<queue:name>/settings", actions.queue_settings, name="queue-settings"),
+    path("queues/<queue:name>/purge/confirm", actions.queue_purge_confirm, name="queue-purge-confirm"),
+    path("queues/<queue:name>/purge", actions.queue_purge, name="queue-purge"),
+    path("queues/<queue:name>/delete", actions.queue_delete, name="queue-delete"),
     path("jobs/", pages.jobs, name="jobs"),
     path("jobs/bulk", actions.jobs_bulk, name="jobs-bulk"),
     path("jobs/<int:job_id>/", pages.job_detail, name="job"),

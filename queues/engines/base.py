@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
 from ..models import Job
+from ..quarantine import JSON_TYPES, TIME_COLUMNS
 from ..states import WAITING, Status
 
 if TYPE_CHECKING:
@@ -33,8 +34,10 @@ UPDATE queues_job
 SET status = %s, attempts = attempts + 1, worker_id = %s, started_at = %s,
     updated_at = %s, lease_expires_at = %s, progress = 0, progress_message = ''
 WHERE id IN (SELECT id FROM picked)
+-- Times come back as text, which no value can fail to decode: one unreadable run_after
+-- must not break the claim of the whole batch (broker.claim checks each row).
 RETURNING id, task_path, args, kwargs, attempts, attempt_offset, max_attempts, timeout, queue_id,
-    {has_callback}, priority, run_after
+    {has_callback}, priority, CAST(run_after AS TEXT)
 """
 CLAIM_SQL += CLAIM_UPDATE
 
@@ -85,6 +88,22 @@ NEW_JOB_DEFAULTS = {
 }
 
 
+# Jobs holding a value no reader can decode (queues.quarantine): the WHERE clause finds
+# suspects cheaply in SQL, and Python decides from the text each suspect returns.
+SUSPECTS_SQL = """
+SELECT j.id, j.status, j.attempts, j.task_path, q.name, {times}, {json}
+FROM queues_job j JOIN queues_queue q ON q.id = j.queue_id
+WHERE ({suspect}){live}
+ORDER BY j.id
+LIMIT %s
+"""
+
+
+def _listed(statuses: Iterable[str]) -> str:
+    """Statuses as an SQL list: they are this module's own constants, never input."""
+    return ", ".join(f"'{status}'" for status in statuses)
+
+
 class Engine:
     vendor: str = ""
     lock_clause: str = ""
@@ -129,7 +148,7 @@ class Engine:
             queue_filter = f" AND name IN ({', '.join(['%s'] * len(queue_names))})"
             params.extend(queue_names)
         parts = {
-            "waiting": ", ".join(f"'{status.value}'" for status in sorted(WAITING)),
+            "waiting": _listed(sorted(WAITING)),
             "queue_filter": queue_filter,
             "lock": self.lock_clause,
             "raw_op": "=" if raw else "<>",
@@ -234,6 +253,35 @@ class Engine:
         for name in ("run_after", "enqueued_at", "updated_at"):
             values[name] = self.dt(values[name])
         return [values[name] for name in INSERT_COLUMNS]
+
+    # SQL (with {c} for the column) that is true for every stored time Python may fail to
+    # read, its JSON type, and true for every JSON value that may nest past ``depth``.
+    suspect_time_sql: str = ""
+    json_type_sql: str = ""
+    suspect_depth_sql: str = ""
+
+    def suspect_jobs(self, live_only: bool, limit: int, depth: int) -> list[tuple]:
+        """Up to ``limit`` jobs that may hold an unreadable value, with every such value as text:
+        (id, status, attempts, task_path, queue name, *TIME_COLUMNS as text, then per JSON
+        column its JSON type and, if it may nest too deep, its text). Decodes nothing."""
+        deep = {c: self.suspect_depth_sql.format(c=f"j.{c}", depth=depth) for c in JSON_TYPES}
+        types = {c: self.json_type_sql.format(c=f"j.{c}") for c in JSON_TYPES}
+        suspect = [self.suspect_time_sql.format(c=f"j.{c}") for c in TIME_COLUMNS]
+        suspect += [f"{types[c]} <> '{kind}'" for c, kind in JSON_TYPES.items() if kind]
+        suspect += deep.values()
+        suspect.append(f"j.status NOT IN ({_listed(Status.values)})")
+        live = _listed(sorted(WAITING | {Status.RUNNING}))
+        sql = SUSPECTS_SQL.format(
+            times=", ".join(f"CAST(j.{c} AS TEXT)" for c in TIME_COLUMNS),
+            json=", ".join(
+                f"{types[c]}, CASE WHEN {deep[c]} THEN CAST(j.{c} AS TEXT) END" for c in JSON_TYPES
+            ),
+            suspect="\n    OR ".join(suspect),
+            live=f" AND j.status IN ({live})" if live_only else "",
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [limit])
+            return cursor.fetchall()
 
     def has_due_jobs(self, queue_names: Sequence[str] | None, now: datetime, raw: bool = False) -> bool:
         """A read-only look before claiming, so idle polling never takes a write lock."""

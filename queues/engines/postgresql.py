@@ -22,6 +22,14 @@ class PostgresEngine(Engine):
     json_placeholder = "%s::jsonb"
     has_callback_sql = "meta ? 'callback_url'"
 
+    suspect_time_sql = (
+        "({c} < '0001-01-02 00:00:00+00'::timestamptz OR {c} > '9999-12-30 00:00:00+00'::timestamptz)"
+    )
+    json_type_sql = "jsonb_typeof({c})"
+    # A value nesting past ``depth`` has an item at that level. (No size test first: a deep
+    # value compresses to a few bytes.)
+    suspect_depth_sql = "jsonb_path_exists({c}, 'strict $.**{{{depth}}}')"
+
     succeed_writes_attempts = True
 
     def succeed(self, worker_id: str, rows: Sequence[Sequence[Any]], now: datetime) -> set[int]:

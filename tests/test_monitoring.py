@@ -83,7 +83,9 @@ def _walk(node: Any, needed: frozenset[str]) -> Iterator[tuple[Any, frozenset[st
     elif isinstance(node, promql.AggregateExpr):
         grouping = frozenset(node.modifier.labels) if node.modifier else frozenset()
         by = node.modifier is not None and node.modifier.type == promql.AggModifierType.By
-        yield from _walk(node.expr, grouping if by else needed - grouping)
+        dropped = needed - grouping if by else needed & grouping
+        assert not dropped, f"{node} drops {sorted(dropped)}, which the expression around it uses"
+        yield from _walk(node.expr, grouping if by else needed)
     elif isinstance(node, promql.Call):
         # histogram_quantile reads the bucket bounds from the le label.
         extra = frozenset({"le"}) if node.func.name == "histogram_quantile" else frozenset()
@@ -251,6 +253,13 @@ def test_a_selector_that_no_exported_series_satisfies_is_reported(client, busy_c
         "missing label",
         "unmatched value",
     ]
+
+
+def test_an_aggregation_that_drops_a_label_the_legend_shows_is_reported():
+    with pytest.raises(AssertionError, match=r"drops \['task'\]"):
+        list(
+            selections("sum by (queue) (rate(taskweb_jobs_failed_total[5m]))", "legend", frozenset({"task"}))
+        )
 
 
 def test_no_panel_or_alert_names_a_job_status():

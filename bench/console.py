@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from queues import lifecycle
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskweb.settings")
 
@@ -34,7 +36,6 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from queues import broker  # noqa: E402
 from queues.console.ticks import Tick  # noqa: E402
 from queues.models import DeadLetter, Job, Queue, Worker  # noqa: E402
 
@@ -111,7 +112,7 @@ def fill(total: int) -> None:
         )
         cursor.execute("VACUUM ANALYZE")  # what autovacuum would have done by now
     for n in range(4):
-        broker.register_worker(Worker(id=f"bench-{n}", hostname="bench", pid=n + 1, concurrency=8))
+        lifecycle.register_worker(Worker(id=f"bench-{n}", hostname="bench", pid=n + 1, concurrency=8))
 
 
 def median_ms(call: Callable[[], object], repeat: int) -> float:

@@ -1,6 +1,6 @@
 """Job statuses, the transitions between them, and which ones are final.
 
-Only ``queues.broker`` moves a job from one status to another; this module is the
+Only ``queues.lifecycle`` moves a job from one status to another; this module is the
 map it follows, kept pure so that tests and the console can read it too.
 """
 
@@ -42,7 +42,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     # and from a status column holding no status at all.
     "quarantine": frozenset(Status),
 }
-"""For each broker transition, the statuses a job may be in for it to apply."""
+"""For each lifecycle transition, the statuses a job may be in for it to apply."""
 
 
 class Outcome(models.TextChoices):

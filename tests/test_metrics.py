@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from queues import broker
+from queues import lifecycle, values
 from queues.models import Job
 from queues.states import Outcome, Status
 
@@ -36,8 +36,8 @@ def labels(**pairs: str) -> tuple:
 @pytest.mark.django_db(transaction=True)
 def test_metrics_count_the_jobs_the_workers_ran(client, tmp_path):
     make_queue("mail")
-    broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.add", args=[1, 2], queue="mail")] * 7)
-    broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.fail", queue="mail", max_attempts=2)] * 3)
+    lifecycle.enqueue_many([values.JobSpec(task_path="tests.tasks.add", args=[1, 2], queue="mail")] * 7)
+    lifecycle.enqueue_many([values.JobSpec(task_path="tests.tasks.fail", queue="mail", max_attempts=2)] * 3)
     worker = WorkerProcess("--concurrency", "2", log_dir=tmp_path)
     try:
         wait_until(lambda: not Job.objects.exclude(status__in=[Status.SUCCEEDED, Status.DEAD]).exists())
@@ -66,11 +66,11 @@ def test_metrics_count_the_jobs_the_workers_ran(client, tmp_path):
 @pytest.mark.django_db
 def test_histogram_buckets_are_cumulative(client):
     make_job()
-    (job,) = broker.claim("w", None, 1)
+    (job,) = lifecycle.claim("w", None, 1)
     now = timezone.now()
     started = now - timedelta(seconds=0.3)
-    broker.finish(
-        "w", [broker.Finished(job=job, outcome=Outcome.SUCCEEDED, started_at=started, finished_at=now)]
+    lifecycle.finish(
+        "w", [values.Finished(job=job, outcome=Outcome.SUCCEEDED, started_at=started, finished_at=now)]
     )
     buckets = scrape(client)["taskweb_job_runtime_seconds_bucket"]
     task = labels(queue="default", task="tests.tasks.noop")

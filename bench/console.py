@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from queues import lifecycle
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskweb.settings")
 
@@ -36,6 +34,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from queues import lifecycle  # noqa: E402
 from queues.console.ticks import Tick  # noqa: E402
 from queues.models import DeadLetter, Job, Queue, Worker  # noqa: E402
 

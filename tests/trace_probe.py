@@ -11,8 +11,6 @@ import os
 
 import django
 
-from queues import lifecycle, values
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "taskweb.settings")
 django.setup()
 
@@ -21,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
-from queues import execution  # noqa: E402
+from queues import execution, lifecycle, values  # noqa: E402
 from tests import tasks  # noqa: E402, F401  (registers the task the probe enqueues by path)
 
 exporter = InMemorySpanExporter()

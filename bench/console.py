@@ -34,7 +34,7 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from queues import broker  # noqa: E402
+from queues import lifecycle  # noqa: E402
 from queues.console.ticks import Tick  # noqa: E402
 from queues.models import DeadLetter, Job, Queue, Worker  # noqa: E402
 
@@ -111,7 +111,7 @@ def fill(total: int) -> None:
         )
         cursor.execute("VACUUM ANALYZE")  # what autovacuum would have done by now
     for n in range(4):
-        broker.register_worker(Worker(id=f"bench-{n}", hostname="bench", pid=n + 1, concurrency=8))
+        lifecycle.register_worker(Worker(id=f"bench-{n}", hostname="bench", pid=n + 1, concurrency=8))
 
 
 def median_ms(call: Callable[[], object], repeat: int) -> float:

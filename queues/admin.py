@@ -1,14 +1,17 @@
 """Django admin for every Taskweb model.
 
 Jobs and dead letters are read-only here: their state changes only through the
-broker, so the admin offers actions (retry, cancel, replay) that call it, and a
-submission form that enqueues through it. API tokens are created here and shown
-once, like with ``taskctl token create``.
+lifecycle, so the admin offers actions (retry, cancel, replay) that call it, and a
+submission form that enqueues through it. Queues are created, changed and deleted
+through the lifecycle too, and deletes follow the API's rules: a running job is
+never deleted, and a queue with a running job is refused with the reason (shown on
+Django's own "cannot delete" page). API tokens are created here and shown once,
+like with ``taskctl token create``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +23,8 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import auth_tokens, bounds, broker, queue_ops, registry, rules, storable
-from .exceptions import InvalidJob, TaskwebError
+from . import auth_tokens, bounds, cron, lifecycle, registry, rules, storable, values
+from .exceptions import InvalidJob, QueueConflict, TaskwebError
 from .models import (
     ApiToken,
     Attempt,
@@ -36,6 +39,7 @@ from .models import (
     ScheduleRun,
     Worker,
 )
+from .states import TRANSITIONS, Status
 
 
 def _needs(action: str) -> Callable[[admin.ModelAdmin, HttpRequest], bool]:
@@ -50,13 +54,50 @@ def _needs(action: str) -> Callable[[admin.ModelAdmin, HttpRequest], bool]:
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by workers and the broker: look, filter, search, never edit."""
+    """Rows written by workers and the lifecycle: look, filter, search, never edit or delete."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LifecycleDeletes(admin.ModelAdmin):
+    """Deletes (one object, or the ``delete_selected`` action) go through the lifecycle.
+
+    ``refusals`` names what may not go; Django then shows its "cannot delete" page with
+    those reasons and deletes nothing. ``remove`` deletes the rest and reports what it
+    could not (something may have started running since the confirmation page).
+    """
+
+    def refusals(self, objs: Iterable[Any]) -> list[str]:
+        raise NotImplementedError
+
+    def remove(self, request: HttpRequest, objs: Iterable[Any]) -> None:
+        raise NotImplementedError
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple:
+        # A job's attempts and dead letter go with it, whoever may not delete them by hand.
+        deleted, counts, _, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), [*protected, *self.refusals(objs)]
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.remove(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self.remove(request, queryset)
+
+
+def _running_refusals(jobs: QuerySet[Job]) -> list[str]:
+    running = jobs.filter(status__in=set(Status) - TRANSITIONS["delete"]).order_by("id")
+    return [
+        f"Job #{job_id} is running: cancel it, or let it finish, first."
+        for job_id in running.values_list("id", flat=True)[:20]
+    ]
 
 
 def _task_choices() -> list[tuple[str, str]]:
@@ -104,7 +145,7 @@ class StorableJSONField(forms.JSONField):
 
 
 @admin.register(Queue)
-class QueueAdmin(admin.ModelAdmin):
+class QueueAdmin(LifecycleDeletes):
     list_display = ("name", "paused", "concurrency", "rate_limit", "max_attempts", "timeout", "retention")
     list_filter = ("paused",)
     search_fields = ("name",)
@@ -116,21 +157,48 @@ class QueueAdmin(admin.ModelAdmin):
         # Renaming a queue would strand every producer and worker that names it.
         return ("name", "created_at") if obj else ("created_at",)
 
+    def save_model(self, request: HttpRequest, obj: Queue, form: Any, change: bool) -> None:
+        """Through the lifecycle, as from the API: the same checks, the same writes."""
+        settings = {name: form.cleaned_data[name] for name in lifecycle.SETTINGS if name in form.changed_data}
+        if change:
+            lifecycle.update_queue(obj.name, **settings)
+        else:
+            obj.pk = lifecycle.create_queue(obj.name, **settings).pk
+        if "paused" in form.changed_data:
+            lifecycle.set_paused(obj.name, form.cleaned_data["paused"])
+
+    def refusals(self, queues: Iterable[Queue]) -> list[str]:
+        names = [queue.name for queue in queues]
+        refused = [
+            f"Queue {name} is the default queue; purge it instead." for name in names if name == "default"
+        ]
+        busy = Job.objects.filter(queue__name__in=names, status__in=set(Status) - TRANSITIONS["delete"])
+        for name in sorted(set(busy.values_list("queue__name", flat=True))):
+            refused.append(f"Queue {name} has running jobs; pause it and let them finish first.")
+        return refused
+
+    def remove(self, request: HttpRequest, queues: Iterable[Queue]) -> None:
+        for queue in list(queues):
+            try:
+                lifecycle.delete_queue(queue.name)
+            except QueueConflict as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+
     @admin.action(description="Pause selected queues", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
         for queue in queryset:
-            queue_ops.set_paused(queue.name, True)
+            lifecycle.set_paused(queue.name, True)
         self.message_user(request, f"Paused {len(queryset)} queue(s).")
 
     @admin.action(description="Resume selected queues", permissions=["pause"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
         for queue in queryset:
-            queue_ops.set_paused(queue.name, False)
+            lifecycle.set_paused(queue.name, False)
         self.message_user(request, f"Resumed {len(queryset)} queue(s).")
 
     @admin.action(description="Purge waiting jobs of selected queues", permissions=["purge"])
     def purge(self, request: HttpRequest, queryset: QuerySet[Queue]) -> None:
-        count = sum(broker.purge(queue.name) for queue in queryset)
+        count = sum(lifecycle.purge_queue(queue.name) for queue in queryset)
         self.message_user(request, f"Deleted {count} waiting job(s).")
 
 
@@ -183,20 +251,20 @@ class JobSubmitForm(forms.ModelForm):
 
     def clean_priority_value(self) -> int:
         try:
-            return broker.parse_priority(self.cleaned_data["priority_value"])
+            return bounds.parse_priority(self.cleaned_data["priority_value"])
         except InvalidJob as exc:
             raise ValidationError(str(exc)) from None
 
     def clean_queue_name(self) -> str:
         try:
-            return broker.get_queue(self.cleaned_data["queue_name"]).name
+            return lifecycle.get_queue(self.cleaned_data["queue_name"]).name
         except InvalidJob as exc:
             raise ValidationError(str(exc)) from None
 
-    def spec(self) -> broker.JobSpec:
+    def spec(self) -> values.JobSpec:
         data = self.cleaned_data
         delay = data.get("delay")
-        return broker.JobSpec(
+        return values.JobSpec(
             task_path=data["task"],
             args=data["args_json"],
             kwargs=data["kwargs_json"],
@@ -236,7 +304,7 @@ def _each(
     verb: str,
     act: Callable[[int], Any],
 ) -> None:
-    """Apply one broker action to each job; report what worked and why the rest did not."""
+    """Apply one lifecycle action to each job; report what worked and why the rest did not."""
     done, refused = 0, []
     for pk in jobs.values_list("pk", flat=True):
         try:
@@ -251,7 +319,7 @@ def _each(
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(LifecycleDeletes):
     list_display = (
         "id",
         "task_path",
@@ -290,47 +358,77 @@ class JobAdmin(admin.ModelAdmin):
         return [f.name for f in Job._meta.fields] if obj else ()
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Viewing is fine, saving a job's row by hand is not: status belongs to the broker.
+        # Viewing is fine, saving a job's row by hand is not: status belongs to the lifecycle.
         return obj is None and super().has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
-        job, created = broker.enqueue(form.spec())  # the form checked everything enqueue checks
+        job, created = lifecycle.enqueue(form.spec())  # the form checked everything enqueue checks
         obj.pk = job.pk
         if not created:
             self.message_user(
                 request, f"A job with this idempotency key exists: #{job.pk}.", messages.WARNING
             )
 
+    def refusals(self, jobs: Iterable[Job]) -> list[str]:
+        return _running_refusals(Job.objects.filter(pk__in=[job.pk for job in jobs]))
+
+    def remove(self, request: HttpRequest, jobs: Iterable[Job]) -> None:
+        ids = [job.pk for job in jobs]
+        if (deleted := lifecycle.delete_jobs(ids)) < len(ids):
+            kept = len(ids) - deleted
+            self.message_user(
+                request, f"{kept} job(s) started running meanwhile and were kept.", messages.WARNING
+            )
+
     @admin.action(description="Retry selected jobs", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         _each(
-            self, request, queryset, "Re-queued", lambda pk: broker.retry(pk, by=request.user.get_username())
+            self,
+            request,
+            queryset,
+            "Re-queued",
+            lambda pk: lifecycle.retry(pk, by=request.user.get_username()),
         )
 
     @admin.action(description="Cancel selected jobs", permissions=["cancel"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        _each(self, request, queryset, "Cancelled", broker.cancel)
+        _each(self, request, queryset, "Cancelled", lifecycle.cancel)
 
     @admin.action(description="Replay selected dead jobs", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        count = broker.replay_many(queryset, by=request.user.get_username())
+        count = lifecycle.replay_many(queryset, by=request.user.get_username())
         self.message_user(request, f"Replayed {count} dead job(s).")
         if count < len(queryset):
             self.message_user(request, "Jobs that were not dead were left as they are.", messages.WARNING)
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdmin):
+class DeadLetterAdmin(LifecycleDeletes, ReadOnlyAdmin):
+    """Deleting a dead letter discards its dead job (with its history), as the API's DELETE does."""
+
     list_display = ("job", "queue_name", "task_path", "reason", "error_type", "created_at", "replayed_at")
     list_filter = ("queue_name", "reason", "error_type", ("replayed_at", admin.EmptyFieldListFilter))
     search_fields = ("=job__id", "task_path", "error_type", "error_message")
     actions = ("replay",)
     has_replay_permission = _needs("dead.replay")
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return rules.can(request.user, "job.delete")
+
+    def refusals(self, letters: Iterable[DeadLetter]) -> list[str]:
+        jobs = Job.objects.filter(pk__in=[letter.job_id for letter in letters]).exclude(status=Status.DEAD)
+        return [
+            f"Job #{job_id} is no longer dead (it was replayed)."
+            for job_id in jobs.values_list("id", flat=True)
+        ]
+
+    def remove(self, request: HttpRequest, letters: Iterable[DeadLetter]) -> None:
+        lifecycle.delete_jobs([letter.job_id for letter in letters], dead_only=True)
+
     @admin.action(description="Replay selected dead letters", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         jobs = Job.objects.filter(pk__in=queryset.values("job_id"))
-        count = broker.replay_many(jobs, by=request.user.get_username())
+        count = lifecycle.replay_many(jobs, by=request.user.get_username())
         self.message_user(request, f"Replayed {count} dead job(s).")
 
 
@@ -372,7 +470,7 @@ class ScheduleForm(forms.ModelForm):
         data = super().clean()
         if "cron" in data and "time_zone" in data:
             try:
-                self.next_run = queue_ops.plan_schedule(data["cron"], data["time_zone"])
+                self.next_run = cron.plan_schedule(data["cron"], data["time_zone"])
             except InvalidJob as exc:
                 self.add_error(exc.field if exc.field in self.fields else None, str(exc))
         if not isinstance(data.get("args", []), list):

@@ -8,7 +8,9 @@ class QueuesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, declared, registry  # noqa: F401  (importing checks registers them)
+        from . import checks, declared, quarantine, registry  # noqa: F401  (importing checks registers them)
+        from .lifecycle.maintenance import sweep_unreadable
 
         registry.discover()
+        quarantine.sweeper = sweep_unreadable
         post_migrate.connect(declared.create_after_migrate, sender=self)

@@ -19,7 +19,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import broker, registry
+from . import lifecycle, registry, values
 from .compat import (
     DEFAULT_TASK_BACKEND_ALIAS,
     BaseTaskBackend,
@@ -116,7 +116,7 @@ def _unpickle_task(kind: type[Task], path: str, options: dict[str, Any]) -> Task
 
 @contextmanager
 def _as_invalid_task() -> Iterator[None]:
-    """The broker's refusals as the Tasks API's InvalidTaskError (kept as they are when
+    """The lifecycle's refusals as the Tasks API's InvalidTaskError (kept as they are when
     they already are one, like UnstorableArguments, which is also a TypeError)."""
     try:
         yield
@@ -132,16 +132,17 @@ class QueueBackend(BaseTaskBackend):
     supports_async_task = True
     supports_get_result = True
     supports_priority = True
+    declares_queues = True  # its QUEUES exist without set-up (queues.declared)
 
-    def _spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> broker.JobSpec:
+    def _spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> values.JobSpec:
         """The job of one call, its arguments as the database will give them back. They go
         through the Tasks API's own normalisation (its TypeError or ValueError reaches the
-        caller unchanged) and the broker's check that every database can store them."""
-        return broker.JobSpec(
+        caller unchanged) and the lifecycle's check that every database can store them."""
+        return values.JobSpec(
             task_path=task.module_path,
             task=task,
-            args=broker.stored_arguments(args, "args", normalize_json),
-            kwargs=broker.stored_arguments(kwargs, "kwargs", normalize_json),
+            args=lifecycle.stored_arguments(args, "args", normalize_json),
+            kwargs=lifecycle.stored_arguments(kwargs, "kwargs", normalize_json),
             queue=task.queue_name,
             priority=task.priority,
             run_after=task.run_after,
@@ -156,7 +157,7 @@ class QueueBackend(BaseTaskBackend):
         self.validate_task(task)
         spec = self._spec(task, args, kwargs)
         with _as_invalid_task():
-            job, created = broker.enqueue(spec)
+            job, created = lifecycle.enqueue(spec)
         result = (
             self._new_result(task, job.pk, job.args, job.kwargs, job.enqueued_at)
             if created
@@ -172,7 +173,7 @@ class QueueBackend(BaseTaskBackend):
         specs = [self._spec(task, args, kwargs) for args, kwargs in calls]
         now = timezone.now()
         with _as_invalid_task():
-            outcome = broker.enqueue_many(specs, now=now)
+            outcome = lifecycle.enqueue_many(specs, now=now)
         return [
             self._new_result(task, job_id, spec.args, spec.kwargs, now)
             if created

@@ -1,6 +1,6 @@
 """The limits of every value a door accepts, defined once.
 
-The broker, the REST API (its schemas and their OpenAPI document), the admin, the
+The lifecycle, the REST API (its schemas and their OpenAPI document), the admin, the
 console, taskctl and the Tasks backend all take their limits from here, so that a
 value one door accepts is never refused, or misread, by another. A value past a
 limit is refused with ``InvalidJob`` naming the field, the limit and the value.
@@ -122,3 +122,25 @@ def shallow(text: str | bytes, field: str) -> None:
     """Refuse JSON text whose arrays and objects nest more than MAX_DEPTH deep."""
     if json_depth(text) > MAX_DEPTH:
         raise too_deep(field)
+
+
+PRIORITY_NAMES = {"critical": 100, "high": 10, "normal": 0, "low": -10}
+
+
+def parse_priority(value: int | str) -> int:
+    """A priority as a number in -100..100 or one of the names critical/high/normal/low."""
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name in PRIORITY_NAMES:
+            return PRIORITY_NAMES[name]
+        try:
+            value = int(name)
+        except ValueError:
+            raise InvalidJob(
+                f"Priority {value!r} is neither a number in -100..100 nor one of "
+                f"{', '.join(PRIORITY_NAMES)}.",
+                field="priority",
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int) or not -100 <= value <= 100:
+        raise InvalidJob(f"Priority must be a whole number in -100..100, not {value!r}.", "priority")
+    return value

@@ -17,8 +17,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import auth_tokens, bounds, broker, queue_ops, scheduler, serializers, storable, webhooks
+from . import auth_tokens, bounds, lifecycle, scheduler, serializers, storable, values, webhooks
 from .exceptions import InvalidJob, JobNotFound, JobStateError
+from .filters import dead_letters_matching
 from .models import ApiToken, DeadLetter, Job, Schedule
 from .states import Status
 
@@ -115,8 +116,8 @@ def enqueue(o: dict[str, Any]) -> Answer:
             raise InvalidJob(f"--run-at {o['run_at']!r} is not an ISO time with a UTC offset.", "run_at")
         bounds.run_after(run_after, field="--run-at")
     meta = {"callback_url": webhooks.validate_callback_url(o["callback_url"])} if o["callback_url"] else {}
-    job, created = broker.enqueue(
-        broker.JobSpec(
+    job, created = lifecycle.enqueue(
+        values.JobSpec(
             task_path=o["task"],
             args=json_option(o["job_args"], "args", list),
             kwargs=json_option(o["job_kwargs"], "kwargs", dict),
@@ -169,11 +170,11 @@ def queues_list(o: dict[str, Any]) -> Answer:
 
 
 def _limits(o: dict[str, Any]) -> dict[str, Any]:
-    return {name: o[name] for name in queue_ops.SETTINGS if o.get(name) is not None}
+    return {name: o[name] for name in lifecycle.SETTINGS if o.get(name) is not None}
 
 
 def queues_create(o: dict[str, Any]) -> Answer:
-    queue = queue_ops.create_queue(o["name"], **_limits(o))
+    queue = lifecycle.create_queue(o["name"], **_limits(o))
     return Answer(serializers.queue_out(queue), text=f"Created queue {queue.name}.")
 
 
@@ -181,27 +182,27 @@ def queues_update(o: dict[str, Any]) -> Answer:
     limits = _limits(o)
     if not limits:
         raise InvalidJob("Nothing to change: give at least one of --concurrency, --rate-limit, ...", "name")
-    queue = queue_ops.update_queue(o["name"], **limits)
+    queue = lifecycle.update_queue(o["name"], **limits)
     return Answer(serializers.queue_out(queue), text=f"Updated queue {queue.name}.")
 
 
 def queues_pause(o: dict[str, Any]) -> Answer:
-    queue = queue_ops.set_paused(o["name"], True)
+    queue = lifecycle.set_paused(o["name"], True)
     return Answer(serializers.queue_out(queue), text=f"Paused queue {queue.name}.")
 
 
 def queues_resume(o: dict[str, Any]) -> Answer:
-    queue = queue_ops.set_paused(o["name"], False)
+    queue = lifecycle.set_paused(o["name"], False)
     return Answer(serializers.queue_out(queue), text=f"Resumed queue {queue.name}.")
 
 
 def queues_purge(o: dict[str, Any]) -> Answer:
-    count = broker.purge(o["name"])
+    count = lifecycle.purge_queue(o["name"])
     return Answer({"count": count}, text=f"Deleted {count} waiting jobs from {o['name']}.")
 
 
 def queues_delete(o: dict[str, Any]) -> Answer:
-    count = broker.delete_queue(o["name"])
+    count = lifecycle.delete_queue(o["name"])
     return Answer({"count": count}, text=f"Deleted queue {o['name']} and its {count} jobs.")
 
 
@@ -231,12 +232,12 @@ def jobs_show(o: dict[str, Any]) -> Answer:
 
 
 def jobs_cancel(o: dict[str, Any]) -> Answer:
-    job = broker.cancel(job_id(o["id"]))
+    job = lifecycle.cancel(job_id(o["id"]))
     return Answer(serializers.job_detail(job.pk), text=f"Cancelled job {job.pk}.")
 
 
 def jobs_retry(o: dict[str, Any]) -> Answer:
-    job = broker.retry(job_id(o["id"]), by="taskctl")
+    job = lifecycle.retry(job_id(o["id"]), by="taskctl")
     return Answer(serializers.job_detail(job.pk), text=f"Job {job.pk} is queued again.")
 
 
@@ -244,7 +245,7 @@ DLQ_COLUMNS = ("id", "job_id", "queue", "task", "reason", "error_type", "error_m
 
 
 def _dead_letters(o: dict[str, Any]) -> Any:
-    return queue_ops.dead_letters_matching(
+    return dead_letters_matching(
         DeadLetter.objects.filter(replayed_at=None), o["queue"], o["task"], o["error_type"]
     )
 
@@ -260,10 +261,10 @@ def dlq_replay(o: dict[str, Any]) -> Answer:
         raise InvalidJob("Give job ids to replay, or --all (with optional filters), not both.", "ids")
     if o["all"]:
         jobs = Job.objects.filter(pk__in=_dead_letters(o).values("job_id"))
-        count = broker.replay_many(jobs, by="taskctl")
+        count = lifecycle.replay_many(jobs, by="taskctl")
         return Answer({"count": count}, text=f"Replayed {count} dead jobs.")
     ids = _all_dead(o["ids"], "replay")
-    count = broker.replay_many(Job.objects.filter(pk__in=ids), by="taskctl")
+    count = lifecycle.replay_many(Job.objects.filter(pk__in=ids), by="taskctl")
     return Answer({"count": count, "ids": ids}, text=f"Replayed {count} dead jobs.")
 
 
@@ -280,7 +281,7 @@ def _all_dead(texts: list[str], action: str) -> list[int]:
 
 
 def dlq_delete(o: dict[str, Any]) -> Answer:
-    count = broker.delete(_all_dead(o["ids"], "delete"), dead_only=True)
+    count = lifecycle.delete_jobs(_all_dead(o["ids"], "delete"), dead_only=True)
     return Answer({"count": count}, text=f"Deleted {count} dead jobs.")
 
 

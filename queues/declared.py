@@ -21,13 +21,12 @@ from .models import QUEUE_NAME_VALIDATOR, Queue
 
 def declared_queue_names() -> set[str]:
     """``default`` and the ``QUEUES`` of every Taskweb backend in ``TASKS`` (read afresh: tests change it)."""
-    from .backend import QueueBackend  # the backend module imports the broker, which imports this
-
     names = {DEFAULT_TASK_QUEUE_NAME}
     for backend in task_backends.all():
-        if isinstance(backend, QueueBackend):
+        # Taskweb's backend says so (QueueBackend.declares_queues); other backends' QUEUES are theirs.
+        if getattr(backend, "declares_queues", False):
             names.update(backend.queues)
-    # An invalid name can never be enqueued onto; the broker says why when someone tries.
+    # An invalid name can never be enqueued onto; the lifecycle says why when someone tries.
     return {name for name in names if isinstance(name, str) and QUEUE_NAME_VALIDATOR.regex.match(name)}
 
 

@@ -1,7 +1,7 @@
 """Runs one claimed job in a worker's child process and describes how it ended.
 
 No database writes about the job's state happen here: the outcome goes back to
-the parent worker, which records it through the broker in batches.
+the parent worker, which records it through the lifecycle in batches.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -22,6 +23,7 @@ from django import db
 from . import logs, progress, registry, storable, tracing
 from .compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
 from .exceptions import InvalidJob, NonRetryable, ResultNotSerialisable, TaskImportError, error_path
+from .models import Job
 
 PR_SET_PDEATHSIG = 1
 
@@ -69,8 +71,12 @@ def run(assignment: Assignment) -> Report:
         "attempt": assignment.attempt,
         "worker": assignment.worker_id,
     }
-    with logs.bind(**fields), tracing.run_span(assignment.job_id, fields):
+    with logs.bind(**fields), tracing.run_span(fields, partial(_meta, assignment.job_id)):
         return _run(assignment)
+
+
+def _meta(job_id: int) -> dict[str, Any]:
+    return Job.objects.filter(id=job_id).values_list("meta", flat=True).first() or {}
 
 
 def _run(assignment: Assignment) -> Report:

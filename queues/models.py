@@ -1,7 +1,7 @@
 """Queues, jobs, attempts, dead letters, workers, schedules and the per-minute rollup.
 
 These are plain rows; every change of a job's status, attempts, lease or dead
-letter goes through ``queues.broker``.
+letter goes through ``queues.lifecycle``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from . import bounds
+from .cron import next_due, validate_timing
+from .exceptions import InvalidJob
 from .quarantine import Recovering, check_read
 from .states import WAITING, Outcome, Status
 
@@ -40,7 +43,7 @@ class Queue(models.Model):
         validators=[MinValueValidator(0.001)],
         help_text="Most job starts per second across all workers.",
     )
-    # The rate limit's token bucket, kept by the claim (queues.flow): starts still
+    # The rate limit's token bucket, kept by the claim (queues.flow_control): starts still
     # allowed now, and when that was last worked out.
     rate_tokens = models.FloatField(null=True, blank=True, editable=False)
     rate_refilled_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -58,10 +61,7 @@ class Queue(models.Model):
         return self.name
 
     def clean(self) -> None:
-        """The limits every door shares (queues.bounds); model forms and queue_ops call this."""
-        from . import bounds
-        from .exceptions import InvalidJob
-
+        """The limits every door shares (queues.bounds); model forms and lifecycle.queues call this."""
         checks = {
             "concurrency": lambda v: bounds.count(v, "concurrency", bounds.MAX_CONCURRENCY),
             "rate_limit": lambda v: bounds.number(v, "rate_limit", bounds.MIN_RATE, bounds.MAX_RATE),
@@ -291,8 +291,6 @@ class Schedule(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Refuse a bad cron expression or time zone; plan the next run when the timing changes."""
-        from .scheduler import next_due, validate_timing
-
         validate_timing(self.cron, self.time_zone)
         loaded = getattr(self, "_timing", None)
         # A new timetable, or a schedule switched back on, starts from now: no
@@ -314,8 +312,6 @@ class Schedule(models.Model):
         return instance
 
     def clean(self) -> None:
-        from .scheduler import validate_timing
-
         validate_timing(self.cron, self.time_zone)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from . import broker
+from . import lifecycle
 
 _running: ContextVar[tuple[int, int] | None] = ContextVar("taskweb_running_job", default=None)
 
@@ -24,4 +24,4 @@ def set_progress(percent: float, message: str = "") -> bool:
     if running is None:
         return False
     job_id, attempt = running
-    return broker.report_progress(job_id, attempt, percent, message)
+    return lifecycle.report_progress(job_id, attempt, percent, message)

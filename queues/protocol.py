@@ -11,7 +11,7 @@
 
 Protocol jobs are ordinary jobs with the task ``raw`` and the payload as their one
 argument, so the console, API and CLI show them like any other. A DEQUEUE claims
-one through the broker with a lease; ACK and NACK are the broker's finish. A job
+one through the lifecycle with a lease; ACK and NACK are the lifecycle's finish. A job
 not acked before its lease runs out is recovered like the job of a lost worker
 (failed as WorkerLost, retried after a back-off), so a client that dies holding a
 job loses nothing. A lease belongs to the connection that dequeued the job.
@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 from django import db
 from django.utils import timezone
 
-from . import auth_tokens, broker, queue_ops, rules, storable
+from . import auth_tokens, lifecycle, rules, storable, values
 from .exceptions import InvalidJob, InvalidQueue, Nack, QueueConflict, error_path
 from .models import ApiToken, Job, Queue
 from .states import Outcome
@@ -76,7 +76,7 @@ class Session:
     token: ApiToken | None = None
     token_read_at: float = 0.0
     id: str = field(default_factory=lambda: f"tcp-{socket.gethostname()}-{os.getpid()}-{next(_session_ids)}")
-    leased: dict[int, tuple[broker.ClaimedJob, datetime]] = field(default_factory=dict)
+    leased: dict[int, tuple[values.ClaimedJob, datetime]] = field(default_factory=dict)
 
     @property
     def authenticated(self) -> bool:
@@ -151,7 +151,7 @@ class Commands:
             return "OK"  # declaring a queue that exists changes nothing, so reading suffices
         self._authorize(session, "queue.add")
         try:
-            queue_ops.create_queue(name)
+            lifecycle.create_queue(name)
         except QueueConflict:
             pass  # CREATE is idempotent: producers and consumers may both declare the queue
         return "OK"
@@ -160,13 +160,13 @@ class Commands:
         name, _, payload = rest.partition(" ")
         if not name or not payload:
             raise ProtocolError("usage: ENQUEUE <queue> <payload text>")
-        job, _ = broker.enqueue(broker.JobSpec(task_path=Job.RAW_TASK, args=[payload], queue=name))
+        job, _ = lifecycle.enqueue(values.JobSpec(task_path=Job.RAW_TASK, args=[payload], queue=name))
         return f"OK {job.pk}"
 
     def dequeue(self, session: Session, rest: str) -> str:
         name = _one_word(rest, "DEQUEUE <queue>")
-        broker.get_queue(name)  # an unknown queue is an error, not EMPTY forever
-        claimed = broker.claim(session.id, [name], 1, raw=True, lease=self.lease)
+        lifecycle.get_queue(name)  # an unknown queue is an error, not EMPTY forever
+        claimed = lifecycle.claim(session.id, [name], 1, raw=True, lease=self.lease)
         if not claimed:
             return "EMPTY"
         job = claimed[0]
@@ -176,13 +176,13 @@ class Commands:
 
     def ack(self, session: Session, rest: str) -> str:
         job, started_at = self._leased(session, rest.strip(), "ACK <id>")
-        self._finish(session, broker.Finished(job, Outcome.SUCCEEDED, started_at, timezone.now()))
+        self._finish(session, values.Finished(job, Outcome.SUCCEEDED, started_at, timezone.now()))
         return "OK"
 
     def nack(self, session: Session, rest: str) -> str:
         job_id, _, reason = rest.strip().partition(" ")
         job, started_at = self._leased(session, job_id, "NACK <id> [reason]")
-        failed = broker.Finished(
+        failed = values.Finished(
             job,
             Outcome.FAILED,
             started_at,
@@ -198,7 +198,7 @@ class Commands:
             raise ProtocolError("usage: LIST")
         return " ".join(["OK", *Queue.objects.values_list("name", flat=True)])
 
-    def _leased(self, session: Session, job_id: str, usage: str) -> tuple[broker.ClaimedJob, datetime]:
+    def _leased(self, session: Session, job_id: str, usage: str) -> tuple[values.ClaimedJob, datetime]:
         if not job_id.isdigit() or len(job_id) > 18:
             raise ProtocolError(f"usage: {usage}")
         lease = session.leased.get(int(job_id))
@@ -206,9 +206,9 @@ class Commands:
             raise ProtocolError(f"job {job_id} is not leased to this connection")
         return lease
 
-    def _finish(self, session: Session, finished: broker.Finished) -> None:
+    def _finish(self, session: Session, finished: values.Finished) -> None:
         session.leased.pop(finished.job.id, None)
-        if finished.job.id not in broker.finish(session.id, [finished]):
+        if finished.job.id not in lifecycle.finish(session.id, [finished]):
             raise ProtocolError(f"job {finished.job.id}'s lease expired; it was given back to the queue")
 
 
@@ -395,7 +395,7 @@ async def _last_word(writer: asyncio.StreamWriter, line: str) -> None:
 def _recover() -> None:
     db.close_old_connections()
     try:
-        broker.recover_lost()
-        broker.promote_due()
+        lifecycle.recover_lost()
+        lifecycle.promote_due()
     finally:
         db.close_old_connections()

@@ -4,7 +4,7 @@ Every door refuses values outside ``queues.bounds``, yet a row can still hold on
 (written by hand in SQL, by an older version, by a bug): a time Python cannot
 represent (year 0, year 10000, ``infinity``), text that is no time at all (SQLite),
 arguments of the wrong JSON type, or JSON nested too deep to parse. Such a job is
-quarantined (``broker.quarantine``): it dies with a dead letter that describes each
+quarantined (``lifecycle.maintenance.quarantine_job``): it dies with a dead letter that describes each
 unreadable value, and the values are replaced with readable ones, so that every
 page, endpoint and worker can read the row again.
 
@@ -130,25 +130,14 @@ class Suspect(NamedTuple):
         return found
 
 
-def sweep(live_only: bool = False, limit: int = SWEEP_LIMIT) -> int:
-    """Quarantine up to ``limit`` jobs holding unreadable values; returns how many.
+def _no_sweep() -> int:
+    return 0
 
-    ``live_only`` looks at waiting and running jobs only (the worker's routine pass,
-    cheap through the status index); otherwise every job is read (after a failed read).
-    """
-    # Imported here: models import this module, and the broker and engines import models.
-    from . import broker
-    from .engines import get_engine
 
-    quarantined = 0
-    for row in get_engine().suspect_jobs(live_only, limit, bounds.READABLE_DEPTH):
-        suspect = Suspect.from_row(row)
-        if (problems := suspect.problems()) and broker.quarantine(
-            suspect.id, suspect.status, suspect.attempts, suspect.task_path, suspect.queue_name, problems
-        ):
-            quarantined += 1
-            logger.error("job %s quarantined: %s", suspect.id, broker.describe(problems))
-    return quarantined
+sweeper: Callable[[], int] = _no_sweep
+"""Quarantines every unreadable job and says how many: ``lifecycle.maintenance.sweep_unreadable``,
+set by the app's ``ready``. The models read through this module, which therefore sits
+below the lifecycle and cannot import it."""
 
 
 def recovering(fetch: Callable[[], Any]) -> Any:
@@ -156,7 +145,7 @@ def recovering(fetch: Callable[[], Any]) -> Any:
     try:
         return fetch()
     except DECODE_ERRORS:
-        if not sweep():
+        if not sweeper():
             raise
     return fetch()
 

@@ -14,86 +14,24 @@ next due time after now: a day of downtime gives one catch-up run, not 1,440.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, timedelta
 
-from croniter import croniter
-from croniter.croniter import CroniterError
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import broker, registry
+from . import registry
+from .cron import next_due
 from .exceptions import InvalidJob
+from .lifecycle.enqueue import enqueue
 from .models import Job, Lease, Schedule, ScheduleRun
+from .values import JobSpec
 
 logger = logging.getLogger("queues.scheduler")
 
 LEASE_NAME = "scheduler"
-ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 BATCH = 100  # due schedules handled per tick; the rest wait for the next heartbeat
-
-
-# --- validation and timing (pure) --------------------------------------------------
-
-
-def _expression(cron: str) -> str:
-    """The 5-field form of ``cron``, or a ValidationError saying what is wrong with it."""
-    text = " ".join(str(cron).split())
-    if text.startswith("@"):
-        if text.lower() not in ALIASES:
-            raise ValidationError(
-                {"cron": f"Unknown alias {text!r}; use one of {', '.join(ALIASES)} or 5 fields."}
-            )
-        return ALIASES[text.lower()]
-    fields = text.split(" ") if text else []
-    if len(fields) != 5:
-        count = len(fields)
-        raise ValidationError(
-            {"cron": f"A cron expression has 5 fields (minute hour day month weekday); {cron!r} has {count}."}
-        )
-    try:
-        # Asking for a due time also refuses expressions that never come due (0 0 31 2 *).
-        croniter(text, datetime(2000, 1, 1)).get_next(datetime)
-    except (CroniterError, ValueError, KeyError) as exc:
-        raise ValidationError({"cron": f"{cron!r} is not a valid cron expression: {exc}"}) from None
-    return text
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(
-            {"time_zone": f"Unknown time zone {name!r} (use an IANA name such as Europe/Paris)."}
-        ) from None
-
-
-def validate_timing(cron: str, time_zone: str) -> None:
-    """Raise a ValidationError naming the field and the reason if either value is bad."""
-    errors: dict[str, list[str]] = {}
-    for check, value in ((_expression, cron), (_zone, time_zone)):
-        try:
-            check(value)
-        except ValidationError as exc:
-            errors.update(exc.message_dict)
-    if errors:
-        raise ValidationError(errors)
-
-
-def next_due(cron: str, time_zone: str, after: datetime) -> datetime:
-    """The first due time strictly after ``after``, in UTC, following the zone's DST rules."""
-    local = after.astimezone(_zone(time_zone))
-    return croniter(_expression(cron), local).get_next(datetime).astimezone(UTC)
 
 
 # --- leader lease ------------------------------------------------------------------
@@ -134,8 +72,8 @@ def tick(holder: str, ttl: timedelta) -> int:
     return sum(1 for schedule in due if enqueue_due(schedule, now) is not None)
 
 
-def _spec(schedule: Schedule, meta: dict[str, str]) -> broker.JobSpec:
-    return broker.JobSpec(
+def _spec(schedule: Schedule, meta: dict[str, str]) -> JobSpec:
+    return JobSpec(
         task_path=schedule.task_path,
         # Stored by a door that looked it up among the registered tasks.
         task=registry.load(schedule.task_path),
@@ -168,7 +106,7 @@ def enqueue_due(schedule: Schedule, now: datetime) -> Job | None:
     try:
         with transaction.atomic():
             run = ScheduleRun.objects.create(schedule=schedule, due_at=due_at, created_at=now)
-            job, _ = broker.enqueue(_spec(schedule, {"due_at": due_at.isoformat()}))
+            job, _ = enqueue(_spec(schedule, {"due_at": due_at.isoformat()}))
             run.job = job
             run.save(update_fields=["job"])
             changes = {"last_run_at": now, "last_job": job, "last_error": "", "next_run_at": following}
@@ -190,7 +128,7 @@ def run_now(schedule: Schedule) -> Job:
     The next planned run is unchanged. (For the console, API and CLI "run now".)
     """
     now = timezone.now()
-    job, _ = broker.enqueue(_spec(schedule, {"run_now": now.isoformat()}))
+    job, _ = enqueue(_spec(schedule, {"run_now": now.isoformat()}))
     Schedule.objects.filter(pk=schedule.pk).update(last_run_at=now, last_job=job, last_error="")
     schedule.last_run_at, schedule.last_job, schedule.last_error = now, job, ""
     return job

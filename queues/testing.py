@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from . import broker, registry
+from . import lifecycle, registry, values
 from .compat import TaskResult
 from .execution import Assignment, run
 from .models import Job
@@ -56,24 +56,24 @@ def run_jobs(queues: Sequence[str] | None = None, *, limit: int = 1000) -> Ran:
     names = list(queues) if queues is not None else None
     hostname, pid = socket.gethostname(), os.getpid()
     worker_id = f"testing-{hostname}-{pid}-{secrets.token_hex(3)}"
-    broker.register_worker(
+    lifecycle.register_worker(
         WorkerRow(id=worker_id, hostname=hostname, pid=pid, queues=names or [], concurrency=1)
     )
     succeeded: set[int] = set()
     failed: set[int] = set()
     attempts = 0
     try:
-        while jobs := broker.claim(worker_id, names, 1):
+        while jobs := lifecycle.claim(worker_id, names, 1):
             attempts += 1
             if attempts > limit:
-                broker.release(worker_id, [job.id for job in jobs])
+                lifecycle.release(worker_id, [job.id for job in jobs])
                 raise RuntimeError(f"run_jobs ran {limit} attempts and jobs are still due; is one looping?")
             finished = _attempt(worker_id, jobs[0])
-            if broker.finish(worker_id, [finished]):
+            if lifecycle.finish(worker_id, [finished]):
                 (succeeded if finished.outcome == Outcome.SUCCEEDED else failed).add(finished.job.id)
     finally:
-        broker.count_work(worker_id, len(succeeded), len(failed))
-        broker.stop_worker(worker_id)
+        lifecycle.count_work(worker_id, len(succeeded), len(failed))
+        lifecycle.stop_worker(worker_id)
     return Ran(
         succeeded=[_result(job_id) for job_id in sorted(succeeded)],
         failed=[_result(job_id) for job_id in sorted(failed - succeeded)],
@@ -81,7 +81,7 @@ def run_jobs(queues: Sequence[str] | None = None, *, limit: int = 1000) -> Ran:
     )
 
 
-def _attempt(worker_id: str, job: broker.ClaimedJob) -> broker.Finished:
+def _attempt(worker_id: str, job: values.ClaimedJob) -> values.Finished:
     """Run one claimed job here, as a worker's child would, and describe how it ended."""
     started_at = timezone.now()
     assignment = Assignment(

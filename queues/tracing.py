@@ -12,7 +12,7 @@ also records a ``taskweb.enqueue`` span and stores its context in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,16 +49,16 @@ def enqueue_meta(meta: dict[str, Any], task_path: str, queue: str) -> dict[str, 
 
 
 @contextmanager
-def run_span(job_id: int, fields: dict[str, Any]) -> Iterator[None]:
-    """A ``taskweb.run`` span continuing the enqueuer's trace, when tracing is on."""
+def run_span(fields: dict[str, Any], read_meta: Callable[[], dict[str, Any]]) -> Iterator[None]:
+    """A ``taskweb.run`` span continuing the enqueuer's trace, when tracing is on.
+
+    ``read_meta`` gives the job's meta; it is only called when tracing is on.
+    """
     tracer = _tracer()
     if tracer is None:
         yield
         return
-    from .models import Job
-
-    meta = Job.objects.filter(id=job_id).values_list("meta", flat=True).first() or {}
-    context = propagate.extract(meta.get("trace") or {})
+    context = propagate.extract(read_meta().get("trace") or {})
     attributes = {f"taskweb.{name}": value for name, value in fields.items()}
     with tracer.start_as_current_span(
         "taskweb.run", context=context, kind=trace.SpanKind.CONSUMER, attributes=attributes

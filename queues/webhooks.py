@@ -1,7 +1,7 @@
 """Completion webhooks: tell a job's ``callback_url`` how the job ended.
 
 A delivery is itself a job (task ``queues.tasks.deliver_webhook``) on the internal
-queue ``QUEUES_WEBHOOK_QUEUE``, enqueued by the broker in the same transaction that
+queue ``QUEUES_WEBHOOK_QUEUE``, enqueued by the lifecycle in the same transaction that
 records the final outcome. So a slow or dead receiver never holds up the worker
 that ran the job, a delivery exists exactly when the outcome committed, and failed
 deliveries are retried with the usual back-off and end in the dead letters, where
@@ -27,7 +27,9 @@ from django.core.validators import URLValidator
 
 from .conf import conf
 from .exceptions import InvalidJob, NonRetryable
+from .lifecycle.enqueue import enqueue_many
 from .models import Job, Queue
+from .values import JobSpec
 
 DELIVER_TASK = "queues.tasks.deliver_webhook"
 DELIVERY_ATTEMPTS = 8
@@ -73,13 +75,11 @@ def enqueue_deliveries(job_ids: Iterable[int]) -> int:
     jobs = list(Job.objects.filter(id__in=ids, meta__has_key="callback_url").select_related("queue"))
     if not jobs:
         return 0
-    from . import broker  # the broker calls this module; import it late to avoid a cycle
-
     # The internal queue appears on first use, like a table created lazily.
     Queue.objects.get_or_create(name=conf.QUEUES_WEBHOOK_QUEUE)
-    broker.enqueue_many(
+    enqueue_many(
         [
-            broker.JobSpec(
+            JobSpec(
                 task_path=DELIVER_TASK,
                 args=[job.meta["callback_url"], json.dumps(payload(job, job.queue.name))],
                 queue=conf.QUEUES_WEBHOOK_QUEUE,

@@ -31,7 +31,7 @@ from typing import Any
 from django import db
 from django.utils import timezone
 
-from . import broker, logs, quarantine, scheduler
+from . import lifecycle, logs, quarantine, scheduler, values
 from .autoscale import Autoscaler
 from .conf import conf
 from .exceptions import WorkerChildDied, WorkerLost, WorkerShutdown, error_path
@@ -54,13 +54,13 @@ class Slot:
 
     process: Any
     conn: Connection
-    jobs: deque[broker.ClaimedJob] = field(default_factory=deque)
+    jobs: deque[values.ClaimedJob] = field(default_factory=deque)
     started_at: datetime | None = None  # of the running job
     deadline: float = math.inf
     skipping: set[int] = field(default_factory=set)  # withdrawn, awaiting the child's word
 
     @property
-    def job(self) -> broker.ClaimedJob | None:
+    def job(self) -> values.ClaimedJob | None:
         return self.jobs[0] if self.jobs else None
 
 
@@ -77,8 +77,8 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.slots: list[Slot] = []
-        self.backlog: deque[broker.ClaimedJob] = deque()
-        self.pending: list[broker.Finished] = []
+        self.backlog: deque[values.ClaimedJob] = deque()
+        self.pending: list[values.Finished] = []
         self.pending_since = math.inf
         self.unreported = [0, 0]  # attempts done and failed since the last heartbeat
         self.withdrawn: list[int] = []  # never started here: back to the queue
@@ -101,7 +101,7 @@ class Worker:
         os.set_blocking(signal_w, False)
         self._install_signal_handlers(signal_w)
         logs.set_process_context(worker=self.id)
-        broker.register_worker(
+        lifecycle.register_worker(
             WorkerRow(
                 id=self.id,
                 hostname=socket.gethostname(),
@@ -153,7 +153,7 @@ class Worker:
                 else:
                     self._withdraw_waiting()
                 if self.withdrawn:
-                    broker.release(self.id, self.withdrawn)
+                    lifecycle.release(self.id, self.withdrawn)
                     self.withdrawn = []
             except DB_ERRORS as exc:
                 self._back_off(f"database error: {exc}")
@@ -188,7 +188,7 @@ class Worker:
         cut_at = timezone.now()
         # Attempts stopped mid-run are recorded, so a second run of their job is explained.
         cut = [
-            broker.Finished(
+            values.Finished(
                 job=slot.jobs[0],
                 outcome=Outcome.LOST,
                 started_at=slot.started_at or cut_at,
@@ -205,15 +205,14 @@ class Worker:
             self._flush(force=True)
             waiting = [job.id for slot in unfinished for job in list(slot.jobs)[1:]]
             waiting += [job.id for job in self.backlog] + self.withdrawn
-            returned = len(broker.requeue_cut(self.id, cut))
+            returned = len(lifecycle.requeue_cut(self.id, cut))
             if waiting:
-                returned += broker.release(self.id, waiting)
+                returned += lifecycle.release(self.id, waiting)
             if returned:
                 logger.warning("worker %s returned %d unfinished jobs to their queues", self.id, returned)
-            broker.count_work(self.id, *self.unreported)
-            broker.stop_worker(self.id)
+            lifecycle.count_work(self.id, *self.unreported)
+            done, failed = lifecycle.stop_worker(self.id)
             scheduler.release_lease(self.id)
-            done, failed = WorkerRow.objects.filter(id=self.id).values_list("jobs_done", "jobs_failed").get()
         except DB_ERRORS as exc:
             logger.error("worker %s could not record its shutdown: %s", self.id, exc)
             done = failed = None
@@ -232,7 +231,7 @@ class Worker:
         free = self._room()
         if not free or not (self.more_waiting or now >= self.next_poll):
             return
-        jobs = broker.claim(self.id, self.queues, free)
+        jobs = lifecycle.claim(self.id, self.queues, free)
         self.more_waiting = len(jobs) == free
         if jobs:
             self.poll_delay = conf.QUEUES_POLL_MIN
@@ -258,7 +257,7 @@ class Worker:
             self.slots.remove(idle)
         if change:
             self.concurrency = len(self.slots)
-            WorkerRow.objects.filter(id=self.id).update(concurrency=self.concurrency)
+            lifecycle.set_concurrency(self.id, self.concurrency)
             logger.info("autoscale: %d children (%d busy)", self.concurrency, busy)
 
     def _room(self) -> int:
@@ -287,7 +286,7 @@ class Worker:
                     slot.skipping.add(job.id)
                     slot.conn.send(Skip(job.id))
 
-    def _send(self, slot: Slot, job: broker.ClaimedJob) -> None:
+    def _send(self, slot: Slot, job: values.ClaimedJob) -> None:
         if not slot.jobs:
             self._start(slot, job, timezone.now())
         slot.jobs.append(job)
@@ -295,7 +294,7 @@ class Worker:
             Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name)
         )
 
-    def _start(self, slot: Slot, job: broker.ClaimedJob, at: datetime) -> None:
+    def _start(self, slot: Slot, job: values.ClaimedJob, at: datetime) -> None:
         """The timeout clock of a job starts when its child takes it up."""
         slot.started_at, slot.deadline = at, time.monotonic() + job.timeout
 
@@ -359,7 +358,7 @@ class Worker:
         else:
             slot.started_at, slot.deadline = None, math.inf
 
-    def _add_pending(self, finished: broker.Finished) -> None:
+    def _add_pending(self, finished: values.Finished) -> None:
         if not self.pending:
             self.pending_since = time.monotonic()
         self.pending.append(finished)
@@ -370,7 +369,7 @@ class Worker:
             return
         due = now >= self.pending_since + FLUSH_AFTER or len(self.pending) >= FLUSH_BATCH
         if force or due or not self.busy_slots() or self.stop_at is not None:
-            applied = broker.finish(self.id, self.pending)
+            applied = lifecycle.finish(self.id, self.pending)
             for item in self.pending:
                 if item.job.id in applied:
                     self.unreported[item.outcome != Outcome.SUCCEEDED] += 1
@@ -422,7 +421,7 @@ class Worker:
             extra=logs.job_fields(job, self.id),
         )
         self._add_pending(
-            broker.Finished(
+            values.Finished(
                 job=job,
                 outcome=outcome,
                 started_at=slot.started_at,
@@ -479,15 +478,15 @@ class Worker:
     def _maintain(self, now: float) -> None:
         if now >= self.next_heartbeat:
             self._heartbeat()
-            broker.recover_lost()
-            broker.promote_due()
-            scheduler.tick(self.id, broker.lease_duration())
+            lifecycle.recover_lost()
+            lifecycle.promote_due()
+            scheduler.tick(self.id, lifecycle.lease_duration())
             if self.listener is not None and self.listener.fileno() is None:
                 self.listener.connect()
             self.next_heartbeat = now + conf.QUEUES_HEARTBEAT_INTERVAL
         if now >= self.next_prune:
-            quarantine.sweep(live_only=True)
-            pruned = broker.prune()
+            lifecycle.sweep_unreadable(live_only=True)
+            pruned = lifecycle.prune_finished()
             full = pruned >= conf.QUEUES_PRUNE_BATCH
             self.next_prune = now + (1.0 if full else conf.QUEUES_PRUNE_INTERVAL)
             if pruned:
@@ -496,8 +495,9 @@ class Worker:
     def _heartbeat(self) -> None:
         running = {job.id: job.attempt for slot in self.slots for job in slot.jobs}
         running.update((job.id, job.attempt) for job in self.backlog)
-        held = broker.heartbeat(self.id, running)
-        broker.count_work(self.id, *self.unreported)
+        lifecycle.heartbeat(self.id)
+        held = lifecycle.renew_leases(self.id, running)
+        lifecycle.count_work(self.id, *self.unreported)
         self.unreported = [0, 0]
         self.backlog = deque(job for job in self.backlog if job.id in held)
         for slot in self.busy_slots():
@@ -528,10 +528,10 @@ class Worker:
 
 
 def attempt_outcome(
-    job: broker.ClaimedJob, report: Report, started_at: datetime, finished_at: datetime
-) -> broker.Finished:
-    """What the broker records of an attempt that ran to its end and reported how."""
-    return broker.Finished(
+    job: values.ClaimedJob, report: Report, started_at: datetime, finished_at: datetime
+) -> values.Finished:
+    """What the lifecycle records of an attempt that ran to its end and reported how."""
+    return values.Finished(
         job=job,
         outcome=Outcome.SUCCEEDED if report.ok else Outcome.FAILED,
         started_at=started_at,

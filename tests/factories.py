@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from queues import auth_tokens, broker
+from queues import auth_tokens, lifecycle, values
 from queues.models import Job, Queue, TokenScope
 
 from . import tasks  # noqa: F401  (registers the tasks that jobs here name by path)
@@ -19,20 +19,20 @@ def make_queue(name: str = "default", **fields: Any) -> Queue:
 
 
 def make_job(task_path: str = "tests.tasks.noop", **spec: Any) -> Job:
-    """Enqueue through the broker, as every real producer does."""
+    """Enqueue through the lifecycle, as every real producer does."""
     queue = spec.pop("queue", "default")
     make_queue(queue)
-    job, _ = broker.enqueue(broker.JobSpec(task_path=task_path, queue=queue, **spec))
+    job, _ = lifecycle.enqueue(values.JobSpec(task_path=task_path, queue=queue, **spec))
     return job
 
 
 def make_dead_job(task_path: str = "tests.tasks.fail", queue: str = "default") -> Job:
-    """A job whose one attempt failed for good, through the broker; its queue holds no other job."""
+    """A job whose one attempt failed for good, through the lifecycle; its queue holds no other job."""
     job = make_job(task_path, queue=queue)
-    (claimed,) = broker.claim("factory", [queue], 1)
+    (claimed,) = lifecycle.claim("factory", [queue], 1)
     now = timezone.now()
-    failed = broker.Finished(claimed, "failed", now, now, error_type="E", retryable=False)
-    broker.finish("factory", [failed])
+    failed = values.Finished(claimed, "failed", now, now, error_type="E", retryable=False)
+    lifecycle.finish("factory", [failed])
     return job
 
 

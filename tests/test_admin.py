@@ -1,4 +1,4 @@
-"""The Django admin: every model listed, job submission, and the broker actions."""
+"""The Django admin: every model listed, job submission, and the lifecycle actions."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from queues import broker
-from queues.models import ApiToken, DeadLetter, Job, Queue, Schedule
+from queues import lifecycle, values
+from queues.models import ApiToken, DeadLetter, Job, Queue, Schedule, Worker
 from queues.states import Status
 
 from .console_helpers import make_user, make_viewer
@@ -26,9 +26,9 @@ def admin_client() -> Client:
 
 def dead_job() -> Job:
     job = make_job("tests.tasks.fail")
-    (claimed,) = broker.claim("w", None, 1)
+    (claimed,) = lifecycle.claim("w", None, 1)
     now = timezone.now()
-    broker.finish("w", [broker.Finished(claimed, "failed", now, now, error_type="E", retryable=False)])
+    lifecycle.finish("w", [values.Finished(claimed, "failed", now, now, error_type="E", retryable=False)])
     return job
 
 
@@ -75,7 +75,7 @@ def test_the_submit_form_offers_the_registered_tasks(admin_client):
     assert "tests.tasks.add" in choices
 
 
-def test_submitting_a_job_enqueues_it_through_the_broker(admin_client):
+def test_submitting_a_job_enqueues_it_through_the_lifecycle(admin_client):
     response = admin_client.post("/admin/queues/job/add/", SUBMIT)
     job = Job.objects.get()
     assert (response.status_code, job.args, job.priority, job.status) == (302, [1, 2], 10, Status.QUEUED)
@@ -110,7 +110,7 @@ def test_a_job_cannot_be_edited_by_hand(admin_client):
     assert Job.objects.get(pk=job.pk).status == Status.QUEUED
 
 
-def test_the_cancel_action_cancels_through_the_broker(admin_client):
+def test_the_cancel_action_cancels_through_the_lifecycle(admin_client):
     job = make_job()
     admin_client.post("/admin/queues/job/", {"action": "cancel", "_selected_action": [job.pk]})
     assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
@@ -259,3 +259,78 @@ def test_a_queue_setting_past_its_limit_is_refused(admin_client, field, value):
     response = admin_client.post(f"/admin/queues/queue/{queue.pk}/change/", form)
     assert field in response.context["adminform"].form.errors
     assert Queue.objects.get(pk=queue.pk).retention.days == 7
+
+
+# --- deletes go through the lifecycle ------------------------------------------------
+
+
+def running_job(queue: str = "default") -> Job:
+    job = make_job(queue=queue)
+    lifecycle.claim("w", [queue], 1)
+    return job
+
+
+def test_the_admin_refuses_to_delete_a_running_job_and_says_why(admin_client):
+    job = running_job()
+    response = admin_client.post(f"/admin/queues/job/{job.pk}/delete/", {"post": "yes"})
+    assert b"is running: cancel it" in response.content
+    assert Job.objects.filter(pk=job.pk, status=Status.RUNNING).exists()
+
+
+def test_delete_selected_with_a_running_job_among_them_deletes_nothing(admin_client):
+    busy = running_job()
+    idle = make_job()
+    form = {"action": "delete_selected", "_selected_action": [idle.pk, busy.pk], "post": "yes"}
+    response = admin_client.post("/admin/queues/job/", form)
+    assert f"Job #{busy.pk} is running".encode() in response.content
+    assert Job.objects.filter(pk__in=[idle.pk, busy.pk]).count() == 2
+
+
+def test_the_admin_deletes_a_finished_job_with_its_history(admin_client):
+    job = dead_job()
+    admin_client.post(f"/admin/queues/job/{job.pk}/delete/", {"post": "yes"})
+    assert (
+        not Job.objects.filter(pk=job.pk).exists() and not DeadLetter.objects.filter(job_id=job.pk).exists()
+    )
+
+
+def test_the_admin_refuses_to_delete_a_queue_with_a_running_job(admin_client):
+    running_job(queue="busy")
+    queue = Queue.objects.get(name="busy")
+    response = admin_client.post(f"/admin/queues/queue/{queue.pk}/delete/", {"post": "yes"})
+    assert b"Queue busy has running jobs" in response.content
+    assert Queue.objects.filter(name="busy").exists() and Job.objects.filter(queue=queue).exists()
+
+
+def test_the_admin_deletes_an_idle_queue_with_its_waiting_jobs(admin_client):
+    job = make_job(queue="spare")
+    queue = Queue.objects.get(name="spare")
+    admin_client.post(f"/admin/queues/queue/{queue.pk}/delete/", {"post": "yes"})
+    assert not Queue.objects.filter(name="spare").exists() and not Job.objects.filter(pk=job.pk).exists()
+
+
+def test_the_admin_never_deletes_the_default_queue(admin_client):
+    queue = Queue.objects.get(name="default")
+    response = admin_client.post(f"/admin/queues/queue/{queue.pk}/delete/", {"post": "yes"})
+    assert b"default queue" in response.content and Queue.objects.filter(name="default").exists()
+
+
+def test_deleting_a_dead_letter_in_the_admin_discards_its_dead_job(admin_client):
+    job = dead_job()
+    letter = DeadLetter.objects.get(job=job)
+    admin_client.post(f"/admin/queues/deadletter/{letter.pk}/delete/", {"post": "yes"})
+    assert not Job.objects.filter(pk=job.pk).exists()
+
+
+def test_worker_rows_cannot_be_deleted_in_the_admin(admin_client):
+    lifecycle.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=1))
+    response = admin_client.post("/admin/queues/worker/w1/delete/", {"post": "yes"})
+    assert response.status_code == 403 and Worker.objects.filter(id="w1").exists()
+
+
+def test_a_queue_made_in_the_admin_goes_through_the_lifecycle_checks(admin_client):
+    form = {"name": "made", "max_attempts": "3", "timeout": "60", "retention": "1 00:00:00"}
+    admin_client.post("/admin/queues/queue/add/", form)
+    form = {"name": "made", "max_attempts": "3", "timeout": "60", "retention": "0"}
+    admin_client.post("/admin/queues/queue/add/", {**form, "name": "bad"})
+    assert Queue.objects.get(name="made").max_attempts == 3 and not Queue.objects.filter(name="bad").exists()

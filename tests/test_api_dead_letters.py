@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from queues import broker
+from queues import lifecycle, values
 from queues.models import DeadLetter, Job
 from queues.states import Status
 
@@ -22,9 +22,11 @@ def api() -> ApiClient:
 
 def kill(task: str = "tests.tasks.fail", queue: str = "default", error_type: str = "RuntimeError") -> Job:
     job = make_job(task, queue=queue)
-    (claimed,) = [c for c in broker.claim("w", [queue], 10) if c.id == job.pk]
+    (claimed,) = [c for c in lifecycle.claim("w", [queue], 10) if c.id == job.pk]
     now = timezone.now()
-    broker.finish("w", [broker.Finished(claimed, "failed", now, now, error_type=error_type, retryable=False)])
+    lifecycle.finish(
+        "w", [values.Finished(claimed, "failed", now, now, error_type=error_type, retryable=False)]
+    )
     return job
 
 
@@ -54,7 +56,7 @@ def test_replay_one_requeues_the_job_and_records_who(api):
 
 def test_replaying_a_job_that_is_live_again_is_409(api):
     job = kill()
-    broker.replay(job.pk)
+    lifecycle.replay(job.pk)
     assert api.post(f"/dead-letters/{letter_of(job).pk}/replay").status_code == 409
 
 
@@ -84,6 +86,6 @@ def test_delete_discards_the_dead_job(api):
 
 def test_delete_of_a_replayed_job_is_409_and_keeps_it(api):
     job = kill()
-    broker.replay(job.pk)
+    lifecycle.replay(job.pk)
     assert api.delete(f"/dead-letters/{letter_of(job).pk}").status_code == 409
     assert Job.objects.filter(pk=job.pk).exists()

@@ -88,3 +88,9 @@ def test_the_error_schema_has_a_detail_and_field_errors(api):
     schemas = api.get("/openapi.json").json()["components"]["schemas"]
     assert set(schemas["ErrorOut"]["properties"]) == {"detail", "errors"}
     assert set(schemas["FieldError"]["properties"]) == {"field", "message"}
+
+
+def test_a_query_parameter_given_twice_is_refused_naming_it():
+    api = ApiClient()
+    response = api.client.get("/api/jobs?queue=default&queue=%F3%AD%AA%8A", headers=api._headers())
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "queue"

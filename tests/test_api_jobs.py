@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from queues import broker
+from queues import lifecycle, values
 from queues.models import Job
 from queues.states import Status
 
@@ -115,19 +115,19 @@ def test_the_body_limit_defaults_to_one_mebibyte(api):
 
 def test_get_shows_status_attempts_result_and_progress(api):
     job = make_job("tests.tasks.add", args=[1, 2])
-    (claimed,) = broker.claim("w", None, 1)
+    (claimed,) = lifecycle.claim("w", None, 1)
     now = timezone.now()
-    broker.finish("w", [broker.Finished(claimed, "succeeded", now, now, result_json="3")])
+    lifecycle.finish("w", [values.Finished(claimed, "succeeded", now, now, result_json="3")])
     body = api.get(f"/jobs/{job.pk}").json()
     assert (body["status"], body["attempts"], body["result"], body["progress"]) == ("succeeded", 1, 3, 100)
 
 
 def test_get_lists_the_errors_of_failed_attempts(api):
     job = make_job("tests.tasks.fail")
-    (claimed,) = broker.claim("w", None, 1)
+    (claimed,) = lifecycle.claim("w", None, 1)
     now = timezone.now()
-    failed = broker.Finished(claimed, "failed", now, now, error_type="RuntimeError", error_message="boom")
-    broker.finish("w", [failed])
+    failed = values.Finished(claimed, "failed", now, now, error_type="RuntimeError", error_message="boom")
+    lifecycle.finish("w", [failed])
     errors = api.get(f"/jobs/{job.pk}").json()["errors"]
     assert [(e["error_type"], e["error_message"]) for e in errors] == [("RuntimeError", "boom")]
 
@@ -168,7 +168,7 @@ def test_cancel_cancels_a_queued_job(api):
 
 def test_cancel_of_a_finished_job_is_409_and_changes_nothing(api):
     job = make_job()
-    broker.cancel(job.pk)
+    lifecycle.cancel(job.pk)
     response = api.post(f"/jobs/{job.pk}/cancel")
     assert response.status_code == 409
     assert "cancelled" in response.json()["detail"]
@@ -180,7 +180,7 @@ def test_cancel_of_an_unknown_job_is_404(api):
 
 def test_retry_puts_a_cancelled_job_back_in_its_queue(api):
     job = make_job()
-    broker.cancel(job.pk)
+    lifecycle.cancel(job.pk)
     assert api.post(f"/jobs/{job.pk}/retry").json()["status"] == Status.QUEUED
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from queues import broker
+from queues import lifecycle
 from queues.models import Worker
 
 from .api import ApiClient
@@ -19,16 +19,16 @@ def api() -> ApiClient:
 
 
 def test_workers_lists_each_worker_with_its_running_jobs(api):
-    broker.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=2))
+    lifecycle.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=2))
     make_job()
-    broker.claim("w1", None, 1)
+    lifecycle.claim("w1", None, 1)
     (worker,) = api.get("/workers").json()
     assert (worker["id"], worker["status"], worker["running"]) == ("w1", "alive", 1)
 
 
 def test_workers_filter_by_status(api):
-    broker.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=1))
-    broker.stop_worker("w1")
+    lifecycle.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=1))
+    lifecycle.stop_worker("w1")
     assert api.get("/workers", status="alive").json() == []
 
 

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections, transaction
 from django.utils import timezone
 
-from queues import broker
+from queues import lifecycle, values
 from queues.compat import InvalidTaskError, TaskResultDoesNotExist, TaskResultStatus
 from queues.exceptions import UnstorableArguments, WorkerLost
 from queues.models import Job
@@ -26,10 +26,10 @@ pytestmark = pytest.mark.django_db
 
 def run_claimed(outcome: Outcome = Outcome.SUCCEEDED, **fields) -> None:
     """Play the worker's part for the next job: claim it and record an outcome."""
-    (claimed,) = broker.claim("w1", None, 1)
+    (claimed,) = lifecycle.claim("w1", None, 1)
     now = timezone.now()
-    broker.finish(
-        "w1", [broker.Finished(job=claimed, outcome=outcome, started_at=now, finished_at=now, **fields)]
+    lifecycle.finish(
+        "w1", [values.Finished(job=claimed, outcome=outcome, started_at=now, finished_at=now, **fields)]
     )
 
 
@@ -162,7 +162,7 @@ def test_get_result_follows_the_job_to_success():
 
 def test_get_result_of_a_running_job():
     result = tasks.noop.enqueue()
-    broker.claim("w1", None, 1)
+    lifecycle.claim("w1", None, 1)
     live = tasks.noop.get_result(result.id)
     assert live.status == TaskResultStatus.RUNNING and live.worker_ids == ["w1"]
 
@@ -248,12 +248,12 @@ def test_enqueue_many_results_equal_what_get_result_reads_back():
 
 def test_a_job_waiting_for_its_next_attempt_reads_ready_with_its_errors_so_far():
     result = tasks.fail.enqueue()
-    (claimed,) = broker.claim("w1", None, 1)
+    (claimed,) = lifecycle.claim("w1", None, 1)
     started = timezone.now() - timedelta(seconds=2)
-    failed = broker.Finished(
+    failed = values.Finished(
         claimed, Outcome.FAILED, started, timezone.now(), error_type="builtins.RuntimeError", traceback="Tb"
     )
-    broker.finish("w1", [failed])
+    lifecycle.finish("w1", [failed])
     live = tasks.fail.get_result(result.id)
     assert live.status == TaskResultStatus.READY
     assert [(error.exception_class, error.traceback) for error in live.errors] == [(RuntimeError, "Tb")]
@@ -263,9 +263,9 @@ def test_a_job_waiting_for_its_next_attempt_reads_ready_with_its_errors_so_far()
 
 def test_a_job_of_a_lost_worker_carries_an_error_whose_class_imports():
     result = tasks.noop.enqueue()
-    broker.claim("w1", None, 1)
+    lifecycle.claim("w1", None, 1)
     Job.objects.filter(pk=result.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert broker.recover_lost() == 1
+    assert lifecycle.recover_lost() == 1
     assert tasks.noop.get_result(result.id).errors[0].exception_class is WorkerLost
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from queues import broker
+from queues import lifecycle, values
 from queues.models import DeadLetter, Job, Queue
 from queues.states import Outcome, Status
 
+from .api import ApiClient
 from .console_helpers import client_for, make_operator, make_viewer
 from .factories import make_job, make_queue
 
@@ -17,12 +18,12 @@ pytestmark = pytest.mark.django_db
 
 def kill(job: Job, message: str = "boom", error_type: str = "RuntimeError") -> Job:
     """Run the job once and let it die without retry, as a worker would record it."""
-    (claimed,) = broker.claim("w", [job.queue.name], 1)
+    (claimed,) = lifecycle.claim("w", [job.queue.name], 1)
     now = timezone.now()
-    broker.finish(
+    lifecycle.finish(
         "w",
         [
-            broker.Finished(
+            values.Finished(
                 claimed,
                 Outcome.FAILED,
                 now,
@@ -48,14 +49,14 @@ def test_an_operator_cancels_a_queued_job():
 
 def test_a_refused_transition_answers_409_with_the_reason():
     job = make_job()
-    broker.cancel(job.id)
+    lifecycle.cancel(job.id)
     response = client_for(make_operator()).post(f"/jobs/{job.id}/cancel")
     assert response.status_code == 409 and b"Cannot cancel job" in response.content
 
 
 def test_an_operator_retries_a_cancelled_job():
     job = make_job()
-    broker.cancel(job.id)
+    lifecycle.cancel(job.id)
     client_for(make_operator()).post(f"/jobs/{job.id}/retry")
     assert status(job) == Status.QUEUED
 
@@ -97,7 +98,7 @@ def test_bulk_retry_of_all_matching_uses_the_filters():
     mail = [make_job(queue="mail") for _ in range(3)]
     other = make_job()
     for job in [*mail, other]:
-        broker.cancel(job.id)
+        lifecycle.cancel(job.id)
     response = client_for(make_operator()).post(
         "/jobs/bulk", {"action": "retry", "all_matching": "1", "queue": "mail"}
     )
@@ -107,7 +108,7 @@ def test_bulk_retry_of_all_matching_uses_the_filters():
 
 def test_bulk_skips_jobs_whose_status_does_not_allow_the_action():
     queued, cancelled = make_job(), make_job()
-    broker.cancel(cancelled.id)
+    lifecycle.cancel(cancelled.id)
     response = client_for(make_operator()).post(
         "/jobs/bulk", {"action": "cancel", "ids": [queued.id, cancelled.id]}
     )
@@ -192,7 +193,7 @@ def test_queue_settings_past_their_limits_are_refused_and_change_nothing(setting
 def test_purge_confirmation_then_purge_deletes_waiting_jobs_only():
     waiting = [make_job() for _ in range(2)]
     done = make_job()
-    broker.cancel(done.id)
+    lifecycle.cancel(done.id)
     client = client_for(make_operator())
     confirm = client.get("/queues/default/purge/confirm")
     client.post("/queues/default/purge")
@@ -217,10 +218,34 @@ def test_a_queue_with_an_invalid_name_is_not_created():
     assert response.status_code == 400 and not Queue.objects.filter(name="no spaces").exists()
 
 
-def test_a_queue_with_waiting_jobs_cannot_be_deleted():
+def test_a_queue_with_a_running_job_cannot_be_deleted():
     make_job(queue="busy")
+    lifecycle.claim("w", ["busy"], 1)
     response = client_for(make_operator()).post("/queues/busy/delete")
-    assert response.status_code == 409 and Queue.objects.filter(name="busy").exists()
+    assert response.status_code == 409 and b"has running jobs" in response.content
+    assert Queue.objects.filter(name="busy").exists() and Job.objects.filter(queue__name="busy").exists()
+
+
+def test_deleting_a_queue_takes_its_waiting_jobs_with_it_as_the_api_does():
+    job = make_job(queue="spare")
+    response = client_for(make_operator()).post("/queues/spare/delete")
+    assert response["HX-Redirect"] == "/" and not Job.objects.filter(pk=job.pk).exists()
+
+
+def test_the_create_form_refuses_what_the_api_refuses():
+    form = {"name": "reports", "max_attempts": "4", "timeout": "300", "concurrency": "0"}
+    console = client_for(make_operator()).post("/queues/", form)
+    api = ApiClient().post("/queues", {"name": "reports", "concurrency": 0})
+    assert (console.status_code, api.status_code) == (400, 400)
+    assert "concurrency must be a whole number from 1 to 100,000" in console.content.decode()
+    assert (
+        api.json()["errors"][0]["field"] == "concurrency"
+        and not Queue.objects.filter(name="reports").exists()
+    )
+
+
+def test_pausing_a_queue_that_does_not_exist_answers_404():
+    assert client_for(make_operator()).post("/queues/nope/pause").status_code == 404
 
 
 def test_an_empty_queue_is_deleted():

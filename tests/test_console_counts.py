@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from queues import broker
+from queues import lifecycle, values
 from queues.console import counts, queries
 from queues.models import Job, Queue
 from queues.states import Status
@@ -27,7 +27,7 @@ def small_cap(monkeypatch):
 
 
 def cancelled_jobs(n: int) -> None:
-    broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.noop") for _ in range(n)])
+    lifecycle.enqueue_many([values.JobSpec(task_path="tests.tasks.noop") for _ in range(n)])
     Job.objects.update(status=Status.CANCELLED)
 
 

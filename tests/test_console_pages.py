@@ -8,9 +8,9 @@ from html import unescape
 import pytest
 from django.utils import timezone
 
-from queues import broker
+from queues import lifecycle, values
 from queues.console import paging
-from queues.models import Job, MinuteStat
+from queues.models import Job, MinuteStat, Worker
 
 from .console_helpers import client_for, make_operator, make_user, make_viewer
 from .factories import make_job, make_queue
@@ -74,8 +74,8 @@ def test_a_job_page_escapes_arguments():
 
 def test_a_job_page_shows_each_attempt_with_its_traceback():
     job = make_job()
-    (claimed,) = broker.claim("w", None, 1)
-    failed = broker.Finished(
+    (claimed,) = lifecycle.claim("w", None, 1)
+    failed = values.Finished(
         claimed,
         "failed",
         job.enqueued_at,
@@ -85,7 +85,7 @@ def test_a_job_page_shows_each_attempt_with_its_traceback():
         traceback="Traceback (most recent call last):\n  <frame>",
         retryable=False,
     )
-    broker.finish("w", [failed])
+    lifecycle.finish("w", [failed])
     html = client_for(make_operator()).get(f"/jobs/{job.id}/").content.decode()
     assert 'id="attempt-1"' in html and "Traceback (most recent call last):\n  &lt;frame&gt;" in html
 
@@ -98,7 +98,7 @@ def test_the_jobs_list_filters_by_queue_and_status():
     make_queue("mail")
     wanted = make_job(queue="mail")
     make_job(queue="default")
-    broker.cancel(make_job(queue="mail").id)
+    lifecycle.cancel(make_job(queue="mail").id)
     html = client_for(make_operator()).get("/jobs/?queue=mail&status=queued").content.decode()
     assert f'id="job-{wanted.id}-status"' in html and html.count('class="status status-') == 1
 
@@ -132,7 +132,7 @@ def test_read_only_staff_get_no_action_buttons():
 
 
 def test_the_workers_page_lists_live_workers():
-    broker.register_worker(broker.Worker(id="host-1-123", hostname="host-1", pid=123, concurrency=4))
+    lifecycle.register_worker(Worker(id="host-1-123", hostname="host-1", pid=123, concurrency=4))
     html = client_for(make_operator()).get("/workers/").content.decode()
     assert 'data-worker="host-1-123"' in html and "<td>host-1</td>" in html
 

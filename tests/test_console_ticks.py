@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from queues import broker
+from queues import lifecycle, values
 from queues.console.ticks import Tick
 from queues.models import Job, Queue, Worker
 from queues.states import Outcome
@@ -45,7 +45,7 @@ def test_a_status_change_is_sent():
     tick = Tick()
     job = make_job()
     events(tick, {"jobs"})
-    broker.cancel(job.id)
+    lifecycle.cancel(job.id)
     (record,) = events(tick, {"jobs"})["jobs"]["jobs"]
     assert record["status"] == "cancelled"
 
@@ -61,8 +61,8 @@ def test_rows_a_socket_asks_for_are_sent_even_unchanged():
 def test_many_changes_in_one_instant_are_all_read():
     tick = Tick()
     events(tick, {"jobs"})
-    specs = [broker.JobSpec(task_path="tests.tasks.noop") for _ in range(1200)]
-    broker.enqueue_many(specs)  # one timestamp for all: paged by (updated_at, id)
+    specs = [values.JobSpec(task_path="tests.tasks.noop") for _ in range(1200)]
+    lifecycle.enqueue_many(specs)  # one timestamp for all: paged by (updated_at, id)
     assert len(events(tick, {"jobs"})["jobs"]["jobs"]) == 1200
 
 
@@ -77,9 +77,11 @@ def test_a_watched_job_gets_its_detail_and_attempts():
     job = make_job()
     tick = Tick()
     events(tick, {f"job.{job.id}"})
-    (claimed,) = broker.claim("w", None, 1)
+    (claimed,) = lifecycle.claim("w", None, 1)
     now = timezone.now()
-    broker.finish("w", [broker.Finished(claimed, Outcome.FAILED, now, now, error_type="E", retryable=False)])
+    lifecycle.finish(
+        "w", [values.Finished(claimed, Outcome.FAILED, now, now, error_type="E", retryable=False)]
+    )
     detail = events(tick, {f"job.{job.id}"})[f"job.{job.id}"]
     assert detail["status"] == "dead" and [number for number, _ in detail["attempts"]] == [1]
 
@@ -95,9 +97,11 @@ def test_new_dead_letters_reach_the_dead_topic():
     tick = Tick()
     events(tick, {"dead"}, {"dead"})
     make_job()
-    (claimed,) = broker.claim("w", None, 1)
+    (claimed,) = lifecycle.claim("w", None, 1)
     now = timezone.now()
-    broker.finish("w", [broker.Finished(claimed, Outcome.FAILED, now, now, error_type="E", retryable=False)])
+    lifecycle.finish(
+        "w", [values.Finished(claimed, Outcome.FAILED, now, now, error_type="E", retryable=False)]
+    )
     sent = events(tick, {"dead"})["dead"]
     assert [letter["job_id"] for letter in sent["letters"]] == [claimed.id] and 'id="dead-groups"' in sent[
         "html"
@@ -114,5 +118,5 @@ def test_topics_nobody_watches_cost_nothing(django_assert_max_num_queries):
 def test_a_worker_starting_refreshes_the_overview():
     tick = Tick()
     events(tick, {"overview"}, {"overview"})
-    broker.register_worker(Worker(id="w-1", hostname="h", pid=1, concurrency=1))
+    lifecycle.register_worker(Worker(id="w-1", hostname="h", pid=1, concurrency=1))
     assert 'id="workers-alive">1<' in events(tick, {"overview"})["overview"]["html"]

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission, User
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connections
 
-from queues import broker
+from queues import lifecycle
 from queues.console import live
 from queues.consumers import FORBIDDEN
 from taskweb.asgi import application
@@ -96,7 +96,7 @@ async def test_a_read_only_socket_also_receives_changes():
     connected, _ = await socket.connect()
     assert connected
     await receive_until(socket, 'id="job-live"')
-    await sync_to_async(broker.cancel)(job.id)
+    await sync_to_async(lifecycle.cancel)(job.id)
     message = await receive_until(socket, "status-cancelled")
     assert "hx-post" not in message  # no buttons for someone who may not act
     await socket.disconnect()

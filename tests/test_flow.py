@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from queues import broker, flow
+from queues import flow_control, lifecycle, values
 from queues.engines import get_engine
 from queues.models import Circuit, CircuitState, Job, Queue, Worker
 from queues.states import Outcome, Status
@@ -31,16 +31,16 @@ def breaker(settings):
         setattr(settings, name, float(value))
 
 
-def claim(worker_id: str = "w1", limit: int = 10, queues: list[str] | None = None) -> list[broker.ClaimedJob]:
-    return broker.claim(worker_id, queues, limit)
+def claim(worker_id: str = "w1", limit: int = 10, queues: list[str] | None = None) -> list[values.ClaimedJob]:
+    return lifecycle.claim(worker_id, queues, limit)
 
 
-def finish(jobs: list[broker.ClaimedJob], outcome: Outcome) -> None:
+def finish(jobs: list[values.ClaimedJob], outcome: Outcome) -> None:
     now = timezone.now()
-    broker.finish(
+    lifecycle.finish(
         "w1",
         [
-            broker.Finished(job=job, outcome=outcome, started_at=now, finished_at=now, error_type="E")
+            values.Finished(job=job, outcome=outcome, started_at=now, finished_at=now, error_type="E")
             for job in jobs
         ],
     )
@@ -92,10 +92,10 @@ def test_a_rate_limited_queue_starts_at_most_one_seconds_worth_at_once():
 
 def test_the_token_bucket_refills_at_the_rate_up_to_one_second():
     start = timezone.now()
-    assert flow.refill(2.0, None, None, start) == 2.0
-    assert flow.refill(2.0, 0.0, start, start + timedelta(seconds=0.25)) == pytest.approx(0.5)
-    assert flow.refill(2.0, 0.5, start, start + timedelta(seconds=10)) == 2.0
-    assert flow.refill(0.5, 0.0, start, start + timedelta(seconds=10)) == 1.0
+    assert flow_control.refill(2.0, None, None, start) == 2.0
+    assert flow_control.refill(2.0, 0.0, start, start + timedelta(seconds=0.25)) == pytest.approx(0.5)
+    assert flow_control.refill(2.0, 0.5, start, start + timedelta(seconds=10)) == 2.0
+    assert flow_control.refill(0.5, 0.0, start, start + timedelta(seconds=10)) == 1.0
 
 
 # --- circuit breaker ---------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_a_circuit_opens_when_the_failure_ratio_is_reached_and_its_task_is_not_c
     trip(6)
     circuit = Circuit.objects.get(task_path="tests.tasks.fail")
     assert circuit.state == CircuitState.OPEN
-    assert flow.open_circuits() == [circuit]
+    assert flow_control.open_circuits() == [circuit]
     other = make_job()
     assert [job.id for job in claim()] == [other.id]
 
@@ -168,9 +168,9 @@ def test_a_probe_with_nothing_to_run_leaves_the_circuit_open_for_the_next_claim(
 @pytest.mark.django_db
 def test_an_operator_can_close_a_circuit(breaker):
     trip(5)
-    assert flow.reset_circuit("tests.tasks.fail")
+    assert flow_control.reset_circuit("tests.tasks.fail")
     assert len(claim()) == 1
-    assert not flow.reset_circuit("tests.tasks.fail")
+    assert not flow_control.reset_circuit("tests.tasks.fail")
 
 
 # --- with real workers -------------------------------------------------------------
@@ -216,7 +216,7 @@ def test_workers_together_never_run_more_than_the_queue_concurrency(tmp_path):
 def test_workers_together_hold_the_queue_rate_limit(tmp_path):
     rate = 5.0
     make_queue("mail", rate_limit=rate)
-    broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.noop", queue="mail") for _ in range(30)])
+    lifecycle.enqueue_many([values.JobSpec(task_path="tests.tasks.noop", queue="mail") for _ in range(30)])
     workers = [WorkerProcess("--concurrency", "4", log_dir=tmp_path) for _ in range(2)]
     try:
         wait_until(lambda: Job.objects.filter(status=Status.SUCCEEDED).count() == 30, timeout=60)
@@ -262,15 +262,15 @@ def test_the_flow_controlled_claim_still_reads_the_partial_index(breaker):
     make_queue("pdf", concurrency=3)
     make_queue("mail", rate_limit=2)
     specs = [
-        broker.JobSpec(task_path="tests.tasks.noop", queue=name) for name in ("default", "pdf", "mail")
+        values.JobSpec(task_path="tests.tasks.noop", queue=name) for name in ("default", "pdf", "mail")
     ] * 1500
-    jobs = broker.enqueue_many(specs)
+    jobs = lifecycle.enqueue_many(specs)
     Job.objects.filter(pk__in=[job_id for job_id, _ in jobs[:1000]]).update(status=Status.SUCCEEDED)
     open_task = Circuit.objects.create(
         task_path="tests.tasks.fail", state=CircuitState.OPEN, retry_at=timezone.now()
     )
     now = timezone.now()
-    limits = flow.ClaimLimits.load(None)
+    limits = flow_control.ClaimLimits.load(None)
     limits.queue_budgets = {make_queue("pdf").pk: 2}
     limits.skip_queues = [make_queue("mail").pk]
     limits.skip_tasks = [open_task.task_path]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from django.db import connection
 
-from queues import broker
+from queues import lifecycle
 from queues.models import Worker
 
 from .browser import DaphneProcess
@@ -19,7 +19,7 @@ from .browser import DaphneProcess
 
 @pytest.mark.django_db
 def test_health_is_ok_with_the_database_and_a_live_worker(client):
-    broker.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=2))
+    lifecycle.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=2))
     response = client.get("/health")
     body = response.json()
     assert response.status_code == 200

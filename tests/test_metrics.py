@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from queues import broker
+from queues import lifecycle, values
 from queues.models import Job, Worker
 from queues.states import TERMINAL, Outcome, Status
 
@@ -36,8 +36,8 @@ def labels(**pairs: str) -> tuple:
 @pytest.mark.django_db(transaction=True)
 def test_metrics_count_the_jobs_the_workers_ran(client, tmp_path):
     make_queue("mail")
-    broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.add", args=[1, 2], queue="mail")] * 7)
-    broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.fail", queue="mail", max_attempts=2)] * 3)
+    lifecycle.enqueue_many([values.JobSpec(task_path="tests.tasks.add", args=[1, 2], queue="mail")] * 7)
+    lifecycle.enqueue_many([values.JobSpec(task_path="tests.tasks.fail", queue="mail", max_attempts=2)] * 3)
     worker = WorkerProcess("--concurrency", "2", log_dir=tmp_path)
     try:
         wait_until(lambda: not Job.objects.exclude(status__in=[Status.SUCCEEDED, Status.DEAD]).exists())
@@ -66,11 +66,11 @@ def test_metrics_count_the_jobs_the_workers_ran(client, tmp_path):
 @pytest.mark.django_db
 def test_histogram_buckets_are_cumulative(client):
     make_job()
-    (job,) = broker.claim("w", None, 1)
+    (job,) = lifecycle.claim("w", None, 1)
     now = timezone.now()
     started = now - timedelta(seconds=0.3)
-    broker.finish(
-        "w", [broker.Finished(job=job, outcome=Outcome.SUCCEEDED, started_at=started, finished_at=now)]
+    lifecycle.finish(
+        "w", [values.Finished(job=job, outcome=Outcome.SUCCEEDED, started_at=started, finished_at=now)]
     )
     buckets = scrape(client)["taskweb_job_runtime_seconds_bucket"]
     task = labels(queue="default", task="tests.tasks.noop")
@@ -105,7 +105,7 @@ def test_a_metrics_token_is_required_when_one_is_set(client, settings):
 def test_jobs_are_counted_by_queue_and_by_every_status_that_can_still_run(client):
     make_dead_job(queue="mail")  # finished: not counted
     make_job(queue="mail")
-    broker.claim("w", ["mail"], 1)
+    lifecycle.claim("w", ["mail"], 1)
     make_job(queue="mail")
     make_job(queue="mail", run_after=timezone.now() + timedelta(hours=1))
     jobs = scrape(client)["taskweb_queue_jobs"]
@@ -120,9 +120,9 @@ def test_jobs_are_counted_by_queue_and_by_every_status_that_can_still_run(client
 def test_each_queue_counts_the_live_workers_that_take_its_jobs(client):
     make_queue("mail")
     make_queue("reports")
-    broker.register_worker(Worker(id="any", hostname="h", pid=1, concurrency=1))
-    broker.register_worker(Worker(id="mailer", hostname="h", pid=2, concurrency=1, queues=["mail"]))
-    broker.register_worker(Worker(id="silent", hostname="h", pid=3, concurrency=1, queues=["reports"]))
+    lifecycle.register_worker(Worker(id="any", hostname="h", pid=1, concurrency=1))
+    lifecycle.register_worker(Worker(id="mailer", hostname="h", pid=2, concurrency=1, queues=["mail"]))
+    lifecycle.register_worker(Worker(id="silent", hostname="h", pid=3, concurrency=1, queues=["reports"]))
     Worker.objects.filter(id="silent").update(expires_at=timezone.now() - timedelta(seconds=1))
     workers = scrape(client)["taskweb_queue_workers"]
     assert workers[labels(queue="mail")] == 2

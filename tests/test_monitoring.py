@@ -25,7 +25,7 @@ import yaml
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from queues import broker
+from queues import lifecycle, values
 from queues.models import Worker
 from queues.states import Outcome
 
@@ -162,28 +162,28 @@ def run_one(queue: str, task: str, outcome: Outcome | None, **spec: Any) -> None
     """Enqueue one job and, through the broker as a worker does, claim it and record
     ``outcome`` (None: leave it running). The queue holds no other due job."""
     make_job(task, queue=queue, **spec)
-    (claimed,) = broker.claim("w-any", [queue], 1)
+    (claimed,) = lifecycle.claim("w-any", [queue], 1)
     if outcome is not None:
         started = timezone.now() - timedelta(seconds=0.2)
-        finished = broker.Finished(
+        finished = values.Finished(
             claimed, outcome, started, timezone.now(), error_type="E", retryable=claimed.has_attempts_left
         )
-        broker.finish("w-any", [finished])
+        lifecycle.finish("w-any", [finished])
 
 
 @pytest.fixture
 def busy_cluster(settings) -> None:
     """Two queues, each with a succeeded, a retried (scheduled), a dead, a running, a
     cancelled, a queued and a delayed job; two live workers; an open circuit."""
-    broker.register_worker(Worker(id="w-any", hostname="h1", pid=1, concurrency=4))
-    broker.register_worker(Worker(id="w-mail", hostname="h2", pid=2, concurrency=2, queues=["mail"]))
+    lifecycle.register_worker(Worker(id="w-any", hostname="h1", pid=1, concurrency=4))
+    lifecycle.register_worker(Worker(id="w-mail", hostname="h2", pid=2, concurrency=2, queues=["mail"]))
     for queue in ("mail", "reports"):
         make_queue(queue)
         run_one(queue, "tests.tasks.add", Outcome.SUCCEEDED, args=[1, 2])
         run_one(queue, "tests.tasks.fail", Outcome.FAILED, max_attempts=3)
         run_one(queue, "tests.tasks.fail", Outcome.FAILED, max_attempts=1)
         run_one(queue, "tests.tasks.noop", None)
-        broker.cancel(make_job(queue=queue).id)
+        lifecycle.cancel(make_job(queue=queue).id)
         make_job(queue=queue)
         make_job(queue=queue, run_after=timezone.now() + timedelta(hours=1))
     settings.QUEUES_CIRCUIT_FAILURE_RATIO, settings.QUEUES_CIRCUIT_MIN_CALLS = 0.5, 2

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
-from queues import broker, quarantine
+from queues import lifecycle, quarantine, values
 from queues.engines import get_engine
 from queues.models import DeadLetter, Job, Queue
 from queues.protocol import Commands, Session
@@ -58,13 +58,13 @@ def status_of(job: Job) -> str:
 def test_a_claim_kills_a_due_job_it_cannot_read_and_hands_out_the_others():
     bad = poisoned(value=due_but_unreadable())
     good = make_job()
-    assert [job.id for job in broker.claim("w", None, 10)] == [good.pk]
+    assert [job.id for job in lifecycle.claim("w", None, 10)] == [good.pk]
     assert status_of(bad) == Status.DEAD
 
 
 @pytest.mark.django_db(transaction=True)  # each command closes obsolete connections, as a server does
 def test_a_tcp_dequeue_kills_an_unreadable_protocol_job_and_answers_empty():
-    job, _ = broker.enqueue(broker.JobSpec(task_path=Job.RAW_TASK, args=["payload"]))
+    job, _ = lifecycle.enqueue(values.JobSpec(task_path=Job.RAW_TASK, args=["payload"]))
     poison(job, "run_after", due_but_unreadable())
     assert Commands(lease=30).handle(Session(open=True), "DEQUEUE default") == "EMPTY"
     assert status_of(job) == Status.DEAD
@@ -72,7 +72,7 @@ def test_a_tcp_dequeue_kills_an_unreadable_protocol_job_and_answers_empty():
 
 def test_a_claim_kills_a_job_whose_arguments_are_not_an_array():
     bad = poisoned("args", '{"a": 1}')
-    assert broker.claim("w", None, 10) == []
+    assert lifecycle.claim("w", None, 10) == []
     letter = DeadLetter.objects.get(job=bad)
     assert (letter.reason, letter.error_type) == ("quarantined", "UnreadableRow")
     assert "args holds" in letter.error_message and '{"a": 1}' in letter.error_message
@@ -80,7 +80,7 @@ def test_a_claim_kills_a_job_whose_arguments_are_not_an_array():
 
 def test_the_dead_letter_describes_the_unreadable_value():
     bad = poisoned()
-    quarantine.sweep()
+    lifecycle.sweep_unreadable()
     letter = DeadLetter.objects.get(job=bad)
     shown = "10000-01-01 00:00:00+00" if connection.vendor == "postgresql" else "not a time"
     assert f"run_after holds '{shown}', not a time Python can read" in letter.error_message
@@ -88,7 +88,7 @@ def test_the_dead_letter_describes_the_unreadable_value():
 
 def test_a_quarantined_row_reads_back_with_its_values_replaced():
     bad = poisoned("kwargs", "[1, 2]")
-    quarantine.sweep()
+    lifecycle.sweep_unreadable()
     job = Job.objects.get(pk=bad.pk)
     assert (job.status, job.kwargs, job.finished_at is not None) == (Status.DEAD, {}, True)
 
@@ -102,21 +102,25 @@ def test_reading_jobs_quarantines_the_rows_it_cannot_decode_and_reads_again():
 def test_the_routine_sweep_kills_waiting_jobs_nothing_can_read_and_leaves_the_rest():
     bad = poisoned()
     good = make_job()
-    assert quarantine.sweep(live_only=True) == 1
+    assert lifecycle.sweep_unreadable(live_only=True) == 1
     assert (status_of(bad), status_of(good)) == (Status.DEAD, Status.QUEUED)
 
 
 def test_the_sweep_finds_nothing_in_readable_rows():
     make_job()
-    (claimed,) = broker.claim("w", None, 1)
-    broker.finish("w", [broker.Finished(claimed, "succeeded", *[Job.objects.get().started_at] * 2, "[[1]]")])
+    (claimed,) = lifecycle.claim("w", None, 1)
+    lifecycle.finish(
+        "w", [values.Finished(claimed, "succeeded", *[Job.objects.get().started_at] * 2, "[[1]]")]
+    )
     make_job(args=[{"a": [1, "]]]"]}], meta={"x": {"y": []}})
-    assert quarantine.sweep() == 0
+    assert lifecycle.sweep_unreadable() == 0
 
 
 def test_a_job_moved_on_since_it_was_read_is_left_for_the_next_sweep():
     bad = poisoned()
-    assert not broker.quarantine(bad.pk, Status.RUNNING, 0, bad.task_path, "default", {"run_after": "x"})
+    assert not lifecycle.quarantine_job(
+        bad.pk, Status.RUNNING, 0, bad.task_path, "default", {"run_after": "x"}
+    )
     assert status_of(bad) == Status.QUEUED
 
 
@@ -192,6 +196,6 @@ def test_a_job_whose_status_is_no_status_is_quarantined_when_read():
 def test_arguments_nested_too_deep_for_any_reader_are_quarantined():
     bad = poisoned("args", "[" * 300 + "]" * 300)
     good = make_job(args=[[[[1]]]])
-    assert quarantine.sweep() == 1
+    assert lifecycle.sweep_unreadable() == 1
     assert (status_of(bad), status_of(good)) == (Status.DEAD, Status.QUEUED)
     assert "args nests more than 200 levels deep" in DeadLetter.objects.get(job=bad).error_message

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from queues import scheduler
+from queues import cron, scheduler
 from queues.models import Job, Lease, Schedule, ScheduleRun, Worker
 
 from .factories import make_queue
@@ -69,33 +69,10 @@ def test_changing_a_schedule_to_a_bad_expression_leaves_the_row_unchanged():
     assert Schedule.objects.get(pk=schedule.pk).cron == "@hourly"
 
 
-@pytest.mark.parametrize(
-    ("cron", "after", "expected"),
-    [
-        ("@hourly", datetime(2026, 1, 1, 10, 15, tzinfo=UTC), datetime(2026, 1, 1, 11, 0, tzinfo=UTC)),
-        ("@daily", datetime(2026, 1, 1, 10, 15, tzinfo=UTC), datetime(2026, 1, 2, 0, 0, tzinfo=UTC)),
-        ("*/15 * * * *", datetime(2026, 1, 1, 10, 15, tzinfo=UTC), datetime(2026, 1, 1, 10, 30, tzinfo=UTC)),
-    ],
-)
-def test_next_due_follows_the_expression_and_its_aliases(cron, after, expected):
-    assert scheduler.next_due(cron, "UTC", after) == expected
-
-
-def test_next_due_follows_the_time_zone_across_a_dst_change():
-    # 09:00 in New York is 14:00 UTC in winter and 13:00 UTC after the clocks go forward.
-    after = datetime(2026, 3, 7, 15, 0, tzinfo=UTC)
-    first = scheduler.next_due("0 9 * * *", "America/New_York", after)
-    second = scheduler.next_due("0 9 * * *", "America/New_York", first)
-    assert (first, second) == (
-        datetime(2026, 3, 8, 13, 0, tzinfo=UTC),
-        datetime(2026, 3, 9, 13, 0, tzinfo=UTC),
-    )
-
-
 @pytest.mark.django_db
 def test_a_new_schedule_plans_its_first_run():
     schedule = make_schedule(cron="@hourly")
-    assert schedule.next_run_at == scheduler.next_due("@hourly", "UTC", schedule.created_at)
+    assert schedule.next_run_at == cron.next_due("@hourly", "UTC", schedule.created_at)
 
 
 @pytest.mark.django_db

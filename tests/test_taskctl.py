@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from queues import auth_tokens, broker
+from queues import auth_tokens, lifecycle, values
 from queues.models import ApiToken, Job, Queue, Schedule
 from queues.states import Status
 
@@ -34,9 +34,9 @@ def taskctl_json(*args: str):
 def dead_job(queue: str = "default") -> Job:
     """A job that failed for good; make it before any other job of its queue."""
     job = make_job("tests.tasks.fail", queue=queue)
-    (claimed,) = broker.claim("w", [queue], 1)
+    (claimed,) = lifecycle.claim("w", [queue], 1)
     now = timezone.now()
-    broker.finish("w", [broker.Finished(claimed, "failed", now, now, error_type="E", retryable=False)])
+    lifecycle.finish("w", [values.Finished(claimed, "failed", now, now, error_type="E", retryable=False)])
     return job
 
 
@@ -123,7 +123,7 @@ class TestInProcess:
     def test_jobs_list_filters_by_status(self):
         make_job()
         cancelled = make_job()
-        broker.cancel(cancelled.pk)
+        lifecycle.cancel(cancelled.pk)
         assert [j["id"] for j in taskctl_json("jobs", "list", "--status", "cancelled")] == [cancelled.pk]
 
     def test_jobs_show_prints_the_attempt_history(self):
@@ -141,13 +141,13 @@ class TestInProcess:
 
     def test_jobs_cancel_of_a_finished_job_fails_and_changes_nothing(self):
         job = make_job()
-        broker.cancel(job.pk)
+        lifecycle.cancel(job.pk)
         with pytest.raises(CommandError, match="it is cancelled"):
             taskctl("jobs", "cancel", str(job.pk))
 
     def test_jobs_retry(self):
         job = make_job()
-        broker.cancel(job.pk)
+        lifecycle.cancel(job.pk)
         taskctl("jobs", "retry", str(job.pk))
         assert Job.objects.get(pk=job.pk).status == Status.QUEUED
 
@@ -158,9 +158,9 @@ class TestInProcess:
     def test_dlq_list_filters_by_the_class_path_of_taskwebs_own_errors(self):
         make_queue("default", max_attempts=1)
         lost = make_job()
-        broker.claim("w", None, 1)
+        lifecycle.claim("w", None, 1)
         Job.objects.filter(pk=lost.pk).update(lease_expires_at=timezone.now())
-        broker.recover_lost()
+        lifecycle.recover_lost()
         dead_job()
         listed = taskctl_json("dlq", "list", "--error-type", "queues.exceptions.WorkerLost")
         assert [d["job_id"] for d in listed] == [lost.pk]
@@ -194,7 +194,7 @@ class TestInProcess:
     def test_workers_lists_registered_workers(self):
         from queues.models import Worker
 
-        broker.register_worker(Worker(id="w9", hostname="h", pid=1, concurrency=1))
+        lifecycle.register_worker(Worker(id="w9", hostname="h", pid=1, concurrency=1))
         assert [w["id"] for w in taskctl_json("workers")] == ["w9"]
 
     def test_schedules_list(self):

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from queues import broker, webhooks
+from queues import lifecycle, values, webhooks
 from queues.exceptions import InvalidJob, NonRetryable
 from queues.models import Job
 from queues.states import Status
@@ -69,13 +69,13 @@ def deliveries() -> list[Job]:
 
 
 def finish(job: Job, ok: bool = True) -> None:
-    (claimed,) = [c for c in broker.claim("w", [job.queue.name], 10) if c.id == job.pk]
+    (claimed,) = [c for c in lifecycle.claim("w", [job.queue.name], 10) if c.id == job.pk]
     now = timezone.now()
     if ok:
-        outcome = broker.Finished(claimed, "succeeded", now, now, result_json='"done"')
+        outcome = values.Finished(claimed, "succeeded", now, now, result_json='"done"')
     else:
-        outcome = broker.Finished(claimed, "failed", now, now, error_type="E", retryable=False)
-    broker.finish("w", [outcome])
+        outcome = values.Finished(claimed, "failed", now, now, error_type="E", retryable=False)
+    lifecycle.finish("w", [outcome])
 
 
 @pytest.mark.django_db
@@ -114,16 +114,16 @@ def test_death_enqueues_a_delivery(secret):
 @pytest.mark.django_db
 def test_cancelling_enqueues_a_delivery(secret):
     job = make_job(meta={"callback_url": "http://127.0.0.1/hook"})
-    broker.cancel(job.pk)
+    lifecycle.cancel(job.pk)
     assert json.loads(deliveries()[0].args[1])["job"]["status"] == Status.CANCELLED
 
 
 @pytest.mark.django_db
 def test_a_retry_does_not_deliver_yet(secret):
     job = make_job("tests.tasks.fail", meta={"callback_url": "http://127.0.0.1/hook"})
-    (claimed,) = broker.claim("w", None, 1)
+    (claimed,) = lifecycle.claim("w", None, 1)
     now = timezone.now()
-    broker.finish("w", [broker.Finished(claimed, "failed", now, now, error_type="E")])
+    lifecycle.finish("w", [values.Finished(claimed, "failed", now, now, error_type="E")])
     assert (Job.objects.get(pk=job.pk).status, deliveries()) == (Status.SCHEDULED, [])
 
 

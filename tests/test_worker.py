@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from queues import broker
+from queues import lifecycle, values
 from queues.compat import Task, TaskError, TaskResult, TaskResultStatus
 from queues.engines import get_engine
 from queues.exceptions import (
@@ -215,7 +216,7 @@ def test_cancelling_a_running_job_stops_it(tmp_path, run_log):
     worker = start(tmp_path, run_log, "--concurrency", "1")
     try:
         wait_until(lambda: status_of(result.id) == Status.RUNNING)
-        broker.cancel(int(result.id))
+        lifecycle.cancel(int(result.id))
         after = tasks.add.enqueue(1, 1)
         wait_until(lambda: status_of(after.id) == Status.SUCCEEDED, timeout=30)
     finally:
@@ -229,7 +230,7 @@ def test_a_job_cancelled_while_waiting_behind_another_never_starts(tmp_path, run
     worker = start(tmp_path, run_log, "--concurrency", "1", "--prefetch", "4")
     try:
         wait_until(lambda: status_of(first.id) == Status.RUNNING and status_of(behind.id) == Status.RUNNING)
-        broker.cancel(int(behind.id))
+        lifecycle.cancel(int(behind.id))
         wait_until(lambda: status_of(first.id) == Status.SUCCEEDED, timeout=30)
     finally:
         worker.stop()
@@ -276,6 +277,18 @@ def test_listen_notify_wakes_an_idle_worker_without_polling(tmp_path, run_log):
         worker.stop()
 
 
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="LISTEN/NOTIFY is PostgreSQL's")
+def test_retrying_a_scheduled_job_wakes_an_idle_worker_as_a_replay_does(tmp_path, run_log):
+    worker = start(tmp_path, run_log, QUEUES_POLL_INTERVAL="3600")
+    try:
+        wait_until(lambda: "started" in worker.output())
+        result = tasks.noop.using(run_after=timezone.now() + timedelta(hours=1)).enqueue()
+        lifecycle.retry(int(result.id))
+        wait_until(lambda: status_of(result.id) == Status.SUCCEEDED, timeout=20)
+    finally:
+        worker.stop()
+
+
 def test_poll_only_mode_picks_up_jobs(tmp_path, run_log):
     worker = start(tmp_path, run_log, "--no-listen", QUEUES_POLL_MAX="0.2")
     try:
@@ -288,7 +301,7 @@ def test_poll_only_mode_picks_up_jobs(tmp_path, run_log):
 
 def test_the_claim_reads_the_partial_index():
     """The claim walks the waiting jobs' partial index in order and stops at LIMIT."""
-    jobs = broker.enqueue_many([broker.JobSpec(task_path="tests.tasks.noop") for _ in range(4000)])
+    jobs = lifecycle.enqueue_many([values.JobSpec(task_path="tests.tasks.noop") for _ in range(4000)])
     Job.objects.filter(pk__in=[job_id for job_id, _ in jobs[:1000]]).update(status=Status.SUCCEEDED)
     now = timezone.now()
     sql, params = get_engine().claim_statement("w", None, 10, now, now)

@@ -9,8 +9,9 @@ from ninja import Path as PathParam
 from ninja import Query, Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
-from .. import broker, queue_ops
+from .. import lifecycle
 from ..exceptions import JobStateError
+from ..filters import dead_letters_matching
 from ..models import DeadLetter, Job
 from ..serializers import dead_letter_out, job_detail
 from ..states import Status
@@ -31,7 +32,7 @@ def _letter(letter_id: int) -> DeadLetter:
 )
 def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -> dict[str, Any]:
     letters = DeadLetter.objects.filter(replayed_at__isnull=not filters.replayed)
-    letters = queue_ops.dead_letters_matching(letters, filters.queue, filters.task, filters.error_type)
+    letters = dead_letters_matching(letters, filters.queue, filters.task, filters.error_type)
     items, next_cursor = pages.page(letters, filters.cursor, filters.limit)
     return pages.with_next([dead_letter_out(letter) for letter in items], next_cursor)
 
@@ -44,11 +45,11 @@ def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -
 )
 def replay_matching(request: HttpRequest, payload: ReplayMatching) -> dict[str, int]:
     """An empty filter replays every dead job; each goes back to queued with a fresh budget."""
-    letters = queue_ops.dead_letters_matching(
+    letters = dead_letters_matching(
         DeadLetter.objects.filter(replayed_at=None), payload.queue, payload.task, payload.error_type
     )
     jobs = Job.objects.filter(pk__in=letters.values("job_id"))
-    return {"count": broker.replay_many(jobs, by=security.actor(request))}
+    return {"count": lifecycle.replay_many(jobs, by=security.actor(request))}
 
 
 @router.post(
@@ -60,7 +61,7 @@ def replay_matching(request: HttpRequest, payload: ReplayMatching) -> dict[str, 
 def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     """409 when the job is no longer dead (already replayed, say)."""
     job_id = _letter(letter_id).job_id
-    broker.replay(job_id, by=security.actor(request))
+    lifecycle.replay(job_id, by=security.actor(request))
     return job_detail(job_id)
 
 
@@ -73,7 +74,7 @@ def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID
 def delete(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID)) -> Reply:
     """Deletes the dead job with its history; 409 if it was replayed and is live again."""
     letter = _letter(letter_id)
-    if not broker.delete([letter.job_id], dead_only=True):
+    if not lifecycle.delete_jobs([letter.job_id], dead_only=True):
         status = Job.objects.filter(pk=letter.job_id).values_list("status", flat=True).first() or "gone"
         raise JobStateError(letter.job_id, "delete", status, frozenset({Status.DEAD}))
     return Reply(204, None)

@@ -11,7 +11,7 @@ from ninja import Path as PathParam
 from ninja import Query, Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
-from .. import broker, webhooks
+from .. import lifecycle, values, webhooks
 from ..models import Job
 from ..serializers import job_detail, job_out
 from . import pages, security
@@ -33,8 +33,8 @@ def enqueue(request: HttpRequest, payload: JobIn) -> Reply:
     meta = {}
     if payload.callback_url is not None:
         meta["callback_url"] = webhooks.validate_callback_url(payload.callback_url)
-    job, created = broker.enqueue(
-        broker.JobSpec(
+    job, created = lifecycle.enqueue(
+        values.JobSpec(
             task_path=payload.task,
             args=payload.args,
             kwargs=payload.kwargs,
@@ -77,7 +77,7 @@ def get_job(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID))
     auth=requires("job.cancel"),
 )
 def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
-    broker.cancel(job_id)
+    lifecycle.cancel(job_id)
     return job_detail(job_id)
 
 
@@ -89,5 +89,5 @@ def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) 
 )
 def retry(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     """A scheduled, succeeded, cancelled or dead job goes back to queued with a fresh budget."""
-    broker.retry(job_id, by=security.actor(request))
+    lifecycle.retry(job_id, by=security.actor(request))
     return job_detail(job_id)

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja import Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
-from .. import broker, queue_ops
+from .. import lifecycle
 from ..models import Queue
 from ..serializers import queue_out, queues_with_counts
 from .errors import CONFLICT, get_or_404
@@ -38,7 +38,7 @@ def list_queues(request: HttpRequest) -> list[dict[str, Any]]:
     "/queues", response={201: QueueOut, **CONFLICT}, summary="Create a queue", auth=requires("queue.add")
 )
 def create_queue(request: HttpRequest, payload: QueueIn) -> Reply:
-    return Reply(201, queue_out(queue_ops.create_queue(payload.name, **_settings(payload))))
+    return Reply(201, queue_out(lifecycle.create_queue(payload.name, **_settings(payload))))
 
 
 @router.get(
@@ -57,7 +57,7 @@ def get_queue(request: HttpRequest, name: str) -> dict[str, Any]:
 def update_queue(request: HttpRequest, name: str, payload: QueueSettings) -> dict[str, Any]:
     """Fields left out stay as they are; null clears concurrency or rate_limit and puts
     max_attempts, timeout or retention back to its default."""
-    return queue_out(queue_ops.update_queue(existing(name).name, **_settings(payload)))
+    return queue_out(lifecycle.update_queue(existing(name).name, **_settings(payload)))
 
 
 @router.post(
@@ -67,7 +67,7 @@ def update_queue(request: HttpRequest, name: str, payload: QueueSettings) -> dic
     auth=requires("queue.pause"),
 )
 def pause(request: HttpRequest, name: str) -> dict[str, Any]:
-    return queue_out(queue_ops.set_paused(existing(name).name, True))
+    return queue_out(lifecycle.set_paused(existing(name).name, True))
 
 
 @router.post(
@@ -77,7 +77,7 @@ def pause(request: HttpRequest, name: str) -> dict[str, Any]:
     auth=requires("queue.pause"),
 )
 def resume(request: HttpRequest, name: str) -> dict[str, Any]:
-    return queue_out(queue_ops.set_paused(existing(name).name, False))
+    return queue_out(lifecycle.set_paused(existing(name).name, False))
 
 
 @router.post(
@@ -87,7 +87,7 @@ def resume(request: HttpRequest, name: str) -> dict[str, Any]:
     auth=requires("queue.purge"),
 )
 def purge(request: HttpRequest, name: str) -> dict[str, int]:
-    return {"count": broker.purge(existing(name).name)}
+    return {"count": lifecycle.purge_queue(existing(name).name)}
 
 
 @router.delete(
@@ -98,4 +98,4 @@ def purge(request: HttpRequest, name: str) -> dict[str, int]:
 )
 def delete_queue(request: HttpRequest, name: str) -> dict[str, int]:
     """Refused with 409 while one of its jobs runs, and for the default queue."""
-    return {"count": broker.delete_queue(existing(name).name)}
+    return {"count": lifecycle.delete_queue(existing(name).name)}

@@ -10,7 +10,7 @@ from ninja import Path as PathParam
 from ninja import Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
-from .. import broker, queue_ops, registry, scheduler
+from .. import bounds, cron, lifecycle, registry, scheduler
 from ..exceptions import QueueConflict
 from ..models import Schedule
 from ..serializers import job_detail, schedule_out
@@ -31,13 +31,13 @@ def _apply(schedule: Schedule, fields: dict[str, Any]) -> None:
     renames = {"task": "task_path"}
     for name, value in fields.items():
         if name == "queue":
-            schedule.queue = broker.get_queue(value)
+            schedule.queue = lifecycle.get_queue(value)
         elif name == "priority":
-            schedule.priority = broker.parse_priority(value)
+            schedule.priority = bounds.parse_priority(value)
         else:
             setattr(schedule, renames.get(name, name), value)
     registry.lookup(schedule.task_path)
-    next_run = queue_ops.plan_schedule(schedule.cron, schedule.time_zone)
+    next_run = cron.plan_schedule(schedule.cron, schedule.time_zone)
     if {"cron", "time_zone", "enabled"} & fields.keys() or schedule.next_run_at is None:
         schedule.next_run_at = next_run
 

@@ -21,8 +21,8 @@ from pydantic import (
 )
 
 from .. import bounds
-from ..broker import PRIORITY_NAMES
-from ..queue_ops import SETTINGS
+from ..bounds import PRIORITY_NAMES
+from ..lifecycle import SETTINGS
 from ..registry import DOTTED_PATH
 from ..states import Outcome, Status
 

@@ -109,7 +109,9 @@ def _json_error(status: int, detail: str, field: str | None = None) -> JsonRespo
 
 
 def guard_body(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """413 for a body over QUEUES_API_MAX_BODY; 400 for input no database can store."""
+    """413 for a body over QUEUES_API_MAX_BODY; 400 for input no database can store, and for
+    a query parameter given twice (every one the API takes is a single value: reading only
+    the first would accept a request whose second value is invalid)."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -126,6 +128,9 @@ def guard_body(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             return _json_error(413, f"The request body is larger than {limit} bytes.")
         if "\x00" in request.path or any("\x00" in v for _, values in request.GET.lists() for v in values):
             return _json_error(400, "NUL characters are not allowed in URLs.", "query")
+        if repeated := sorted(name for name, values in request.GET.lists() if len(values) > 1):
+            message = f"The query parameter {repeated[0]!r} is given more than once."
+            return _json_error(400, message, repeated[0])
         if request.body and (reason := _unstorable(request.body)):
             return _json_error(400, f"The request body cannot be stored: {reason}.", "body")
         return view(request, *args, **kwargs)

@@ -1,5 +1,5 @@
 """Console actions (HTMX POSTs with the CSRF token). Each re-checks its permission,
-calls the broker (or updates a Queue row) and answers with out-of-band fragments."""
+calls the lifecycle (as the API does) and answers with out-of-band fragments."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import broker
-from ..exceptions import JobNotFound, JobStateError
+from .. import lifecycle
+from ..exceptions import InvalidJob, InvalidQueue, JobNotFound, JobStateError, QueueConflict
 from ..models import DeadLetter, Job, Queue
 from ..states import TRANSITIONS, Status
 from . import bulk, counts
@@ -33,14 +33,14 @@ def _selected_ids(data: QueryDict) -> list[int]:
 @action_required("job.retry")
 def job_retry(request: HttpRequest, job_id: int) -> HttpResponse:
     return _job_action(
-        request, job_id, lambda: broker.retry(job_id, by=request.user.get_username()), "retried"
+        request, job_id, lambda: lifecycle.retry(job_id, by=request.user.get_username()), "retried"
     )
 
 
 @require_POST
 @action_required("job.cancel")
 def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
-    return _job_action(request, job_id, lambda: broker.cancel(job_id), "cancelled")
+    return _job_action(request, job_id, lambda: lifecycle.cancel(job_id), "cancelled")
 
 
 def _job_action(request: HttpRequest, job_id: int, call, done: str) -> HttpResponse:
@@ -54,7 +54,7 @@ def _job_action(request: HttpRequest, job_id: int, call, done: str) -> HttpRespo
 @require_POST
 @action_required("job.delete")
 def job_delete(request: HttpRequest, job_id: int) -> HttpResponse:
-    if not broker.delete([job_id]):
+    if not lifecycle.delete_jobs([job_id]):
         return flash(request, f"Job {job_id} is running or gone; it was not deleted.", "error", 409)
     return redirect(reverse("console:jobs"))
 
@@ -107,7 +107,7 @@ def dead_confirm(request: HttpRequest) -> HttpResponse:
 @require_POST
 @action_required("dead.replay")
 def dead_replay(request: HttpRequest) -> HttpResponse:
-    replayed = broker.replay_many(_dead_jobs(request.POST), by=request.user.get_username())
+    replayed = lifecycle.replay_many(_dead_jobs(request.POST), by=request.user.get_username())
     return flash(request, f"Replayed {replayed} job{'s' if replayed != 1 else ''}.", extra=_clear_confirm())
 
 
@@ -135,7 +135,11 @@ def queue_create(request: HttpRequest) -> HttpResponse:
             "queues/partials/queue_create.html", {"create_form": form, "oob": True}, request
         )
         return flash(request, "The queue was not created; see the form.", "error", 400, extra=html)
-    queue = form.save()
+    settings = {name: form.cleaned_data[name] for name in QueueCreateForm.Meta.fields if name != "name"}
+    try:
+        queue = lifecycle.create_queue(form.cleaned_data["name"], **settings)
+    except (InvalidQueue, QueueConflict) as exc:
+        return flash(request, str(exc), "error", 409 if isinstance(exc, QueueConflict) else 400)
     return redirect(reverse("console:queue", args=[queue.name]))
 
 
@@ -152,11 +156,10 @@ def queue_resume(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _set_paused(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
-    # A plain field update: workers read ``paused`` in every claim, so it takes effect
-    # at their next poll; jobs already running finish.
-    if not Queue.objects.filter(name=name).update(paused=paused):
+    try:
+        queue = lifecycle.set_paused(name, paused)
+    except InvalidJob:  # no such queue
         return flash(request, f"Queue {name} does not exist.", "error", 404)
-    queue = Queue.objects.get(name=name)
     context = {"queue": queue, "allowed": allowed_actions(request.user), "oob": True}
     state = render_to_string("queues/partials/queue_state.html", context, request)
     badge = render_to_string("queues/partials/queue_badge.html", context)
@@ -171,7 +174,8 @@ def queue_settings(request: HttpRequest, name: str) -> HttpResponse:
     form = QueueSettingsForm(request.POST, instance=queue)
     ok = form.is_valid()
     if ok:
-        form.save()
+        changes = {field: form.cleaned_data[field] for field in form.changed_data}
+        queue = lifecycle.update_queue(name, **changes)
     html = render_to_string(
         "queues/partials/queue_settings.html", {"queue": queue, "settings_form": form, "oob": True}, request
     )
@@ -194,7 +198,7 @@ def queue_purge_confirm(request: HttpRequest, name: str) -> HttpResponse:
 @action_required("queue.purge")
 def queue_purge(request: HttpRequest, name: str) -> HttpResponse:
     get_object_or_404(Queue, name=name)
-    purged = broker.purge(name)
+    purged = lifecycle.purge_queue(name)
     return flash(
         request,
         f"Purged {purged} waiting job{'s' if purged != 1 else ''} from {name}.",
@@ -205,16 +209,9 @@ def queue_purge(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 @action_required("queue.delete")
 def queue_delete(request: HttpRequest, name: str) -> HttpResponse:
-    queue = get_object_or_404(Queue, name=name)
-    if queue.name == "default":
-        return flash(request, "The default queue cannot be deleted.", "error", 409)
-    busy = queue.jobs.filter(status__in=[*TRANSITIONS["purge"], Status.RUNNING]).exists()
-    if busy:
-        return flash(
-            request,
-            f"Queue {name} still has waiting or running jobs: purge it and let them finish first.",
-            "error",
-            409,
-        )
-    queue.delete()
+    get_object_or_404(Queue, name=name)
+    try:
+        lifecycle.delete_queue(name)
+    except QueueConflict as exc:
+        return flash(request, str(exc), "error", 409)
     return redirect(reverse("console:overview"))

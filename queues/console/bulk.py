@@ -1,4 +1,4 @@
-"""Job actions over many rows, each row through the broker's guarded transitions."""
+"""Job actions over many rows, each row through the lifecycle's guarded transitions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 
-from .. import broker
+from .. import lifecycle
 from ..exceptions import JobNotFound, JobStateError
 
 MAX_ROWS = 10_000
@@ -37,15 +37,15 @@ def run(action: str, ids: Iterable[int], by: str) -> Outcome:
     outcome = Outcome(more=next(ids, None) is not None)
     if action == "delete":
         for start in range(0, len(batch), CHUNK):
-            outcome.done += broker.delete(batch[start : start + CHUNK])
+            outcome.done += lifecycle.delete_jobs(batch[start : start + CHUNK])
         outcome.skipped = len(batch) - outcome.done
         return outcome
     for job_id in batch:
         try:
             if action == "retry":
-                broker.retry(job_id, by=by)
+                lifecycle.retry(job_id, by=by)
             else:
-                broker.cancel(job_id)
+                lifecycle.cancel(job_id)
             outcome.done += 1
         except (JobNotFound, JobStateError):
             outcome.skipped += 1

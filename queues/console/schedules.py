@@ -1,7 +1,7 @@
 """Console page for schedules and circuit breakers: what runs when, and what is held back.
 
 The tables refresh themselves every few seconds (htmx polling of one partial);
-"run now" and "close circuit" go through ``queues.scheduler`` and ``queues.flow``
+"run now" and "close circuit" go through ``queues.scheduler`` and ``queues.flow_control``
 like the API and CLI do.
 """
 
@@ -13,7 +13,7 @@ from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import flow, scheduler
+from .. import flow_control, scheduler
 from ..exceptions import InvalidJob
 from ..models import Schedule
 from . import converters  # noqa: F401  (registers <task:>)
@@ -24,7 +24,7 @@ from .responses import flash
 def _context(request: HttpRequest) -> dict[str, object]:
     return {
         "schedules": Schedule.objects.select_related("queue", "last_job").order_by("name"),
-        "circuits": flow.open_circuits(),
+        "circuits": flow_control.open_circuits(),
         "now": timezone.now(),
         "can_run": can(request.user, "schedule.run"),
         "can_close": can(request.user, "circuit.close"),
@@ -53,7 +53,7 @@ def schedule_run(request: HttpRequest, schedule_id: int) -> HttpResponse:
 @require_POST
 @action_required("circuit.close")
 def circuit_close(request: HttpRequest, task_path: str) -> HttpResponse:
-    if not flow.reset_circuit(task_path):
+    if not flow_control.reset_circuit(task_path):
         return flash(request, f"The circuit of {task_path} is not open.", "error", 409)
     return flash(request, f"Circuit of {task_path} closed: its jobs run again.")
 

@@ -1,6 +1,6 @@
-"""The seam between the broker and each database's own SQL.
+"""The seam between the lifecycle and each database's own SQL.
 
-The broker speaks portable SQL through Django's connection everywhere it can; the
+The lifecycle speaks portable SQL through Django's connection everywhere it can; the
 few statements that must differ (the claim, JSON parameters, wake-up notifications)
 live in one small engine per database, chosen once from ``connection.vendor``.
 """

@@ -13,7 +13,7 @@ from ..quarantine import JSON_TYPES, TIME_COLUMNS
 from ..states import WAITING, Status
 
 if TYPE_CHECKING:
-    from ..flow import ClaimLimits
+    from ..flow_control import ClaimLimits
 
 CLAIM_SQL = """
 WITH picked AS (
@@ -35,13 +35,13 @@ SET status = %s, attempts = attempts + 1, worker_id = %s, started_at = %s,
     updated_at = %s, lease_expires_at = %s, progress = 0, progress_message = ''
 WHERE id IN (SELECT id FROM picked)
 -- Times come back as text, which no value can fail to decode: one unreadable run_after
--- must not break the claim of the whole batch (broker.claim checks each row).
+-- must not break the claim of the whole batch (lifecycle.leases.claim checks each row).
 RETURNING id, task_path, args, kwargs, attempts, attempt_offset, max_attempts, timeout, queue_id,
     {has_callback}, priority, CAST(run_after AS TEXT)
 """
 CLAIM_SQL += CLAIM_UPDATE
 
-# The claim when flow control applies (queues.flow): the same index scan, minus the
+# The claim when flow control applies (queues.flow_control): the same index scan, minus the
 # queues and tasks with nothing left to start, then each queue held to its budget.
 FLOW_CLAIM_SQL = (
     """
@@ -230,7 +230,7 @@ class Engine:
         return sql, self._insert_values(0, row)[1:]
 
     def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> list[int]:
-        """Insert new jobs (column values from ``broker._job_fields``); returns their ids in order.
+        """Insert new jobs (column values from ``lifecycle.enqueue._job_fields``); returns their ids in order.
 
         Runs inside the caller's transaction. SQLite holds the database write lock for
         the whole transaction (IMMEDIATE), so the next ids are simply max(id) + 1.

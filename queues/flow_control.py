@@ -11,7 +11,7 @@ own transaction, from the database:
   worth (at least one), and spent by each job the claim starts.
 - Circuit breakers: the transition this module makes is *closed -> open* when a
   task's failure ratio over the recent window passes ``QUEUES_CIRCUIT_FAILURE_RATIO``
-  (``record_outcomes``, called by ``broker.finish``), *open -> half-open* when the
+  (``record_outcomes``, called by ``lifecycle.outcomes.finish``), *open -> half-open* when the
   cool-down has passed and one claim takes a single probe job (``ClaimLimits``), and
   *half-open -> closed or open* on the probe's outcome.
 
@@ -26,7 +26,6 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -34,9 +33,7 @@ from django.utils import timezone
 from .conf import conf
 from .models import Circuit, CircuitState, Job, Queue
 from .states import Outcome, Status
-
-if TYPE_CHECKING:
-    from .broker import Finished
+from .values import Finished
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from queues import broker
+from queues import lifecycle, values
 from queues.exceptions import InvalidJob
 from queues.models import Job
 
@@ -18,18 +18,18 @@ pytestmark = pytest.mark.django_db
 
 def test_a_worker_claim_never_takes_a_raw_job():
     make_job(Job.RAW_TASK, args=["payload"])
-    assert broker.claim("w", None, 10) == []
+    assert lifecycle.claim("w", None, 10) == []
 
 
 def test_a_raw_claim_takes_only_raw_jobs():
     make_job("tests.tasks.noop")
     raw = make_job(Job.RAW_TASK, args=["payload"])
-    assert [job.id for job in broker.claim("tcp", ["default"], 10, raw=True)] == [raw.id]
+    assert [job.id for job in lifecycle.claim("tcp", ["default"], 10, raw=True)] == [raw.id]
 
 
 def test_a_raw_claim_holds_the_lease_it_asks_for():
     job = make_job(Job.RAW_TASK, args=["payload"])
-    broker.claim("tcp", ["default"], 1, raw=True, lease=timedelta(hours=1))
+    lifecycle.claim("tcp", ["default"], 1, raw=True, lease=timedelta(hours=1))
     job.refresh_from_db()
     assert job.lease_expires_at > timezone.now() + timedelta(minutes=59)
 
@@ -37,5 +37,5 @@ def test_a_raw_claim_holds_the_lease_it_asks_for():
 @pytest.mark.parametrize("args", [[], ["a", "b"], [{"a": 1}], ["two\nlines"]])
 def test_a_raw_job_must_carry_one_line_of_text(args):
     with pytest.raises(InvalidJob, match="one line of text"):
-        broker.enqueue(broker.JobSpec(task_path=Job.RAW_TASK, args=args))
+        lifecycle.enqueue(values.JobSpec(task_path=Job.RAW_TASK, args=args))
     assert not Job.objects.exists()

@@ -1,4 +1,4 @@
-"""The broker contract: every transition, its guards, and its refusals."""
+"""The lifecycle contract: every transition, its guards, and its refusals."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from queues import broker
+from queues import bounds, lifecycle, values
 from queues.exceptions import (
     InvalidJob,
     JobNotFound,
@@ -29,22 +29,22 @@ pytestmark = pytest.mark.django_db
 WORKER = "test-worker"
 
 
-def claim_one(worker_id: str = WORKER, queues: list[str] | None = None) -> broker.ClaimedJob:
-    (job,) = broker.claim(worker_id, queues, 1)
+def claim_one(worker_id: str = WORKER, queues: list[str] | None = None) -> values.ClaimedJob:
+    (job,) = lifecycle.claim(worker_id, queues, 1)
     return job
 
 
-def finished(job: broker.ClaimedJob, outcome: Outcome = Outcome.SUCCEEDED, **fields) -> broker.Finished:
+def finished(job: values.ClaimedJob, outcome: Outcome = Outcome.SUCCEEDED, **fields) -> values.Finished:
     now = timezone.now()
-    return broker.Finished(job=job, outcome=outcome, started_at=now, finished_at=now, **fields)
+    return values.Finished(job=job, outcome=outcome, started_at=now, finished_at=now, **fields)
 
 
-def failure(job: broker.ClaimedJob, **fields) -> broker.Finished:
+def failure(job: values.ClaimedJob, **fields) -> values.Finished:
     return finished(job, Outcome.FAILED, error_type="builtins.RuntimeError", error_message="boom", **fields)
 
 
 def register(worker_id: str = WORKER) -> Worker:
-    return broker.register_worker(Worker(id=worker_id, hostname="h", pid=1, concurrency=1))
+    return lifecycle.register_worker(Worker(id=worker_id, hostname="h", pid=1, concurrency=1))
 
 
 # --- enqueue -----------------------------------------------------------------------
@@ -69,13 +69,13 @@ def test_enqueue_with_a_future_run_after_is_scheduled():
 
 def test_enqueue_onto_an_unknown_queue_is_refused_naming_it():
     with pytest.raises(UnknownQueue, match="'typo'"):
-        broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", queue="typo"))
+        lifecycle.enqueue(values.JobSpec(task_path="tests.tasks.noop", queue="typo"))
     assert not Job.objects.exists()
 
 
 def test_enqueue_onto_an_unknown_queue_creates_it_when_auto_create_is_on(settings):
     settings.QUEUES_AUTO_CREATE = True
-    job, _ = broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", queue="fresh"))
+    job, _ = lifecycle.enqueue(values.JobSpec(task_path="tests.tasks.noop", queue="fresh"))
     assert job.queue.name == "fresh"
 
 
@@ -100,7 +100,7 @@ def test_enqueue_onto_an_unknown_queue_creates_it_when_auto_create_is_on(setting
 def test_bad_input_raises_a_clear_error_and_writes_nothing(spec, field):
     spec = {"task_path": "tests.tasks.noop", **spec}
     with pytest.raises(InvalidJob) as error:
-        broker.enqueue(broker.JobSpec(**spec))
+        lifecycle.enqueue(values.JobSpec(**spec))
     assert error.value.field == field
     assert str(error.value)
     assert not Job.objects.exists()
@@ -108,11 +108,11 @@ def test_bad_input_raises_a_clear_error_and_writes_nothing(spec, field):
 
 def test_unknown_task_error_names_the_path():
     with pytest.raises(UnknownTask, match=r"tests\.tasks\.missing"):
-        broker.enqueue(broker.JobSpec(task_path="tests.tasks.missing"))
+        lifecycle.enqueue(values.JobSpec(task_path="tests.tasks.missing"))
 
 
 def test_priority_names_map_to_numbers():
-    assert [broker.parse_priority(name) for name in ("critical", "high", "normal", "low")] == [
+    assert [bounds.parse_priority(name) for name in ("critical", "high", "normal", "low")] == [
         100,
         10,
         0,
@@ -121,8 +121,10 @@ def test_priority_names_map_to_numbers():
 
 
 def test_idempotency_key_returns_the_existing_job():
-    first, created = broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="k1"))
-    second, created_again = broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="k1"))
+    first, created = lifecycle.enqueue(values.JobSpec(task_path="tests.tasks.noop", idempotency_key="k1"))
+    second, created_again = lifecycle.enqueue(
+        values.JobSpec(task_path="tests.tasks.noop", idempotency_key="k1")
+    )
     assert (created, created_again) == (True, False)
     assert second.pk == first.pk
     assert Job.objects.count() == 1
@@ -130,22 +132,22 @@ def test_idempotency_key_returns_the_existing_job():
 
 def test_idempotency_keys_are_per_queue():
     make_queue("other")
-    broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="k"))
-    _, created = broker.enqueue(
-        broker.JobSpec(task_path="tests.tasks.noop", queue="other", idempotency_key="k")
+    lifecycle.enqueue(values.JobSpec(task_path="tests.tasks.noop", idempotency_key="k"))
+    _, created = lifecycle.enqueue(
+        values.JobSpec(task_path="tests.tasks.noop", queue="other", idempotency_key="k")
     )
     assert created
 
 
 def test_enqueue_many_inserts_all_and_honours_idempotency_keys():
     existing = make_job(idempotency_key="seen")
-    specs = [broker.JobSpec(task_path="tests.tasks.add", args=[i, i]) for i in range(50)]
+    specs = [values.JobSpec(task_path="tests.tasks.add", args=[i, i]) for i in range(50)]
     specs += [
-        broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="seen"),
-        broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="new"),
-        broker.JobSpec(task_path="tests.tasks.noop", idempotency_key="new"),
+        values.JobSpec(task_path="tests.tasks.noop", idempotency_key="seen"),
+        values.JobSpec(task_path="tests.tasks.noop", idempotency_key="new"),
+        values.JobSpec(task_path="tests.tasks.noop", idempotency_key="new"),
     ]
-    results = broker.enqueue_many(specs)
+    results = lifecycle.enqueue_many(specs)
     assert len(results) == 53
     assert all(created for _, created in results[:50])
     assert [Job.objects.get(pk=job_id).args for job_id, _ in results[:2]] == [[0, 0], [1, 1]]
@@ -156,8 +158,8 @@ def test_enqueue_many_inserts_all_and_honours_idempotency_keys():
 
 def test_enqueue_many_rows_match_single_enqueue():
     single = make_job("tests.tasks.add", args=[1, 2], kwargs={}, priority="high")
-    ((job_id, _),) = broker.enqueue_many(
-        [broker.JobSpec(task_path="tests.tasks.add", args=[1, 2], priority="high")]
+    ((job_id, _),) = lifecycle.enqueue_many(
+        [values.JobSpec(task_path="tests.tasks.add", args=[1, 2], priority="high")]
     )
     bulk = Job.objects.get(pk=job_id)
     fields = ("queue_id", "task_path", "args", "kwargs", "priority", "status", "attempts", "max_attempts",
@@ -167,11 +169,11 @@ def test_enqueue_many_rows_match_single_enqueue():
 
 def test_enqueue_many_with_one_bad_job_writes_nothing():
     specs = [
-        broker.JobSpec(task_path="tests.tasks.noop"),
-        broker.JobSpec(task_path="tests.tasks.noop", priority=500),
+        values.JobSpec(task_path="tests.tasks.noop"),
+        values.JobSpec(task_path="tests.tasks.noop", priority=500),
     ]
     with pytest.raises(InvalidJob):
-        broker.enqueue_many(specs)
+        lifecycle.enqueue_many(specs)
     assert not Job.objects.exists()
 
 
@@ -197,7 +199,7 @@ def test_claim_takes_highest_priority_first_then_oldest():
     low = make_job(priority=-10, run_after=now - timedelta(minutes=5))
     old = make_job(priority=10, run_after=now - timedelta(minutes=2))
     new = make_job(priority=10, run_after=now - timedelta(minutes=1))
-    order = [broker.claim(WORKER, None, 1)[0].id for _ in range(3)]
+    order = [lifecycle.claim(WORKER, None, 1)[0].id for _ in range(3)]
     assert order == [old.id, new.id, low.id]
 
 
@@ -205,15 +207,15 @@ def test_one_claim_hands_out_its_jobs_in_priority_order():
     low = make_job(priority=-10)
     high = make_job(priority=10)
     normal = make_job()
-    assert [job.id for job in broker.claim(WORKER, None, 3)] == [high.id, normal.id, low.id]
+    assert [job.id for job in lifecycle.claim(WORKER, None, 3)] == [high.id, normal.id, low.id]
 
 
 def test_claim_takes_up_to_the_free_slots_in_one_go():
     for _ in range(5):
         make_job()
-    assert len(broker.claim(WORKER, None, 3)) == 3
-    assert len(broker.claim(WORKER, None, 3)) == 2
-    assert broker.claim(WORKER, None, 3) == []
+    assert len(lifecycle.claim(WORKER, None, 3)) == 3
+    assert len(lifecycle.claim(WORKER, None, 3)) == 2
+    assert lifecycle.claim(WORKER, None, 3) == []
 
 
 def test_claim_marks_the_job_running_with_a_lease():
@@ -227,7 +229,7 @@ def test_claim_marks_the_job_running_with_a_lease():
 
 def test_delayed_jobs_wait_until_their_time():
     make_job(run_after=timezone.now() + timedelta(seconds=60))
-    assert broker.claim(WORKER, None, 10) == []
+    assert lifecycle.claim(WORKER, None, 10) == []
 
 
 def test_due_scheduled_jobs_are_claimed():
@@ -239,7 +241,7 @@ def test_due_scheduled_jobs_are_claimed():
 def test_claim_skips_paused_queues():
     make_queue("paused", paused=True)
     make_job(queue="paused")
-    assert broker.claim(WORKER, None, 10) == []
+    assert lifecycle.claim(WORKER, None, 10) == []
 
 
 def test_claim_only_from_the_named_queues():
@@ -247,7 +249,7 @@ def test_claim_only_from_the_named_queues():
     make_queue("b")
     job_b = make_job(queue="b")
     make_job(queue="a")
-    assert [job.id for job in broker.claim(WORKER, ["b"], 10)] == [job_b.id]
+    assert [job.id for job in lifecycle.claim(WORKER, ["b"], 10)] == [job_b.id]
 
 
 # --- finish ------------------------------------------------------------------------
@@ -257,7 +259,7 @@ def test_success_stores_the_result_and_the_attempt():
     register()
     make_job("tests.tasks.add", args=[1, 2])
     claimed = claim_one()
-    assert broker.finish(WORKER, [finished(claimed, result_json="3")]) == {claimed.id}
+    assert lifecycle.finish(WORKER, [finished(claimed, result_json="3")]) == {claimed.id}
     job = Job.objects.get(pk=claimed.id)
     assert (job.status, job.result, job.progress) == (Status.SUCCEEDED, 3, 100)
     attempt = Attempt.objects.get(job=job)
@@ -266,8 +268,8 @@ def test_success_stores_the_result_and_the_attempt():
 
 def test_count_work_adds_to_the_worker_totals():
     register()
-    broker.count_work(WORKER, done=3, failed=1)
-    broker.count_work(WORKER, done=2, failed=0)
+    lifecycle.count_work(WORKER, done=3, failed=1)
+    lifecycle.count_work(WORKER, done=2, failed=0)
     worker = Worker.objects.get(id=WORKER)
     assert (worker.jobs_done, worker.jobs_failed) == (5, 1)
 
@@ -275,7 +277,7 @@ def test_count_work_adds_to_the_worker_totals():
 def test_failure_is_retried_after_a_back_off():
     make_job("tests.tasks.fail")
     claimed = claim_one()
-    broker.finish(WORKER, [failure(claimed)])
+    lifecycle.finish(WORKER, [failure(claimed)])
     job = Job.objects.get(pk=claimed.id)
     assert job.status == Status.SCHEDULED
     assert job.run_after > timezone.now() + timedelta(seconds=1)
@@ -290,7 +292,7 @@ def test_retries_back_off_longer_each_time_then_dead_letter(settings):
         Job.objects.filter(pk=job.pk).update(run_after=timezone.now())
         claimed = claim_one()
         before = timezone.now()
-        broker.finish(WORKER, [failure(claimed)])
+        lifecycle.finish(WORKER, [failure(claimed)])
         job.refresh_from_db()
         delays.append((job.run_after - before).total_seconds())
     assert job.status == Status.DEAD
@@ -303,7 +305,7 @@ def test_retries_back_off_longer_each_time_then_dead_letter(settings):
 def test_a_non_retryable_failure_dies_at_once():
     make_job("tests.tasks.fail_permanently")
     claimed = claim_one()
-    broker.finish(WORKER, [failure(claimed, retryable=False)])
+    lifecycle.finish(WORKER, [failure(claimed, retryable=False)])
     assert Job.objects.get(pk=claimed.id).status == Status.DEAD
     assert DeadLetter.objects.get(job_id=claimed.id).reason == "not retryable"
 
@@ -312,10 +314,10 @@ def test_a_late_outcome_from_an_old_attempt_changes_nothing():
     make_job()
     first = claim_one()
     Job.objects.filter(pk=first.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert broker.recover_lost() == 1
+    assert lifecycle.recover_lost() == 1
     Job.objects.filter(pk=first.id).update(run_after=timezone.now())
     second = claim_one("other-worker")
-    assert broker.finish(WORKER, [finished(first)]) == set()
+    assert lifecycle.finish(WORKER, [finished(first)]) == set()
     job = Job.objects.get(pk=first.id)
     assert (job.status, job.attempts, job.worker_id) == (Status.RUNNING, second.attempt, "other-worker")
 
@@ -323,8 +325,8 @@ def test_a_late_outcome_from_an_old_attempt_changes_nothing():
 def test_a_duplicate_outcome_is_recorded_once():
     make_job()
     claimed = claim_one()
-    broker.finish(WORKER, [finished(claimed)])
-    assert broker.finish(WORKER, [finished(claimed, Outcome.FAILED, error_type="X")]) == set()
+    lifecycle.finish(WORKER, [finished(claimed)])
+    assert lifecycle.finish(WORKER, [finished(claimed, Outcome.FAILED, error_type="X")]) == set()
     assert Job.objects.get(pk=claimed.id).status == Status.SUCCEEDED
     assert Attempt.objects.count() == 1
 
@@ -332,8 +334,8 @@ def test_a_duplicate_outcome_is_recorded_once():
 def test_finish_records_a_mixed_batch():
     for _ in range(3):
         make_job()
-    a, b, c = broker.claim(WORKER, None, 3)
-    assert broker.finish(WORKER, [finished(a), failure(b), finished(c, result_json='{"x": 1}')]) == {
+    a, b, c = lifecycle.claim(WORKER, None, 3)
+    assert lifecycle.finish(WORKER, [finished(a), failure(b), finished(c, result_json='{"x": 1}')]) == {
         a.id,
         b.id,
         c.id,
@@ -345,21 +347,28 @@ def test_finish_records_a_mixed_batch():
 # --- leases, heartbeats, recovery --------------------------------------------------
 
 
-def test_heartbeat_renews_the_lease_and_reports_held_jobs():
+def test_renewing_leases_extends_them_and_reports_held_jobs():
     register()
     make_job()
     claimed = claim_one()
     Job.objects.filter(pk=claimed.id).update(lease_expires_at=timezone.now())
-    assert broker.heartbeat(WORKER, {claimed.id: claimed.attempt}) == {claimed.id}
+    assert lifecycle.renew_leases(WORKER, {claimed.id: claimed.attempt}) == {claimed.id}
     assert Job.objects.get(pk=claimed.id).lease_expires_at > timezone.now() + timedelta(seconds=5)
 
 
-def test_heartbeat_reports_a_cancelled_job_as_no_longer_held():
+def test_renewing_leases_reports_a_cancelled_job_as_no_longer_held():
     register()
     make_job()
     claimed = claim_one()
-    broker.cancel(claimed.id)
-    assert broker.heartbeat(WORKER, {claimed.id: claimed.attempt}) == set()
+    lifecycle.cancel(claimed.id)
+    assert lifecycle.renew_leases(WORKER, {claimed.id: claimed.attempt}) == set()
+
+
+def test_a_heartbeat_keeps_a_worker_alive():
+    worker = register()
+    Worker.objects.filter(pk=worker.pk).update(expires_at=timezone.now())
+    lifecycle.heartbeat(WORKER)
+    assert Worker.objects.get(pk=worker.pk).expires_at > timezone.now() + timedelta(seconds=5)
 
 
 def test_a_silent_worker_is_lost_and_its_jobs_recovered():
@@ -367,7 +376,7 @@ def test_a_silent_worker_is_lost_and_its_jobs_recovered():
     make_job()
     claimed = claim_one()
     Worker.objects.filter(id=WORKER).update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert broker.recover_lost() == 1
+    assert lifecycle.recover_lost() == 1
     lost = Worker.objects.get(id=WORKER)
     assert (lost.status, lost.jobs_failed) == ("lost", 1)
     job = Job.objects.get(pk=claimed.id)
@@ -382,8 +391,8 @@ def test_a_lost_worker_and_its_recovered_jobs_are_logged_once(caplog):
     claim_one()
     Worker.objects.filter(id=WORKER).update(expires_at=timezone.now() - timedelta(seconds=1))
     with caplog.at_level("WARNING", logger="queues.broker"):
-        broker.recover_lost()
-        broker.recover_lost()
+        lifecycle.recover_lost()
+        lifecycle.recover_lost()
     assert [record.getMessage().split(":")[0] for record in caplog.records] == [
         f"worker {WORKER} is lost",
         "recovered 1 jobs of lost workers or expired leases (WorkerLost)",
@@ -393,7 +402,7 @@ def test_a_lost_worker_and_its_recovered_jobs_are_logged_once(caplog):
 def test_release_returns_a_job_without_counting_the_attempt():
     make_job()
     claimed = claim_one()
-    assert broker.release(WORKER, [claimed.id]) == 1
+    assert lifecycle.release(WORKER, [claimed.id]) == 1
     job = Job.objects.get(pk=claimed.id)
     assert (job.status, job.attempts) == (Status.QUEUED, 0)
 
@@ -402,7 +411,7 @@ def test_a_cut_attempt_returns_its_job_with_the_attempt_recorded_but_not_counted
     make_job(max_attempts=2)
     claimed = claim_one()
     cut = finished(claimed, Outcome.LOST, error_type=error_path(WorkerShutdown))
-    assert broker.requeue_cut(WORKER, [cut]) == {claimed.id}
+    assert lifecycle.requeue_cut(WORKER, [cut]) == {claimed.id}
     job = Job.objects.get(pk=claimed.id)
     assert job.status == Status.QUEUED
     history = list(Attempt.objects.filter(job=job).values_list("number", "outcome", "error_type"))
@@ -414,9 +423,11 @@ def test_a_cut_attempt_returns_its_job_with_the_attempt_recorded_but_not_counted
 def test_a_stale_cut_changes_nothing():
     make_job()
     claimed = claim_one()
-    broker.finish(WORKER, [finished(claimed)])
+    lifecycle.finish(WORKER, [finished(claimed)])
     assert (
-        broker.requeue_cut(WORKER, [finished(claimed, Outcome.LOST, error_type=error_path(WorkerShutdown))])
+        lifecycle.requeue_cut(
+            WORKER, [finished(claimed, Outcome.LOST, error_type=error_path(WorkerShutdown))]
+        )
         == set()
     )
     assert Job.objects.get(pk=claimed.id).status == Status.SUCCEEDED
@@ -426,15 +437,15 @@ def test_a_stale_cut_changes_nothing():
 def test_progress_is_stored_for_the_running_attempt_only():
     make_job()
     claimed = claim_one()
-    assert broker.report_progress(claimed.id, claimed.attempt, 40, "resizing")
-    assert not broker.report_progress(claimed.id, claimed.attempt + 1, 50)
+    assert lifecycle.report_progress(claimed.id, claimed.attempt, 40, "resizing")
+    assert not lifecycle.report_progress(claimed.id, claimed.attempt + 1, 50)
     job = Job.objects.get(pk=claimed.id)
     assert (job.progress, job.progress_message) == (40, "resizing")
 
 
 def test_progress_out_of_range_is_refused():
     with pytest.raises(InvalidJob):
-        broker.report_progress(1, 1, 120)
+        lifecycle.report_progress(1, 1, 120)
 
 
 # --- operator actions --------------------------------------------------------------
@@ -442,20 +453,20 @@ def test_progress_out_of_range_is_refused():
 
 def test_cancel_a_queued_job():
     job = make_job()
-    assert broker.cancel(job.id).status == Status.CANCELLED
-    assert broker.claim(WORKER, None, 1) == []
+    assert lifecycle.cancel(job.id).status == Status.CANCELLED
+    assert lifecycle.claim(WORKER, None, 1) == []
 
 
 def test_cancel_a_finished_job_is_refused():
     make_job()
     claimed = claim_one()
-    broker.finish(WORKER, [finished(claimed)])
+    lifecycle.finish(WORKER, [finished(claimed)])
     with pytest.raises(JobStateError, match="it is succeeded"):
-        broker.cancel(claimed.id)
+        lifecycle.cancel(claimed.id)
 
 
 def test_actions_on_an_unknown_job_raise_not_found():
-    for action in (broker.cancel, broker.retry, broker.replay):
+    for action in (lifecycle.cancel, lifecycle.retry, lifecycle.replay):
         with pytest.raises(JobNotFound):
             action(987654)
 
@@ -463,8 +474,8 @@ def test_actions_on_an_unknown_job_raise_not_found():
 def test_replay_requeues_a_dead_job_with_a_fresh_budget():
     make_job("tests.tasks.fail", max_attempts=1)
     claimed = claim_one()
-    broker.finish(WORKER, [failure(claimed)])
-    job = broker.replay(claimed.id, by="alice")
+    lifecycle.finish(WORKER, [failure(claimed)])
+    job = lifecycle.replay(claimed.id, by="alice")
     assert job.status == Status.QUEUED and job.attempt_offset == 1
     letter = DeadLetter.objects.get(job=job)
     assert letter.replayed_by == "alice" and letter.replayed_at is not None
@@ -475,30 +486,30 @@ def test_replay_requeues_a_dead_job_with_a_fresh_budget():
 def test_replaying_a_live_job_is_refused():
     job = make_job()
     with pytest.raises(JobStateError, match="replay"):
-        broker.replay(job.id)
+        lifecycle.replay(job.id)
 
 
 def test_replay_many_replays_only_dead_jobs():
     make_job("tests.tasks.fail", max_attempts=1)
     make_job("tests.tasks.fail", max_attempts=1)
     live = make_job()
-    for claimed in broker.claim(WORKER, None, 2):
-        broker.finish(WORKER, [failure(claimed)])
-    assert broker.replay_many(Job.objects.all(), by="bob") == 2
+    for claimed in lifecycle.claim(WORKER, None, 2):
+        lifecycle.finish(WORKER, [failure(claimed)])
+    assert lifecycle.replay_many(Job.objects.all(), by="bob") == 2
     assert Job.objects.get(pk=live.pk).status == Status.QUEUED
 
 
 def test_retry_a_succeeded_job_runs_it_again():
     make_job()
     claimed = claim_one()
-    broker.finish(WORKER, [finished(claimed)])
-    assert broker.retry(claimed.id).status == Status.QUEUED
+    lifecycle.finish(WORKER, [finished(claimed)])
+    assert lifecycle.retry(claimed.id).status == Status.QUEUED
     assert claim_one().attempt == 2
 
 
 def test_retry_a_scheduled_job_runs_it_now():
     job = make_job(run_after=timezone.now() + timedelta(hours=1))
-    broker.retry(job.id)
+    lifecycle.retry(job.id)
     assert claim_one().id == job.id
 
 
@@ -507,7 +518,7 @@ def test_purge_deletes_only_waiting_jobs():
     make_job()
     running = make_job()
     Job.objects.filter(pk=running.pk).update(status=Status.RUNNING)
-    assert broker.purge("default") == 2
+    assert lifecycle.purge_queue("default") == 2
     assert list(Job.objects.values_list("pk", flat=True)) == [running.pk]
 
 
@@ -515,14 +526,14 @@ def test_delete_leaves_running_jobs_alone():
     job = make_job()
     claimed = claim_one()
     other = make_job()
-    assert broker.delete([job.id, other.id]) == 1
+    assert lifecycle.delete_jobs([job.id, other.id]) == 1
     assert Job.objects.filter(pk=claimed.id).exists()
 
 
 def test_promote_moves_due_scheduled_jobs_to_queued():
     job = make_job(run_after=timezone.now() + timedelta(seconds=30))
     Job.objects.filter(pk=job.pk).update(run_after=timezone.now() - timedelta(seconds=1))
-    assert broker.promote_due() == 1
+    assert lifecycle.promote_due() == 1
     assert Job.objects.get(pk=job.pk).status == Status.QUEUED
 
 
@@ -536,18 +547,18 @@ def test_prune_deletes_finished_jobs_past_retention_in_batches():
     Job.objects.filter(pk__in=[j.pk for j in jobs]).update(status=Status.SUCCEEDED, finished_at=old)
     recent = make_job()
     Job.objects.filter(pk=recent.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
-    assert broker.prune(batch_size=3) == 3
-    assert broker.prune(batch_size=3) == 2
-    assert broker.prune(batch_size=3) == 0
+    assert lifecycle.prune_finished(batch_size=3) == 3
+    assert lifecycle.prune_finished(batch_size=3) == 2
+    assert lifecycle.prune_finished(batch_size=3) == 0
     assert list(Job.objects.values_list("pk", flat=True)) == [recent.pk]
 
 
 def test_prune_keeps_dead_jobs_for_thirty_days():
     job = make_job()
     Job.objects.filter(pk=job.pk).update(status=Status.DEAD, finished_at=timezone.now() - timedelta(days=10))
-    assert broker.prune() == 0
+    assert lifecycle.prune_finished() == 0
     Job.objects.filter(pk=job.pk).update(finished_at=timezone.now() - timedelta(days=31))
-    assert broker.prune() == 1
+    assert lifecycle.prune_finished() == 1
 
 
 def _nested(depth: int) -> list:
@@ -560,6 +571,6 @@ def _nested(depth: int) -> list:
 @pytest.mark.parametrize("depth", [34, 5000])
 def test_arguments_nested_past_the_limit_are_refused(depth):
     with pytest.raises(InvalidJob, match="args nests arrays and objects more than 32 levels") as error:
-        broker.enqueue(broker.JobSpec(task_path="tests.tasks.noop", args=[_nested(depth)]))
+        lifecycle.enqueue(values.JobSpec(task_path="tests.tasks.noop", args=[_nested(depth)]))
     assert error.value.field == "args"
     assert not Job.objects.exists()

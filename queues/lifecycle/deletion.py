@@ -1,0 +1,18 @@
+"""The one place job rows are deleted, with the attempts and dead letters that hang on them.
+
+Every caller (operator deletes, queue purge and delete, pruning) decides first which
+jobs may go; this only removes them, in one transaction.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from ..models import Attempt, DeadLetter, Job
+
+
+def delete_job_rows(ids: list[int]) -> None:
+    with transaction.atomic():
+        Attempt.objects.filter(job_id__in=ids).delete()
+        DeadLetter.objects.filter(job_id__in=ids).delete()
+        Job.objects.filter(id__in=ids).delete()

@@ -12,47 +12,32 @@ from django.db import models
 class Status(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"  # run_after in the future (delay or retry back-off)
     QUEUED = "queued", "Queued"
-    RESERVED = "reserved", "Reserved"  # claimed by a worker, its code not started yet
-    RUNNING = "running", "Running"  # its code runs (started_at is when it began)
+    RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     DEAD = "dead", "Dead"  # attempts exhausted or not retryable; a DeadLetter exists
     CANCELLED = "cancelled", "Cancelled"
 
 
 WAITING = frozenset({Status.SCHEDULED, Status.QUEUED})
-"""Jobs no one holds yet: queued ones may be claimed, scheduled ones once promoted."""
-
-HELD = frozenset({Status.RESERVED, Status.RUNNING})
-"""Jobs a worker (or a TCP client) holds under a lease."""
-
-LIVE = WAITING | HELD
-"""Jobs that may still run."""
+"""Jobs a worker may claim once their run_after has passed."""
 
 TERMINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
 """Jobs that will not run again unless an operator retries or replays them."""
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    # -> reserved for a worker, or running at once for a TCP client (it starts on receipt).
-    # Only queued jobs: a scheduled one is promoted first, so that the claim reads one
-    # partial index whose order is the claim's, whatever the table's statistics say.
-    "claim": frozenset({Status.QUEUED}),
-    "start": frozenset({Status.RESERVED}),  # -> running, when the job's code starts
-    "renew": HELD,  # lease extended
-    # -> succeeded. A reserved job may finish before its start was written: a quick job
-    # starts and ends between two of the worker's batched writes.
-    "succeed": HELD,
-    "fail": HELD,  # -> scheduled (retry) or dead
-    "release": frozenset({Status.RESERVED}),  # -> queued: never started, attempt not counted
-    "cut": HELD,  # -> queued: started, stopped by a shutdown; attempt kept, not counted
-    # lease expired: a running attempt fails with WorkerLost; a reserved one is released.
-    "recover": HELD,
-    "cancel": LIVE,  # -> cancelled (a held job is dropped or stopped by its worker)
+    "claim": WAITING,  # -> running
+    "renew": frozenset({Status.RUNNING}),  # running -> running (lease extended)
+    "succeed": frozenset({Status.RUNNING}),  # -> succeeded
+    "fail": frozenset({Status.RUNNING}),  # -> scheduled (retry) or dead
+    "release": frozenset({Status.RUNNING}),  # -> queued, attempt not counted (shutdown)
+    "recover": frozenset({Status.RUNNING}),  # lease expired -> failed with WorkerLost
+    "cancel": WAITING | {Status.RUNNING},  # -> cancelled (a running attempt is stopped)
     # -> queued now, with a fresh attempt budget; a dead job is replayed instead.
     "retry": frozenset({Status.SCHEDULED, Status.SUCCEEDED, Status.CANCELLED, Status.DEAD}),
     "replay": frozenset({Status.DEAD}),  # -> queued, fresh attempt budget
     "promote": frozenset({Status.SCHEDULED}),  # -> queued once run_after has passed
     "purge": WAITING,  # deleted by an operator emptying a queue
-    "delete": WAITING | TERMINAL,  # never a held job
+    "delete": frozenset({Status.SCHEDULED, Status.QUEUED}) | TERMINAL,  # never a running job
     # -> dead, with the unreadable values replaced (queues.quarantine); from any status,
     # and from a status column holding no status at all.
     "quarantine": frozenset(Status),

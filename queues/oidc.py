@@ -123,21 +123,23 @@ def _signing_key(header: dict[str, Any]) -> jwt.PyJWK:
         raise OidcRefused(401, "The token's header names no signing key (kid).")
     client = _jwks_client(conf.QUEUES_OIDC_JWKS_URL)
     try:
-        client.get_signing_keys()
-        return client.get_signing_key(kid)
+        client.get_signing_keys()  # the cached set, or a fetch: failing here is the provider's fault
     except jwt.PyJWKClientConnectionError as exc:
-        message = f"The identity provider's keys could not be fetched from {client.uri}; try again later."
+        raise _unreachable(client) from exc
+    except (jwt.PyJWKClientError, jwt.PyJWKSetError, jwt.PyJWKError, jwt.InvalidKeyError, ValueError) as exc:
+        message = f"The identity provider's key set at {client.uri} is not usable: {exc}."
         raise OidcRefused(503, message) from exc
-    except jwt.PyJWKClientError as exc:
-        if "matches" in str(exc):  # the set was read, and refreshed if allowed: no such kid
-            raise OidcRefused(401, f"The token is signed by an unknown signing key (kid {kid!r}).") from exc
-        raise _unusable_key_set(client, exc) from exc
-    except (jwt.PyJWKSetError, jwt.PyJWKError, jwt.InvalidKeyError, ValueError) as exc:
-        raise _unusable_key_set(client, exc) from exc
+    try:
+        return client.get_signing_key(kid)  # refetches the set if the kid is new and the cooldown allows
+    except jwt.PyJWKClientConnectionError as exc:
+        raise _unreachable(client) from exc
+    except jwt.PyJWTError as exc:
+        raise OidcRefused(401, f"The token is signed by an unknown signing key (kid {kid!r}).") from exc
 
 
-def _unusable_key_set(client: jwt.PyJWKClient, exc: Exception) -> OidcRefused:
-    return OidcRefused(503, f"The identity provider's key set at {client.uri} is not usable: {exc}.")
+def _unreachable(client: jwt.PyJWKClient) -> OidcRefused:
+    message = f"The identity provider's keys could not be fetched from {client.uri}; try again later."
+    return OidcRefused(503, message)
 
 
 def _verified_claims(bearer: str) -> dict[str, Any]:

@@ -67,10 +67,11 @@ def test_an_es256_token_is_accepted(provider):
 
 def test_a_replayed_dead_letter_records_the_user_of_the_token(provider):
     make_operator("olga")
-    job = make_dead_job()
+    letter = DeadLetter.objects.get(job=make_dead_job())
     token = RSA.sign(claims("olga", "taskweb-operate"))
-    assert api(token).post(f"/dead-letters/{job.pk}/replay").status_code == 200
-    assert DeadLetter.objects.get(job=job).replayed_by == "oidc:olga"
+    assert api(token).post(f"/dead-letters/{letter.pk}/replay").status_code == 200
+    letter.refresh_from_db()
+    assert letter.replayed_by == "oidc:olga"
 
 
 def test_an_expired_token_is_401(provider):

@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from . import oidc
+
 
 @checks.register()
 def check_app_order(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -21,3 +23,10 @@ def check_app_order(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage
             )
         ]
     return []
+
+
+@checks.register()
+def check_oidc(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Identity-provider sign-in half configured would refuse every JWT with a puzzling error."""
+    hint = "See the README's 'Signing in with an identity provider'."
+    return [checks.Error(message, hint=hint, id="queues.E002") for message in oidc.configuration_errors()]

@@ -92,11 +92,18 @@ def allowed_actions(user: Any) -> frozenset[str]:
 
 def token_refusal(token: ApiToken, action: str) -> str | None:
     """Why ``token`` may not do ``action`` (its scope, or its owner's rights), or None."""
+    return scoped_refusal(f"The token {token.name!r}", TokenScope(token.scope), token.user, action)
+
+
+def scoped_refusal(credential: str, scope: TokenScope, owner: Any, action: str) -> str | None:
+    """Why a credential acting for ``owner`` within ``scope`` may not do ``action``, or None.
+
+    Tokens and identity-provider JWTs (``queues.oidc``) both answer here, so a scope never
+    lets anyone do more than their own permissions allow."""
     needed = RULES[action].scope
-    scope = TokenScope(token.scope)
     if scope.rank < needed.rank:
-        return f"The token {token.name!r} has the {scope} scope; {action} needs the {needed} scope."
-    owner_refused = refusal(token.user, action)
+        return f"{credential} has the {scope} scope; {action} needs the {needed} scope."
+    owner_refused = refusal(owner, action)
     if owner_refused:
-        return f"The token {token.name!r} can do no more than its owner: {owner_refused}"
+        return f"{credential} can do no more than its owner: {owner_refused}"
     return None

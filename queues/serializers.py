@@ -12,25 +12,12 @@ from typing import Any
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from .counts import as_numbers, status_counts
 from .exceptions import JobNotFound
 from .models import Attempt, DeadLetter, Job, MinuteStat, Queue, Schedule, Worker, WorkerStatus
 from .states import Status
 
 RATES = ("enqueued", "succeeded", "failed", "retried", "dead")
-
-
-
-def status_counts(queue_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
-    """{queue id: {status: jobs}} with every status present, from one grouped query."""
-    jobs = Job.objects.all() if queue_ids is None else Job.objects.filter(queue_id__in=queue_ids)
-    counts: dict[int, dict[str, int]] = {}
-    for row in jobs.values("queue_id", "status").annotate(n=Count("id")).order_by():
-        counts.setdefault(row["queue_id"], dict.fromkeys(Status.values, 0))[row["status"]] = row["n"]
-    return counts
-
-
-def empty_counts() -> dict[str, int]:
-    return dict.fromkeys(Status.values, 0)
 
 
 def _since(minutes: int) -> dict[str, int]:
@@ -42,8 +29,9 @@ def _since(minutes: int) -> dict[str, int]:
 
 
 def stats() -> dict[str, Any]:
-    per_queue = status_counts()
-    totals = empty_counts()
+    queues = list(Queue.objects.all())
+    per_queue = {queue_id: as_numbers(counts) for queue_id, counts in status_counts(queues).items()}
+    totals = dict.fromkeys(Status.values, 0)
     for counts in per_queue.values():
         for status, n in counts.items():
             totals[status] += n
@@ -52,8 +40,7 @@ def stats() -> dict[str, Any]:
     return {
         "counts": totals,
         "queues": [
-            {"name": q.name, "paused": q.paused, "counts": per_queue.get(q.pk, empty_counts())}
-            for q in Queue.objects.all()
+            {"name": q.name, "paused": q.paused, "counts": per_queue[q.pk]} for q in queues
         ],
         "dead_letters": DeadLetter.objects.filter(replayed_at=None).count(),
         "workers": workers,
@@ -112,7 +99,7 @@ def attempt_out(attempt: Attempt) -> dict[str, Any]:
 
 def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, Any]:
     if counts is None:
-        counts = status_counts([queue.pk]).get(queue.pk, empty_counts())
+        counts = as_numbers(status_counts([queue])[queue.pk])
     return {
         "name": queue.name,
         "paused": queue.paused,
@@ -175,5 +162,6 @@ def schedule_out(schedule: Schedule) -> dict[str, Any]:
 
 
 def queues_with_counts() -> list[dict[str, Any]]:
-    counts = status_counts()
-    return [queue_out(q, counts.get(q.pk, empty_counts())) for q in Queue.objects.all()]
+    queues = list(Queue.objects.all())
+    counts = status_counts(queues)
+    return [queue_out(q, as_numbers(counts[q.pk])) for q in queues]

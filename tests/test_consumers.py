@@ -12,7 +12,7 @@ from django.db import connections
 
 from queues import lifecycle
 from queues.console import live
-from queues.consumers import FORBIDDEN
+from queues.console.consumer import FORBIDDEN
 from taskweb.asgi import application
 
 from .console_helpers import (

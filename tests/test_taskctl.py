@@ -126,6 +126,11 @@ class TestInProcess:
         lifecycle.cancel(cancelled.pk)
         assert [j["id"] for j in taskctl_json("jobs", "list", "--status", "cancelled")] == [cancelled.pk]
 
+    def test_jobs_list_searches_the_arguments(self):
+        wanted = make_job(args=["invoice-4711"])
+        make_job()
+        assert [j["id"] for j in taskctl_json("jobs", "list", "--search", "4711")] == [wanted.pk]
+
     def test_jobs_show_prints_the_attempt_history(self):
         job = dead_job()
         assert "attempt 1 on w: failed E" in taskctl("jobs", "show", str(job.pk))

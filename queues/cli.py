@@ -357,27 +357,29 @@ def token_list(o: dict[str, Any]) -> Answer:
     return Answer(data, columns=TOKEN_COLUMNS, rows=data)
 
 
-HANDLERS: dict[tuple[str, ...], Callable[[dict[str, Any]], Answer]] = {
+Handler = Callable[[dict[str, Any]], Answer]
+
+
+def _actions(command: str, **handlers: Handler) -> dict[tuple[str, ...], Handler]:
+    return {(command, action): handler for action, handler in handlers.items()}
+
+
+HANDLERS: dict[tuple[str, ...], Handler] = {
     ("enqueue",): enqueue,
     ("stats",): stats,
-    ("queues", "list"): queues_list,
-    ("queues", "create"): queues_create,
-    ("queues", "update"): queues_update,
-    ("queues", "pause"): queues_pause,
-    ("queues", "resume"): queues_resume,
-    ("queues", "purge"): queues_purge,
-    ("queues", "delete"): queues_delete,
-    ("jobs", "list"): jobs_list,
-    ("jobs", "show"): jobs_show,
-    ("jobs", "cancel"): jobs_cancel,
-    ("jobs", "retry"): jobs_retry,
-    ("dlq", "list"): dlq_list,
-    ("dlq", "replay"): dlq_replay,
-    ("dlq", "delete"): dlq_delete,
     ("workers",): workers,
-    ("schedules", "list"): schedules_list,
-    ("schedules", "run"): schedules_run,
-    ("token", "create"): token_create,
-    ("token", "revoke"): token_revoke,
-    ("token", "list"): token_list,
+    **_actions(
+        "queues",
+        list=queues_list,
+        create=queues_create,
+        update=queues_update,
+        pause=queues_pause,
+        resume=queues_resume,
+        purge=queues_purge,
+        delete=queues_delete,
+    ),
+    **_actions("jobs", list=jobs_list, show=jobs_show, cancel=jobs_cancel, retry=jobs_retry),
+    **_actions("dlq", list=dlq_list, replay=dlq_replay, delete=dlq_delete),
+    **_actions("schedules", list=schedules_list, run=schedules_run),
+    **_actions("token", create=token_create, revoke=token_revoke, list=token_list),
 }

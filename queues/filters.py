@@ -64,6 +64,12 @@ def _queue(value: str | None) -> str | None:
     return value
 
 
+def _checked(frozen: object, **values: str | None) -> None:
+    """Store a frozen filter's checked values (blank ones become None)."""
+    for name, value in values.items():
+        object.__setattr__(frozen, name, value)
+
+
 def _present(values: dict[str, object]) -> dict[str, str]:
     """The fields a filter uses, as query-string text (for links, hidden fields and sockets)."""
     return {name: str(value) for name, value in values.items() if value not in (None, False)}
@@ -114,9 +120,12 @@ class JobFilter:
     q: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "queue", _queue(self.queue))
-        object.__setattr__(self, "task", _text(self.task, "task"))
-        object.__setattr__(self, "q", _text(self.q, "search", MAX_SEARCH))
+        _checked(
+            self,
+            queue=_queue(self.queue),
+            task=_text(self.task, "task"),
+            q=_text(self.q, "search", MAX_SEARCH),
+        )
         if self.status == "":
             object.__setattr__(self, "status", None)
         if self.status is not None and self.status not in Status.values:
@@ -176,10 +185,13 @@ class DeadLetterFilter:
     replayed: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "queue", _queue(self.queue))
-        object.__setattr__(self, "task", _text(self.task, "task"))
-        object.__setattr__(self, "error_type", _text(self.error_type, "error_type"))
-        object.__setattr__(self, "error_message", _text(self.error_message, "error_message", None))
+        _checked(
+            self,
+            queue=_queue(self.queue),
+            task=_text(self.task, "task"),
+            error_type=_text(self.error_type, "error_type"),
+            error_message=_text(self.error_message, "error_message", None),
+        )
 
     @classmethod
     def parse(cls, data: Mapping[str, str]) -> DeadLetterFilter:

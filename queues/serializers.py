@@ -7,6 +7,7 @@ them) and ``taskctl`` prints them as tables or JSON.
 from __future__ import annotations
 
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any
 
 from django.db.models import Count, Sum
@@ -83,8 +84,10 @@ def job_detail(job_id: int) -> dict[str, Any]:
     return {**job_out(job), "errors": [attempt_out(a) for a in job.attempt_history.all()]}
 
 
-def _pick(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in names}
+def _pick(row: Any, names: tuple[str, ...], read: dict[str, str] | None = None) -> dict[str, Any]:
+    """``names`` of ``row``; ``read`` gives the attribute (dotted) behind a name that differs."""
+    read = read or {}
+    return {name: attrgetter(read.get(name, name))(row) for name in names}
 
 
 ATTEMPT_FIELDS = (
@@ -114,18 +117,13 @@ def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, A
 
 
 DEAD_LETTER_FIELDS = (
-    "reason", "error_type", "error_message", "traceback", "created_at", "replayed_at", "replayed_by",
+    "id", "job_id", "queue", "task", "reason", "error_type", "error_message", "traceback", "created_at",
+    "replayed_at", "replayed_by",
 )  # fmt: skip
 
 
 def dead_letter_out(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": letter.pk,
-        "job_id": letter.job_id,
-        "queue": letter.queue_name,
-        "task": letter.task_path,
-        **_pick(letter, DEAD_LETTER_FIELDS),
-    }
+    return _pick(letter, DEAD_LETTER_FIELDS, {"id": "pk", "queue": "queue_name", "task": "task_path"})
 
 
 WORKER_FIELDS = (
@@ -142,23 +140,15 @@ def workers_with_running(status: str | None = None) -> list[dict[str, Any]]:
     return [{**_pick(w, WORKER_FIELDS), "running": running.get(w.id, 0)} for w in workers]
 
 
+SCHEDULE_FIELDS = (
+    "id", "name", "cron", "time_zone", "task", "args", "kwargs", "queue", "priority", "enabled",
+    "last_run_at", "next_run_at", "last_job_id",
+)  # fmt: skip
+
+
 def schedule_out(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "id": schedule.pk,
-        "name": schedule.name,
-        "cron": schedule.cron,
-        "time_zone": schedule.time_zone,
-        "task": schedule.task_path,
-        "args": schedule.args,
-        "kwargs": schedule.kwargs,
-        "queue": schedule.queue.name,
-        "priority": schedule.priority,
-        "enabled": schedule.enabled,
-        "last_run_at": schedule.last_run_at,
-        "next_run_at": schedule.next_run_at,
-        "last_job_id": schedule.last_job_id,
-        "last_error": getattr(schedule, "last_error", ""),
-    }
+    fields = _pick(schedule, SCHEDULE_FIELDS, {"id": "pk", "task": "task_path", "queue": "queue.name"})
+    return {**fields, "last_error": getattr(schedule, "last_error", "")}
 
 
 def queues_with_counts() -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from ..states import Status
 from . import queries
 from .events import OverviewUpdate, QueueUpdate
 from .forms import QueueCreateForm, QueueSettingsForm
+from .paging import Page
 from .permissions import allowed_actions, operator_required
 from .render import action_flags, overview_context, queue_context
 
@@ -85,25 +86,44 @@ def _list_socket(
     return address
 
 
+def _list_context(
+    request: HttpRequest,
+    kind: str,
+    wanted: Any,
+    error: str,
+    page: Page,
+    ids: list[int],
+    as_of: int,
+    total: counts.Tally,
+) -> dict[str, Any]:
+    """What both lists (jobs, dead letters) show around their rows."""
+    filters = wanted.query()
+    return _base(
+        request,
+        _list_socket(kind, filters, request, ids, as_of),
+        filter=wanted,
+        filter_error=error,
+        queue_choices=queue_choices(),
+        page=page,
+        filters=filters,
+        query=urlencode(filters),
+        total=total,
+        first_page=_first_page(request),
+    )
+
+
 @operator_required
 def jobs(request: HttpRequest) -> HttpResponse:
     wanted, error = _parsed(JobFilter, request.GET)
     as_of = queries.newest_id(Job)
     page = queries.job_list(wanted, as_of, request.GET.get("before"), request.GET.get("after"))
-    filters = wanted.query()
-    context = _base(
-        request,
-        _list_socket("jobs", filters, request, [job.id for job in page.items], as_of),
-        filter=wanted,
-        filter_error=error,
-        queue_choices=queue_choices(),
+    total = counts.count(wanted.queryset(Job.objects.all()))
+    context = _list_context(
+        request, "jobs", wanted, error, page, [job.id for job in page.items], as_of, total
+    )
+    context.update(
         status_choices=Status.choices,
         task_choices=task_choices(),
-        page=page,
-        filters=filters,
-        query=urlencode(filters),
-        total=counts.count(wanted.queryset(Job.objects.all())),
-        first_page=_first_page(request),
         search_window=f"{SEARCH_WINDOW:,}",
         can_act=bool(allowed_actions(request.user) & {"job.retry", "job.cancel", "job.delete"}),
     )
@@ -140,21 +160,10 @@ def dead_letters(request: HttpRequest) -> HttpResponse:
     wanted, error = _parsed(DeadLetterFilter, request.GET)
     as_of = queries.newest_id(DeadLetter)
     page = queries.dead_letter_list(wanted, as_of, request.GET.get("before"), request.GET.get("after"))
-    filters = wanted.query()
-    context = _base(
-        request,
-        _list_socket("dead", filters, request, [letter.job_id for letter in page.items], as_of),
-        filter=wanted,
-        filter_error=error,
-        queue_choices=queue_choices(),
-        page=page,
-        filters=filters,
-        query=urlencode(filters),
-        groups=queries.dead_groups(),
-        total=counts.count(wanted.queryset(DeadLetter.objects.all())),
-        first_page=_first_page(request),
-        can_replay="dead.replay" in allowed_actions(request.user),
-    )
+    total = counts.count(wanted.queryset(DeadLetter.objects.all()))
+    job_ids = [letter.job_id for letter in page.items]
+    context = _list_context(request, "dead", wanted, error, page, job_ids, as_of, total)
+    context.update(groups=queries.dead_groups(), can_replay="dead.replay" in allowed_actions(request.user))
     return render(request, "queues/dead.html", context)
 
 

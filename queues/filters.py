@@ -180,8 +180,8 @@ class DeadLetterFilter:
 
     queue: str | None = None
     task: str | None = None
-    error_type: str | None = None
-    error_message: str | None = None
+    error_type: str | None = None  # the class path of the last error, e.g. builtins.KeyError
+    error_message: str | None = None  # exactly: the console's groups link to one message
     replayed: bool = False
 
     def __post_init__(self) -> None:

@@ -128,9 +128,10 @@ async def _viewer_socket() -> tuple[User, str, WebsocketCommunicator]:
     return user, cookie, await _watching(cookie)
 
 
-async def test_a_socket_closes_when_its_user_loses_staff_status():
+@pytest.mark.parametrize("change", [{"is_staff": False}, {"is_active": False}], ids=["not-staff", "inactive"])
+async def test_a_socket_closes_when_its_user_loses_staff_status_or_is_deactivated(change):
     user, _, socket = await _viewer_socket()
-    await sync_to_async(User.objects.filter(pk=user.pk).update)(is_staff=False)
+    await sync_to_async(User.objects.filter(pk=user.pk).update)(**change)
     assert await close_code(socket) == FORBIDDEN
 
 
@@ -138,12 +139,6 @@ async def test_a_socket_closes_when_its_user_loses_the_view_permission():
     user, _, socket = await _viewer_socket()
     view = await sync_to_async(Permission.objects.get)(codename="view_job")
     await sync_to_async(user.user_permissions.remove)(view)
-    assert await close_code(socket) == FORBIDDEN
-
-
-async def test_a_socket_closes_when_its_user_is_deactivated():
-    user, _, socket = await _viewer_socket()
-    await sync_to_async(User.objects.filter(pk=user.pk).update)(is_active=False)
     assert await close_code(socket) == FORBIDDEN
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 from urllib.parse import urlencode
 
@@ -61,14 +64,6 @@ def queue_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "queues/queue.html", context)
 
 
-def _parsed(kind: type[JobFilter] | type[DeadLetterFilter], data: Any) -> tuple[Any, str]:
-    """The filter a list's query string asks for; none, with the reason, when it cannot be one."""
-    try:
-        return kind.parse(data), ""
-    except InvalidJob as exc:
-        return kind(), str(exc)
-
-
 def _first_page(request: HttpRequest) -> bool:
     return not request.GET.get("before") and not request.GET.get("after")
 
@@ -86,41 +81,49 @@ def _list_socket(
     return address
 
 
-def _list_context(
-    request: HttpRequest,
-    kind: str,
-    wanted: Any,
-    error: str,
-    page: Page,
-    ids: list[int],
-    as_of: int,
-    total: counts.Tally,
-) -> dict[str, Any]:
-    """What both lists (jobs, dead letters) show around their rows."""
+@dataclass(frozen=True)
+class ListKind:
+    """What differs between the two lists (jobs, dead letters); ``_list_context`` does the rest."""
+
+    page: str
+    model: type[Job] | type[DeadLetter]
+    filter: type[JobFilter] | type[DeadLetterFilter]
+    rows: Callable[..., Page]  # queries.job_list or queries.dead_letter_list
+    job_id: Callable[[Any], int]  # the job a row shows the status of
+
+
+JOBS = ListKind("jobs", Job, JobFilter, queries.job_list, attrgetter("id"))
+DEAD_LETTERS = ListKind("dead", DeadLetter, DeadLetterFilter, queries.dead_letter_list, attrgetter("job_id"))
+
+
+def _list_context(request: HttpRequest, kind: ListKind) -> dict[str, Any]:
+    """A list page: its filter (none, with the reason shown, when the query string cannot
+    be one), its rows as of the newest id now, the total matching and its socket."""
+    try:
+        wanted, error = kind.filter.parse(request.GET), ""
+    except InvalidJob as exc:
+        wanted, error = kind.filter(), str(exc)
+    as_of = queries.newest_id(kind.model)
+    page = kind.rows(wanted, as_of, request.GET.get("before"), request.GET.get("after"))
     filters = wanted.query()
+    ids = [kind.job_id(row) for row in page.items]
     return _base(
         request,
-        _list_socket(kind, filters, request, ids, as_of),
+        _list_socket(kind.page, filters, request, ids, as_of),
         filter=wanted,
         filter_error=error,
         queue_choices=queue_choices(),
         page=page,
         filters=filters,
         query=urlencode(filters),
-        total=total,
+        total=counts.count(wanted.queryset(kind.model.objects.all())),
         first_page=_first_page(request),
     )
 
 
 @operator_required
 def jobs(request: HttpRequest) -> HttpResponse:
-    wanted, error = _parsed(JobFilter, request.GET)
-    as_of = queries.newest_id(Job)
-    page = queries.job_list(wanted, as_of, request.GET.get("before"), request.GET.get("after"))
-    total = counts.count(wanted.queryset(Job.objects.all()))
-    context = _list_context(
-        request, "jobs", wanted, error, page, [job.id for job in page.items], as_of, total
-    )
+    context = _list_context(request, JOBS)
     context.update(
         status_choices=Status.choices,
         task_choices=task_choices(),
@@ -157,12 +160,7 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @operator_required
 def dead_letters(request: HttpRequest) -> HttpResponse:
-    wanted, error = _parsed(DeadLetterFilter, request.GET)
-    as_of = queries.newest_id(DeadLetter)
-    page = queries.dead_letter_list(wanted, as_of, request.GET.get("before"), request.GET.get("after"))
-    total = counts.count(wanted.queryset(DeadLetter.objects.all()))
-    job_ids = [letter.job_id for letter in page.items]
-    context = _list_context(request, "dead", wanted, error, page, job_ids, as_of, total)
+    context = _list_context(request, DEAD_LETTERS)
     context.update(groups=queries.dead_groups(), can_replay="dead.replay" in allowed_actions(request.user))
     return render(request, "queues/dead.html", context)
 

@@ -103,6 +103,15 @@ class Poller:
         if self._last is not None and self._last.get_loop() is asyncio.get_running_loop():
             await self._last
 
+    async def _push(self, sub: Subscription, text: str) -> None:
+        """One socket that cannot take its HTML (its connection just broke) is dropped; the
+        others still get theirs."""
+        try:
+            await sub.socket.push(text)
+        except Exception:
+            logger.exception("console socket failed to send; dropping it")
+            self.unsubscribe(sub.socket)
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         tick, fanout = Tick(), Fanout()  # a fresh start: nothing is assumed about what sockets have
@@ -126,7 +135,7 @@ class Poller:
                         await sub.socket.refuse()
                 for sub, text in html.items():
                     if self.subscriptions.get(sub.socket) is sub:  # still open
-                        await sub.socket.push(text)
+                        await self._push(sub, text)
                 await asyncio.sleep(TICK_SECONDS)
         finally:
             # Checked and cleared with no await in between, so a socket arriving from now

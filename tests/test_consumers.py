@@ -102,6 +102,18 @@ async def test_a_read_only_socket_also_receives_changes():
     await socket.disconnect()
 
 
+async def test_a_list_socket_gets_the_status_of_rows_in_its_range_from_its_filter_alone():
+    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_operator)())
+    job = await sync_to_async(make_job)()
+    socket = communicator(f"/ws/console/?page=jobs&queue=default&oldest={job.id}&newest={job.id}", cookie)
+    connected, _ = await socket.connect()
+    assert connected
+    await receive_until(socket, f'data-cell="job-{job.id}-status" class="status status-queued"')
+    await sync_to_async(lifecycle.cancel)(job.id)
+    await receive_until(socket, f'data-cell="job-{job.id}-status" class="status status-cancelled"')
+    await socket.disconnect()
+
+
 # --- a socket whose user may no longer watch is closed -------------------------------------
 
 

@@ -23,8 +23,9 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import auth_tokens, bounds, cron, lifecycle, registry, rules, storable, values
+from . import auth_tokens, bounds, cron, lifecycle, rules, storable, values
 from .exceptions import InvalidJob, QueueConflict, TaskwebError
+from .filters import queue_choices, task_choices
 from .models import (
     ApiToken,
     Attempt,
@@ -98,14 +99,6 @@ def _running_refusals(jobs: QuerySet[Job]) -> list[str]:
         f"Job #{job_id} is running: cancel it, or let it finish, first."
         for job_id in running.values_list("id", flat=True)[:20]
     ]
-
-
-def _task_choices() -> list[tuple[str, str]]:
-    return [(path, path) for path in registry.registered_tasks()]
-
-
-def _queue_choices() -> list[tuple[str, str]]:
-    return [(name, name) for name in Queue.objects.values_list("name", flat=True)]
 
 
 def _json_field(value: str, kind: type, name: str) -> Any:
@@ -208,8 +201,8 @@ class QueueAdmin(LifecycleDeletes):
 class JobSubmitForm(forms.ModelForm):
     """Enqueue a job: a registered task, a queue, and JSON arguments checked before saving."""
 
-    task = forms.ChoiceField(choices=_task_choices)
-    queue_name = forms.ChoiceField(label="Queue", choices=_queue_choices)
+    task = forms.ChoiceField(choices=task_choices)
+    queue_name = forms.ChoiceField(label="Queue", choices=queue_choices)
     args_json = forms.CharField(
         label="Args",
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -459,7 +452,7 @@ class WorkerAdmin(ReadOnlyAdmin):
 
 
 class ScheduleForm(forms.ModelForm):
-    task_path = forms.ChoiceField(label="Task", choices=_task_choices)
+    task_path = forms.ChoiceField(label="Task", choices=task_choices)
 
     class Meta:
         model = Schedule

@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from . import auth_tokens, bounds, lifecycle, scheduler, serializers, storable, values, webhooks
 from .exceptions import InvalidJob, JobNotFound, JobStateError
-from .filters import dead_letters_matching
+from .filters import DeadLetterFilter, JobFilter
 from .models import ApiToken, DeadLetter, Job, Schedule
 from .states import Status
 
@@ -207,13 +207,8 @@ def queues_delete(o: dict[str, Any]) -> Answer:
 
 
 def jobs_list(o: dict[str, Any]) -> Answer:
-    jobs = Job.objects.select_related("queue").order_by("-pk")
-    if o["queue"]:
-        jobs = jobs.filter(queue__name=o["queue"])
-    if o["status"]:
-        jobs = jobs.filter(status=o["status"])
-    if o["task"]:
-        jobs = jobs.filter(task_path=o["task"])
+    wanted = JobFilter(queue=o["queue"], status=o["status"], task=o["task"], q=o["search"])
+    jobs = wanted.queryset(Job.objects.select_related("queue")).order_by("-pk")
     data = [serializers.job_out(job) for job in jobs[: o["limit"]]]
     return Answer(data, columns=JOB_COLUMNS, rows=data)
 
@@ -244,14 +239,16 @@ def jobs_retry(o: dict[str, Any]) -> Answer:
 DLQ_COLUMNS = ("id", "job_id", "queue", "task", "reason", "error_type", "error_message", "created_at")
 
 
-def _dead_letters(o: dict[str, Any]) -> Any:
-    return dead_letters_matching(
-        DeadLetter.objects.filter(replayed_at=None), o["queue"], o["task"], o["error_type"]
-    )
+def _dead_letters(o: dict[str, Any]) -> DeadLetterFilter:
+    return DeadLetterFilter(queue=o["queue"], task=o["task"], error_type=o["error_type"])
+
+
+def _dead_letter_rows(o: dict[str, Any]) -> Any:
+    return _dead_letters(o).queryset(DeadLetter.objects.all()).order_by("-pk")[: o["limit"]]
 
 
 def dlq_list(o: dict[str, Any]) -> Answer:
-    data = [serializers.dead_letter_out(letter) for letter in _dead_letters(o).order_by("-pk")[: o["limit"]]]
+    data = [serializers.dead_letter_out(letter) for letter in _dead_letter_rows(o)]
     return Answer(data, columns=DLQ_COLUMNS, rows=data)
 
 
@@ -260,8 +257,7 @@ def dlq_replay(o: dict[str, Any]) -> Answer:
     if bool(o["ids"]) == bool(o["all"]):
         raise InvalidJob("Give job ids to replay, or --all (with optional filters), not both.", "ids")
     if o["all"]:
-        jobs = Job.objects.filter(pk__in=_dead_letters(o).values("job_id"))
-        count = lifecycle.replay_many(jobs, by="taskctl")
+        count = lifecycle.replay_many(_dead_letters(o).jobs(), by="taskctl")
         return Answer({"count": count}, text=f"Replayed {count} dead jobs.")
     ids = _all_dead(o["ids"], "replay")
     count = lifecycle.replay_many(Job.objects.filter(pk__in=ids), by="taskctl")
@@ -361,27 +357,21 @@ def token_list(o: dict[str, Any]) -> Answer:
     return Answer(data, columns=TOKEN_COLUMNS, rows=data)
 
 
-HANDLERS: dict[tuple[str, ...], Callable[[dict[str, Any]], Answer]] = {
+Handler = Callable[[dict[str, Any]], Answer]
+
+
+def _actions(command: str, **handlers: Handler) -> dict[tuple[str, ...], Handler]:
+    return {(command, action): handler for action, handler in handlers.items()}
+
+
+HANDLERS: dict[tuple[str, ...], Handler] = {
     ("enqueue",): enqueue,
     ("stats",): stats,
-    ("queues", "list"): queues_list,
-    ("queues", "create"): queues_create,
-    ("queues", "update"): queues_update,
-    ("queues", "pause"): queues_pause,
-    ("queues", "resume"): queues_resume,
-    ("queues", "purge"): queues_purge,
-    ("queues", "delete"): queues_delete,
-    ("jobs", "list"): jobs_list,
-    ("jobs", "show"): jobs_show,
-    ("jobs", "cancel"): jobs_cancel,
-    ("jobs", "retry"): jobs_retry,
-    ("dlq", "list"): dlq_list,
-    ("dlq", "replay"): dlq_replay,
-    ("dlq", "delete"): dlq_delete,
     ("workers",): workers,
-    ("schedules", "list"): schedules_list,
-    ("schedules", "run"): schedules_run,
-    ("token", "create"): token_create,
-    ("token", "revoke"): token_revoke,
-    ("token", "list"): token_list,
+    **_actions("queues", list=queues_list, create=queues_create, update=queues_update, delete=queues_delete),
+    **_actions("queues", pause=queues_pause, resume=queues_resume, purge=queues_purge),
+    **_actions("jobs", list=jobs_list, show=jobs_show, cancel=jobs_cancel, retry=jobs_retry),
+    **_actions("dlq", list=dlq_list, replay=dlq_replay, delete=dlq_delete),
+    **_actions("schedules", list=schedules_list, run=schedules_run),
+    **_actions("token", create=token_create, revoke=token_revoke, list=token_list),
 }

@@ -7,30 +7,18 @@ them) and ``taskctl`` prints them as tables or JSON.
 from __future__ import annotations
 
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any
 
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from .counts import as_numbers, status_counts
 from .exceptions import JobNotFound
 from .models import Attempt, DeadLetter, Job, MinuteStat, Queue, Schedule, Worker, WorkerStatus
 from .states import Status
 
 RATES = ("enqueued", "succeeded", "failed", "retried", "dead")
-
-
-
-def status_counts(queue_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
-    """{queue id: {status: jobs}} with every status present, from one grouped query."""
-    jobs = Job.objects.all() if queue_ids is None else Job.objects.filter(queue_id__in=queue_ids)
-    counts: dict[int, dict[str, int]] = {}
-    for row in jobs.values("queue_id", "status").annotate(n=Count("id")).order_by():
-        counts.setdefault(row["queue_id"], dict.fromkeys(Status.values, 0))[row["status"]] = row["n"]
-    return counts
-
-
-def empty_counts() -> dict[str, int]:
-    return dict.fromkeys(Status.values, 0)
 
 
 def _since(minutes: int) -> dict[str, int]:
@@ -42,8 +30,9 @@ def _since(minutes: int) -> dict[str, int]:
 
 
 def stats() -> dict[str, Any]:
-    per_queue = status_counts()
-    totals = empty_counts()
+    queues = list(Queue.objects.all())
+    per_queue = {queue_id: as_numbers(counts) for queue_id, counts in status_counts(queues).items()}
+    totals = dict.fromkeys(Status.values, 0)
     for counts in per_queue.values():
         for status, n in counts.items():
             totals[status] += n
@@ -52,8 +41,7 @@ def stats() -> dict[str, Any]:
     return {
         "counts": totals,
         "queues": [
-            {"name": q.name, "paused": q.paused, "counts": per_queue.get(q.pk, empty_counts())}
-            for q in Queue.objects.all()
+            {"name": q.name, "paused": q.paused, "counts": per_queue[q.pk]} for q in queues
         ],
         "dead_letters": DeadLetter.objects.filter(replayed_at=None).count(),
         "workers": workers,
@@ -96,8 +84,10 @@ def job_detail(job_id: int) -> dict[str, Any]:
     return {**job_out(job), "errors": [attempt_out(a) for a in job.attempt_history.all()]}
 
 
-def _pick(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in names}
+def _pick(row: Any, names: tuple[str, ...], read: dict[str, str] | None = None) -> dict[str, Any]:
+    """``names`` of ``row``; ``read`` gives the attribute (dotted) behind a name that differs."""
+    read = read or {}
+    return {name: attrgetter(read.get(name, name))(row) for name in names}
 
 
 ATTEMPT_FIELDS = (
@@ -112,7 +102,7 @@ def attempt_out(attempt: Attempt) -> dict[str, Any]:
 
 def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, Any]:
     if counts is None:
-        counts = status_counts([queue.pk]).get(queue.pk, empty_counts())
+        counts = as_numbers(status_counts([queue])[queue.pk])
     return {
         "name": queue.name,
         "paused": queue.paused,
@@ -127,18 +117,13 @@ def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, A
 
 
 DEAD_LETTER_FIELDS = (
-    "reason", "error_type", "error_message", "traceback", "created_at", "replayed_at", "replayed_by",
+    "id", "job_id", "queue", "task", "reason", "error_type", "error_message", "traceback", "created_at",
+    "replayed_at", "replayed_by",
 )  # fmt: skip
 
 
 def dead_letter_out(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": letter.pk,
-        "job_id": letter.job_id,
-        "queue": letter.queue_name,
-        "task": letter.task_path,
-        **_pick(letter, DEAD_LETTER_FIELDS),
-    }
+    return _pick(letter, DEAD_LETTER_FIELDS, {"id": "pk", "queue": "queue_name", "task": "task_path"})
 
 
 WORKER_FIELDS = (
@@ -155,25 +140,18 @@ def workers_with_running(status: str | None = None) -> list[dict[str, Any]]:
     return [{**_pick(w, WORKER_FIELDS), "running": running.get(w.id, 0)} for w in workers]
 
 
+SCHEDULE_FIELDS = (
+    "id", "name", "cron", "time_zone", "task", "args", "kwargs", "queue", "priority", "enabled",
+    "last_run_at", "next_run_at", "last_job_id",
+)  # fmt: skip
+
+
 def schedule_out(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "id": schedule.pk,
-        "name": schedule.name,
-        "cron": schedule.cron,
-        "time_zone": schedule.time_zone,
-        "task": schedule.task_path,
-        "args": schedule.args,
-        "kwargs": schedule.kwargs,
-        "queue": schedule.queue.name,
-        "priority": schedule.priority,
-        "enabled": schedule.enabled,
-        "last_run_at": schedule.last_run_at,
-        "next_run_at": schedule.next_run_at,
-        "last_job_id": schedule.last_job_id,
-        "last_error": getattr(schedule, "last_error", ""),
-    }
+    fields = _pick(schedule, SCHEDULE_FIELDS, {"id": "pk", "task": "task_path", "queue": "queue.name"})
+    return {**fields, "last_error": getattr(schedule, "last_error", "")}
 
 
 def queues_with_counts() -> list[dict[str, Any]]:
-    counts = status_counts()
-    return [queue_out(q, counts.get(q.pk, empty_counts())) for q in Queue.objects.all()]
+    queues = list(Queue.objects.all())
+    counts = status_counts(queues)
+    return [queue_out(q, as_numbers(counts[q.pk])) for q in queues]

@@ -12,6 +12,7 @@ from ninja import Query, Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import lifecycle, values, webhooks
+from ..filters import JobFilter
 from ..models import Job
 from ..serializers import job_detail, job_out
 from . import pages, security
@@ -52,13 +53,8 @@ def enqueue(request: HttpRequest, payload: JobIn) -> Reply:
 
 @router.get("/jobs", response=JobPage, summary="List jobs, newest first", auth=requires("view"))
 def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[str, Any]:
-    jobs = Job.objects.select_related("queue")
-    if filters.queue:
-        jobs = jobs.filter(queue__name=filters.queue)
-    if filters.status:
-        jobs = jobs.filter(status=filters.status)
-    if filters.task:
-        jobs = jobs.filter(task_path=filters.task)
+    wanted = JobFilter(queue=filters.queue, status=filters.status, task=filters.task, q=filters.q)
+    jobs = wanted.queryset(Job.objects.select_related("queue"))
     items, next_cursor = pages.page(jobs, filters.cursor, filters.limit)
     return pages.with_next([job_out(job) for job in items], next_cursor)
 

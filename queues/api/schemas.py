@@ -53,6 +53,8 @@ Priority = Annotated[
 ]
 """-100..100 or a name; one field (not a union), so an error names just ``priority``."""
 QUEUE_NAME = r"^[A-Za-z0-9_.-]+$"
+QueueFilter = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")]
+"""A queue name, or empty for every queue (``queues.filters``)."""
 TASK_PATH = f"^{DOTTED_PATH.pattern}$"
 Text = Annotated[str, Field(max_length=255, pattern=r"^[^\x00]*$")]
 """A filter's text: no database stores NUL characters, so none can match."""
@@ -168,9 +170,14 @@ class JobPage(Schema):
 
 
 class JobFilters(Schema):
-    queue: Text | None = None
+    queue: QueueFilter | None = None
     status: StatusName | None = None
     task: Text | None = None
+    q: Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")] | None = Field(
+        None,
+        description="Search: #123 is that job; other text is found in the task path or the "
+        "arguments' JSON (case-insensitive) among the newest 50,000 jobs.",
+    )
     cursor: Cursor | None = None
     limit: int = Field(50, ge=1, le=500)
 
@@ -233,7 +240,7 @@ class DeadLetterPage(Schema):
 
 
 class DeadLetterFilters(Schema):
-    queue: Text | None = None
+    queue: QueueFilter | None = None
     task: Text | None = None
     error_type: Text | None = None
     replayed: bool = Field(False, description="true lists dead letters already replayed.")
@@ -242,7 +249,7 @@ class DeadLetterFilters(Schema):
 
 
 class ReplayMatching(Strict):
-    queue: Text | None = None
+    queue: QueueFilter | None = None
     task: Text | None = None
     error_type: Text | None = None
 

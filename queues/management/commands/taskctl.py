@@ -74,6 +74,7 @@ class Command(BaseCommand):
         jlist.add_argument("--queue")
         jlist.add_argument("--status", choices=Status.values)
         jlist.add_argument("--task")
+        jlist.add_argument("--search", help="#id, or text in the task path or the arguments' JSON.")
         jlist.add_argument("--limit", type=int, default=cli.LIST_LIMIT)
         for action in ("show", "cancel", "retry"):
             jsub.add_parser(action, parents=[common]).add_argument("id")

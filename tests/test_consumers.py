@@ -45,6 +45,15 @@ def communicator(
     return socket_to(application, path, cookie, origin)
 
 
+async def opened(path: str, make_user=make_operator) -> WebsocketCommunicator:
+    """A socket at ``path``, connected with the session of a new user from ``make_user``."""
+    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_user)())
+    socket = communicator(path, cookie)
+    connected, _ = await socket.connect()
+    assert connected
+    return socket
+
+
 async def closed_on_connect(socket: WebsocketCommunicator) -> bool:
     connected, _ = await socket.connect()
     await socket.disconnect()
@@ -78,10 +87,7 @@ async def test_a_socket_naming_no_known_page_is_refused():
 
 
 async def test_a_new_job_reaches_a_staff_socket_on_the_overview():
-    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_operator)())
-    socket = communicator("/ws/console/?page=overview", cookie)
-    connected, _ = await socket.connect()
-    assert connected
+    socket = await opened("/ws/console/?page=overview")
     await receive_until(socket, 'id="queue-table"')
     await sync_to_async(make_job)(queue="mail")
     message = await receive_until(socket, 'data-queue="mail"')
@@ -90,11 +96,8 @@ async def test_a_new_job_reaches_a_staff_socket_on_the_overview():
 
 
 async def test_a_read_only_socket_also_receives_changes():
-    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_viewer)())
     job = await sync_to_async(make_job)()
-    socket = communicator(f"/ws/console/?page=job&id={job.id}", cookie)
-    connected, _ = await socket.connect()
-    assert connected
+    socket = await opened(f"/ws/console/?page=job&id={job.id}", make_viewer)
     await receive_until(socket, 'id="job-live"')
     await sync_to_async(lifecycle.cancel)(job.id)
     message = await receive_until(socket, "status-cancelled")
@@ -103,11 +106,8 @@ async def test_a_read_only_socket_also_receives_changes():
 
 
 async def test_a_list_socket_gets_the_status_of_rows_in_its_range_from_its_filter_alone():
-    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_operator)())
     job = await sync_to_async(make_job)()
-    socket = communicator(f"/ws/console/?page=jobs&queue=default&oldest={job.id}&newest={job.id}", cookie)
-    connected, _ = await socket.connect()
-    assert connected
+    socket = await opened(f"/ws/console/?page=jobs&queue=default&oldest={job.id}&newest={job.id}")
     await receive_until(socket, f'data-cell="job-{job.id}-status" class="status status-queued"')
     await sync_to_async(lifecycle.cancel)(job.id)
     await receive_until(socket, f'data-cell="job-{job.id}-status" class="status status-cancelled"')

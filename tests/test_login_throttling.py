@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -16,7 +14,7 @@ from bench import cluster
 
 from .browser import DaphneProcess
 from .console_helpers import PASSWORD, client_for, make_operator
-from .processes import ROOT, child_env
+from .processes import run_python
 
 pytestmark = pytest.mark.django_db
 LIMIT = settings.AXES_FAILURE_LIMIT
@@ -104,14 +102,7 @@ def test_the_admin_login_is_throttled_too():
 
 
 def manage(*args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python("manage.py", *args)
     assert done.returncode == 0, done.stderr
 
 

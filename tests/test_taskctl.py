@@ -18,7 +18,7 @@ from queues.states import Status
 from .api import ApiClient
 from .console_helpers import make_operator, make_user, make_viewer
 from .factories import make_job, make_queue, make_token
-from .processes import ROOT, child_env
+from .processes import ROOT, child_env, run_python
 
 
 def taskctl(*args: str) -> str:
@@ -283,14 +283,7 @@ class TestInProcess:
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "taskctl", *args],
-        cwd=ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python("manage.py", "taskctl", *args)
 
 
 @pytest.mark.django_db(transaction=True)

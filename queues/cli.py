@@ -17,9 +17,20 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import auth_tokens, bounds, lifecycle, scheduler, serializers, storable, values, webhooks
+from . import (
+    auth_tokens,
+    bounds,
+    encryption,
+    lifecycle,
+    rules,
+    scheduler,
+    serializers,
+    storable,
+    values,
+    webhooks,
+)
 from .exceptions import InvalidJob, JobNotFound, JobStateError
-from .filters import dead_letters_matching
+from .filters import dead_letters_matching, jobs_with_args
 from .models import ApiToken, DeadLetter, Job, Schedule
 from .states import Status
 
@@ -33,6 +44,7 @@ class Answer:
     rows: list[dict[str, Any]] | None = None
     text: str = ""
     extra: list[str] = field(default_factory=list)  # lines printed after a table
+    note: str | None = None  # what the answer leaves out and why; printed to stderr, even with --json
 
 
 def render(answer: Answer, as_json: bool) -> str:
@@ -88,6 +100,23 @@ def json_option(text: str | None, what: str, kind: type) -> Any:
     if not isinstance(value, kind):
         raise InvalidJob(f"--{what} must be a JSON {'array' if kind is list else 'object'}.", what)
     return value
+
+
+def reveals(o: dict[str, Any]) -> bool:
+    """``--user NAME``: show encrypted payloads in the clear, when NAME may see them."""
+    name = o.get("user")
+    if not name:
+        return False
+    user = get_user_model().objects.filter(username=name).first()
+    if user is None:
+        raise InvalidJob(f"No user is named {name!r}.", "user")
+    if not rules.sees_payloads(user):
+        raise InvalidJob(
+            f"{name} may not see encrypted payloads: that needs the {rules.RULES['payload.view'].permission} "
+            "permission (and active staff status).",
+            "user",
+        )
+    return True
 
 
 def job_id(text: str) -> int:
@@ -214,12 +243,16 @@ def jobs_list(o: dict[str, Any]) -> Answer:
         jobs = jobs.filter(status=o["status"])
     if o["task"]:
         jobs = jobs.filter(task_path=o["task"])
-    data = [serializers.job_out(job) for job in jobs[: o["limit"]]]
-    return Answer(data, columns=JOB_COLUMNS, rows=data)
+    note = None
+    if o["job_args"]:
+        jobs, note = jobs_with_args(jobs, o["job_args"])
+    reveal = reveals(o)
+    data = [serializers.job_out(job, reveal=reveal) for job in jobs[: o["limit"]]]
+    return Answer(data, columns=JOB_COLUMNS, rows=data, note=note)
 
 
 def jobs_show(o: dict[str, Any]) -> Answer:
-    data = serializers.job_detail(job_id(o["id"]))
+    data = serializers.job_detail(job_id(o["id"]), reveals(o))
     lines = [f"{key}: {_cell(value)}" for key, value in data.items() if key != "errors"]
     for attempt in data["errors"]:
         lines.append(
@@ -251,7 +284,9 @@ def _dead_letters(o: dict[str, Any]) -> Any:
 
 
 def dlq_list(o: dict[str, Any]) -> Answer:
-    data = [serializers.dead_letter_out(letter) for letter in _dead_letters(o).order_by("-pk")[: o["limit"]]]
+    reveal = reveals(o)
+    letters = _dead_letters(o).order_by("-pk")[: o["limit"]]
+    data = [serializers.dead_letter_out(letter, reveal) for letter in letters]
     return Answer(data, columns=DLQ_COLUMNS, rows=data)
 
 
@@ -318,6 +353,36 @@ def schedules_run(o: dict[str, Any]) -> Answer:
     return Answer(serializers.job_out(job), text=f"Enqueued job {job.pk} for schedule {schedule.name}.")
 
 
+def keys_rotate(o: dict[str, Any]) -> Answer:
+    """Re-encrypt stored payloads under the first key, in batches; safe to stop and run again."""
+    if not 1 <= o["batch"] <= 10_000:
+        raise InvalidJob(f"--batch must be 1..10000, not {o['batch']}.", "batch")
+    if o["max_batches"] is not None and o["max_batches"] < 1:
+        raise InvalidJob(f"--max-batches must be at least 1, not {o['max_batches']}.", "max_batches")
+    try:
+        done = lifecycle.rotate_keys(o["batch"], o["max_batches"])
+    except encryption.PayloadKeyError as exc:
+        raise InvalidJob(f"Cannot rotate: {exc}.", "keys") from None
+    data = {
+        "key": done.key,
+        "rotated": done.rotated,
+        "already_current": done.already,
+        "batches": done.batches,
+        "failed": done.failed,
+        "finished": done.finished,
+    }
+    lines = [
+        f"Re-encrypted {done.rotated} jobs under key {done.key} in {done.batches} batches; "
+        f"{done.already} were already under it."
+    ]
+    lines += [f"job {job}: {reason}" for job, reason in done.failed.items()]
+    if done.failed:
+        lines.append(f"{len(done.failed)} jobs could not be re-encrypted: add the keys they need, run again.")
+    if not done.finished:
+        lines.append("Stopped after --max-batches; run the command again to go on.")
+    return Answer(data, text="\n".join(lines))
+
+
 TOKEN_COLUMNS = ("prefix", "name", "user", "scope", "created_at", "last_used_at", "revoked_at")
 
 
@@ -381,6 +446,7 @@ HANDLERS: dict[tuple[str, ...], Callable[[dict[str, Any]], Answer]] = {
     ("workers",): workers,
     ("schedules", "list"): schedules_list,
     ("schedules", "run"): schedules_run,
+    ("keys", "rotate"): keys_rotate,
     ("token", "create"): token_create,
     ("token", "revoke"): token_revoke,
     ("token", "list"): token_list,

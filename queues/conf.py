@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES_PROTOCOL_AUTH_TIMEOUT": 10.0,  # seconds a TCP client has to AUTH (when required)
     "QUEUES_PROTOCOL_IDLE_TIMEOUT": 300.0,  # seconds a TCP client may send nothing
     "QUEUES_PROTOCOL_MAX_CONNECTIONS": 500,  # TCP connections served at once
+    # Payload encryption (queues.encryption): the environment variable holding the Fernet
+    # keys (comma-separated, the first encrypts), and whether every job is encrypted.
+    "QUEUES_ENCRYPTION_KEYS_ENV": "TASKWEB_PAYLOAD_KEYS",
+    "QUEUES_ENCRYPT_ALL": False,
 }
 
 

@@ -9,6 +9,8 @@ from django import forms
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from ..encryption import META_KEY, search_note
+from ..filters import encrypted
 from ..models import DeadLetter, Job, Queue
 from ..registry import registered_tasks
 from ..states import Status
@@ -60,6 +62,15 @@ class JobFilterForm(FilterForm):
             jobs = with_args_text(jobs).filter(search(text), id__gt=newest_job_id() - SEARCH_WINDOW)
         return jobs
 
+    def search_note(self, jobs: QuerySet[Job]) -> str | None:
+        """With a text search: how many encrypted jobs it could not look into (their arguments
+        are ciphertext), among those the other filters and the search window keep."""
+        found = self.filters()
+        if not found.get("q"):
+            return None
+        others = JobFilterForm({name: value for name, value in found.items() if name != "q"}).apply(jobs)
+        return search_note(encrypted(others.filter(id__gt=newest_job_id() - SEARCH_WINDOW)).count())
+
 
 SEARCH_WINDOW = 50_000
 """Text search reads the newest this-many jobs: matching text inside JSON needs a scan,
@@ -76,7 +87,7 @@ def search(text: str) -> Q:
     text = text.strip()
     if text.startswith("#") and text[1:].isdigit():
         return Q(id=int(text[1:]))
-    found = Q(task_path__icontains=text) | Q(args_text__icontains=text)
+    found = Q(task_path__icontains=text) | (Q(args_text__icontains=text) & ~Q(meta__has_key=META_KEY))
     return found | Q(id=int(text)) if text.isdigit() else found
 
 

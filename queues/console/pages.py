@@ -11,7 +11,9 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 
+from ..encryption import shown_arguments
 from ..models import DeadLetter, Job, Queue
+from ..rules import sees_payloads
 from . import counts, fragments, queries
 from .forms import SEARCH_WINDOW, DeadFilterForm, JobFilterForm, QueueCreateForm, QueueSettingsForm
 from .paging import keyset
@@ -82,6 +84,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
         total=counts.count(matching),
         first_page=not request.GET.get("before") and not request.GET.get("after"),
         search_window=f"{SEARCH_WINDOW:,}",
+        search_note=form.search_note(Job.objects.all()),
         can_act=bool(allowed_actions(request.user) & {"job.retry", "job.cancel", "job.delete"}),
     )
     return render(request, "queues/jobs.html", context)
@@ -96,13 +99,16 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("queue"), id=job_id)
     attempts = list(job.attempt_history.all())
     allowed = allowed_actions(request.user)
+    reveal = sees_payloads(request.user)
+    args, kwargs = shown_arguments(job.args, job.kwargs, reveal)
     context = _base(
         request,
         {"page": "job", "id": job.id, "attempts": max([a.number for a in attempts], default=0)},
         job=job,
         attempts=attempts,
-        args=_pretty(job.args),
-        kwargs=_pretty(job.kwargs),
+        args=args if isinstance(args, str) else _pretty(args),
+        kwargs=kwargs if isinstance(kwargs, str) else _pretty(kwargs),
+        reveal=reveal,
         meta=_pretty(job.meta) if job.meta else "",
         dead_letters=list(job.dead_letters.all()),
         job_id=job.id,
@@ -130,6 +136,7 @@ def dead_letters(request: HttpRequest) -> HttpResponse:
         total=counts.count(matching),
         first_page=not request.GET.get("before") and not request.GET.get("after"),
         can_replay="dead.replay" in allowed_actions(request.user),
+        reveal=sees_payloads(request.user),
     )
     return render(request, "queues/dead.html", context)
 

@@ -190,3 +190,9 @@ def secret_sum(a: int, b: int, label: str = "") -> dict[str, object]:
 def secret_failure(secret: str) -> None:
     """Fails with its (encrypted) argument in the message and the traceback."""
     raise NonRetryable(f"cannot use {secret}")
+
+
+@task
+def echo_args(*args: object, **kwargs: object) -> list[object]:
+    """Returns what it was given: a plain task whose arguments tests can look for."""
+    return [list(args), kwargs]

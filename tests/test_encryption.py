@@ -168,7 +168,8 @@ def test_a_job_whose_key_is_gone_fails_at_once_with_a_clear_error(monkeypatch):
     assert job.status == Status.DEAD and job.attempts == 1, "not retried"
     attempt = job.attempt_history.get()
     assert attempt.error_type == error_path(PayloadKeyError)
-    assert "was encrypted with key" in attempt.error_message and "none of the 1 key(s)" in attempt.error_message
+    assert "was encrypted with key" in attempt.error_message
+    assert "none of the 1 key(s)" in attempt.error_message
     assert Job.objects.get(pk=plain.id).status == Status.SUCCEEDED, "the other job ran"
 
 

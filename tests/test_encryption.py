@@ -292,3 +292,12 @@ def test_taskctl_search_by_arguments_notes_the_encrypted_jobs(key):
     out, err = taskctl("jobs", "list", "--args", SECRET, "--json")
     assert json.loads(out) == []
     assert err.strip() == "1 encrypted job(s) were not searched: their arguments are encrypted."
+
+
+def test_the_api_refuses_a_job_it_cannot_encrypt_with_a_400(monkeypatch):
+    monkeypatch.delenv(KEYS, raising=False)
+    make_queue("vault", encrypt=True)
+    answer = ApiClient().post("/jobs", {"task": "tests.tasks.add", "args": [1, 2], "queue": "vault"})
+    assert answer.status_code == 400
+    assert f"{KEYS} is not set" in answer.json()["detail"]
+    assert not Job.objects.exists()

@@ -16,6 +16,7 @@ from django.db import connection
 from django.test import override_settings
 
 from queues import encryption, lifecycle
+from queues.checks import check_payload_keys
 from queues.compat import InvalidTaskError
 from queues.encryption import HIDDEN, PayloadKeyError
 from queues.exceptions import error_path
@@ -301,3 +302,14 @@ def test_the_api_refuses_a_job_it_cannot_encrypt_with_a_400(monkeypatch):
     assert answer.status_code == 400
     assert f"{KEYS} is not set" in answer.json()["detail"]
     assert not Job.objects.exists()
+
+
+def test_a_malformed_key_is_reported_by_the_system_checks(monkeypatch):
+    monkeypatch.setenv(KEYS, "not-a-key")
+    (warning,) = check_payload_keys(None)
+    assert warning.id == "queues.W001" and "malformed key at position 1" in warning.msg
+
+
+def test_the_system_checks_are_quiet_when_nothing_is_encrypted(monkeypatch):
+    monkeypatch.delenv(KEYS, raising=False)
+    assert check_payload_keys(None) == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -15,6 +17,7 @@ from queues.models import Job
 from queues.testing import run_jobs
 
 from . import tasks
+from .processes import ROOT, child_env, wait_until
 from .test_encryption import KEYS, SECRET, stored_rows, taskctl
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +114,32 @@ def test_rotation_without_keys_is_a_clear_error(monkeypatch):
 def test_a_batch_size_out_of_range_is_refused():
     with pytest.raises(CommandError, match=r"--batch must be 1\.\.10000"):
         taskctl("keys", "rotate", "--batch", "0")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rotation_killed_mid_run_leaves_whole_jobs_and_the_next_run_finishes(monkeypatch):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv(KEYS, old)
+    tasks.secret_sum.enqueue_many([((n, n), {"label": SECRET}) for n in range(2000)])
+    monkeypatch.setenv(KEYS, f"{new},{old}")
+    new_id = encryption.key_id(new.encode())
+    under_new = Job.objects.filter(meta__encrypted=new_id)
+    rotate = subprocess.Popen(
+        [sys.executable, "manage.py", "taskctl", "keys", "rotate", "--batch", "1"],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: under_new.count() >= 5)
+    finally:
+        rotate.kill()
+        rotate.wait()
+    stopped_at = under_new.count()
+    assert stopped_at < 2000, "killed before it was done"
+    for job in Job.objects.all():  # each job wholly under one key: its meta names the key of its args
+        assert encryption.SEALED.fullmatch(job.args[0]).group(1) == job.meta["encrypted"]
+    data = json.loads(taskctl("keys", "rotate", "--json")[0])
+    assert (data["rotated"], data["already_current"]) == (2000 - stopped_at, stopped_at)
+    assert key_ids_stored() == {new_id}

@@ -11,6 +11,7 @@ workers running the same jobs meanwhile are not disturbed.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,12 +63,7 @@ def rotate_keys(
             if not jobs:
                 rotation.finished = True
                 break
-            for job in jobs:
-                try:
-                    _reseal_job(job, found)
-                    rotation.rotated += 1
-                except PayloadKeyError as exc:
-                    rotation.failed[job.pk] = str(exc)
+            _reseal_batch(jobs, found, rotation)
         after = jobs[-1].pk
         rotation.batches += 1
         if progress is not None:
@@ -79,8 +75,33 @@ def _encrypted() -> Any:
     return Job.objects.filter(meta__has_key=META_KEY)
 
 
-def _reseal_job(job: Job, found: Keys) -> None:
-    """Seal the job's payloads, its attempts' and its dead letters' error texts again."""
+def _reseal_batch(jobs: list[Job], found: Keys, rotation: Rotation) -> None:
+    """Seal each job's payloads, and its attempts' and dead letters' error texts, again; a job
+    with anything no key opens is left whole as it was, and counted as failed."""
+    texts: dict[int, list[Attempt | DeadLetter]] = defaultdict(list)
+    for model in (Attempt, DeadLetter):
+        for row in model.objects.filter(job_id__in=[job.pk for job in jobs]).only(
+            "id", "job_id", "error_message", "traceback"
+        ):
+            texts[row.job_id].append(row)
+    resealed: dict[type, list[Attempt | DeadLetter]] = {Attempt: [], DeadLetter: []}
+    for job in jobs:
+        try:
+            changes = _resealed_job(job, found)
+            rows = [_resealed_row(row, found) for row in texts[job.pk]]
+        except PayloadKeyError as exc:
+            rotation.failed[job.pk] = str(exc)
+            continue
+        Job.objects.filter(pk=job.pk).update(**changes)
+        for row in rows:
+            resealed[type(row)].append(row)
+        rotation.rotated += 1
+    for model, rows in resealed.items():
+        model.objects.bulk_update(rows, ["error_message", "traceback"], batch_size=500)
+
+
+def _resealed_job(job: Job, found: Keys) -> dict[str, Any]:
+    """The job's payload columns sealed again under the first key, and its meta saying so."""
     changes: dict[str, Any] = {"meta": {**job.meta, META_KEY: found.current}}
     if encryption.sealed_arguments(job.args, job.kwargs):
         changes["args"] = [encryption.reseal_text(job.args[0], found)]
@@ -88,10 +109,10 @@ def _reseal_job(job: Job, found: Keys) -> None:
         changes["result"] = encryption.reseal_text(job.result, found)
     if encryption.PREFIX in job.last_error:
         changes["last_error"] = encryption.reseal_text(job.last_error, found)
-    for model in (Attempt, DeadLetter):
-        rows = list(model.objects.filter(job_id=job.pk))
-        for row in rows:
-            row.error_message = encryption.reseal_text(row.error_message, found)
-            row.traceback = encryption.reseal_text(row.traceback, found)
-        model.objects.bulk_update(rows, ["error_message", "traceback"])
-    Job.objects.filter(pk=job.pk).update(**changes)
+    return changes
+
+
+def _resealed_row(row: Attempt | DeadLetter, found: Keys) -> Attempt | DeadLetter:
+    row.error_message = encryption.reseal_text(row.error_message, found)
+    row.traceback = encryption.reseal_text(row.traceback, found)
+    return row

@@ -18,6 +18,7 @@ from django.test import override_settings
 from queues import encryption, lifecycle
 from queues.checks import check_payload_keys
 from queues.compat import InvalidTaskError
+from queues.console import fragments
 from queues.encryption import HIDDEN, PayloadKeyError
 from queues.exceptions import error_path
 from queues.models import Job
@@ -313,3 +314,11 @@ def test_a_malformed_key_is_reported_by_the_system_checks(monkeypatch):
 def test_the_system_checks_are_quiet_when_nothing_is_encrypted(monkeypatch):
     monkeypatch.delenv(KEYS, raising=False)
     assert check_payload_keys(None) == []
+
+
+def test_the_consoles_live_updates_show_encrypted_payloads_as_encrypted_to_everyone(key):
+    done, failed = finished_secret_jobs()
+    for job_id in (done, failed):
+        detail = fragments.job_detail(Job.objects.get(pk=job_id), job_id)
+        html = detail["live"] + "".join(html for _, html in detail["attempts"])
+        assert SECRET not in html and HIDDEN in html

@@ -56,15 +56,15 @@ def pretty_json(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-@register.filter
-def payload(text: str, reveal: bool = False) -> str:
-    """An error text of an encrypted job: opened for a viewer who may see it (``reveal``, set
-    by pages from ``rules.sees_payloads``), "🔒 encrypted" for everyone else and in live
-    fragments, which are rendered once for every viewer."""
-    return encryption.shown_text(text, bool(reveal))
+@register.simple_tag(takes_context=True)
+def payload(context: template.Context, text: str) -> str:
+    """An error text of an encrypted job: opened when the page's ``reveal`` is set (pages set it
+    from ``rules.sees_payloads``), "🔒 encrypted" otherwise, as in live fragments, which are
+    rendered once for every viewer. ``{% payload attempt.traceback as shown %}``."""
+    return encryption.shown_text(text, bool(context.get("reveal")))
 
 
-@register.filter
-def payload_result(value: object, reveal: bool = False) -> object:
+@register.simple_tag(takes_context=True)
+def payload_result(context: template.Context, value: object) -> object:
     """A job's result, opened or "🔒 encrypted" as ``payload`` decides."""
-    return encryption.shown_result(value, bool(reveal))
+    return encryption.shown_result(value, bool(context.get("reveal")))

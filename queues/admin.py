@@ -139,7 +139,9 @@ class StorableJSONField(forms.JSONField):
 
 @admin.register(Queue)
 class QueueAdmin(LifecycleDeletes):
-    list_display = ("name", "paused", "concurrency", "rate_limit", "max_attempts", "timeout", "retention")
+    list_display = (
+        "name", "paused", "concurrency", "rate_limit", "max_attempts", "timeout", "retention", "encrypt",
+    )  # fmt: skip
     list_filter = ("paused",)
     search_fields = ("name",)
     actions = ("pause", "resume", "purge")

@@ -17,7 +17,18 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import auth_tokens, bounds, lifecycle, scheduler, serializers, storable, values, webhooks
+from . import (
+    auth_tokens,
+    bounds,
+    encryption,
+    lifecycle,
+    rules,
+    scheduler,
+    serializers,
+    storable,
+    values,
+    webhooks,
+)
 from .exceptions import InvalidJob, JobNotFound, JobStateError
 from .filters import DeadLetterFilter, JobFilter
 from .models import ApiToken, DeadLetter, Job, Schedule
@@ -33,6 +44,7 @@ class Answer:
     rows: list[dict[str, Any]] | None = None
     text: str = ""
     extra: list[str] = field(default_factory=list)  # lines printed after a table
+    note: str | None = None  # what the answer leaves out and why; printed to stderr, even with --json
 
 
 def render(answer: Answer, as_json: bool) -> str:
@@ -88,6 +100,23 @@ def json_option(text: str | None, what: str, kind: type) -> Any:
     if not isinstance(value, kind):
         raise InvalidJob(f"--{what} must be a JSON {'array' if kind is list else 'object'}.", what)
     return value
+
+
+def reveals(o: dict[str, Any]) -> bool:
+    """``--user NAME``: show encrypted payloads in the clear, when NAME may see them."""
+    name = o.get("user")
+    if not name:
+        return False
+    user = get_user_model().objects.filter(username=name).first()
+    if user is None:
+        raise InvalidJob(f"No user is named {name!r}.", "user")
+    if not rules.sees_payloads(user):
+        raise InvalidJob(
+            f"{name} may not see encrypted payloads: that needs the {rules.RULES['payload.view'].permission} "
+            "permission (and active staff status).",
+            "user",
+        )
+    return True
 
 
 def job_id(text: str) -> int:
@@ -209,12 +238,13 @@ def queues_delete(o: dict[str, Any]) -> Answer:
 def jobs_list(o: dict[str, Any]) -> Answer:
     wanted = JobFilter(queue=o["queue"], status=o["status"], task=o["task"], q=o["search"])
     jobs = wanted.queryset(Job.objects.select_related("queue")).order_by("-pk")
-    data = [serializers.job_out(job) for job in jobs[: o["limit"]]]
-    return Answer(data, columns=JOB_COLUMNS, rows=data)
+    reveal = reveals(o)
+    data = [serializers.job_out(job, reveal=reveal) for job in jobs[: o["limit"]]]
+    return Answer(data, columns=JOB_COLUMNS, rows=data, note=wanted.search_note(Job.objects.all()))
 
 
 def jobs_show(o: dict[str, Any]) -> Answer:
-    data = serializers.job_detail(job_id(o["id"]))
+    data = serializers.job_detail(job_id(o["id"]), reveals(o))
     lines = [f"{key}: {_cell(value)}" for key, value in data.items() if key != "errors"]
     for attempt in data["errors"]:
         lines.append(
@@ -248,7 +278,8 @@ def _dead_letter_rows(o: dict[str, Any]) -> Any:
 
 
 def dlq_list(o: dict[str, Any]) -> Answer:
-    data = [serializers.dead_letter_out(letter) for letter in _dead_letter_rows(o)]
+    reveal = reveals(o)
+    data = [serializers.dead_letter_out(letter, reveal) for letter in _dead_letter_rows(o)]
     return Answer(data, columns=DLQ_COLUMNS, rows=data)
 
 
@@ -314,6 +345,36 @@ def schedules_run(o: dict[str, Any]) -> Answer:
     return Answer(serializers.job_out(job), text=f"Enqueued job {job.pk} for schedule {schedule.name}.")
 
 
+def keys_rotate(o: dict[str, Any]) -> Answer:
+    """Re-encrypt stored payloads under the first key, in batches; safe to stop and run again."""
+    if not 1 <= o["batch"] <= 10_000:
+        raise InvalidJob(f"--batch must be 1..10000, not {o['batch']}.", "batch")
+    if o["max_batches"] is not None and o["max_batches"] < 1:
+        raise InvalidJob(f"--max-batches must be at least 1, not {o['max_batches']}.", "max_batches")
+    try:
+        done = lifecycle.rotate_keys(o["batch"], o["max_batches"])
+    except encryption.PayloadKeyError as exc:
+        raise InvalidJob(f"Cannot rotate: {exc}.", "keys") from None
+    data = {
+        "key": done.key,
+        "rotated": done.rotated,
+        "already_current": done.already,
+        "batches": done.batches,
+        "failed": done.failed,
+        "finished": done.finished,
+    }
+    lines = [
+        f"Re-encrypted {done.rotated} jobs under key {done.key} in {done.batches} batches; "
+        f"{done.already} were already under it."
+    ]
+    lines += [f"job {job}: {reason}" for job, reason in done.failed.items()]
+    if done.failed:
+        lines.append(f"{len(done.failed)} jobs could not be re-encrypted: add the keys they need, run again.")
+    if not done.finished:
+        lines.append("Stopped after --max-batches; run the command again to go on.")
+    return Answer(data, text="\n".join(lines))
+
+
 TOKEN_COLUMNS = ("prefix", "name", "user", "scope", "created_at", "last_used_at", "revoked_at")
 
 
@@ -373,5 +434,6 @@ HANDLERS: dict[tuple[str, ...], Handler] = {
     **_actions("jobs", list=jobs_list, show=jobs_show, cancel=jobs_cancel, retry=jobs_retry),
     **_actions("dlq", list=dlq_list, replay=dlq_replay, delete=dlq_delete),
     **_actions("schedules", list=schedules_list, run=schedules_run),
+    **_actions("keys", rotate=keys_rotate),
     **_actions("token", create=token_create, revoke=token_revoke, list=token_list),
 }

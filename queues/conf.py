@@ -51,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES_OIDC_ROLES_CLAIM": "roles",  # a dotted path reaches nested claims: realm_access.roles
     "QUEUES_OIDC_ROLES": {"taskweb-read": "read", "taskweb-operate": "operate", "taskweb-admin": "admin"},
     "QUEUES_OIDC_CREATE_USERS": "",  # a group name: unknown users are created in it; empty: refused
+    # Payload encryption (queues.encryption): the environment variable holding the Fernet
+    # keys (comma-separated, the first encrypts), and whether every job is encrypted.
+    "QUEUES_ENCRYPTION_KEYS_ENV": "TASKWEB_PAYLOAD_KEYS",
+    "QUEUES_ENCRYPT_ALL": False,
 }
 
 

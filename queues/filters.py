@@ -16,6 +16,7 @@ from typing import Protocol
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from .encryption import META_KEY, PREFIX, search_note
 from .exceptions import InvalidJob
 from .models import QUEUE_NAME_VALIDATOR, DeadLetter, Job, Queue
 from .registry import registered_tasks
@@ -93,14 +94,20 @@ class Search:
         if (job_id := self.job_id) is not None:
             return Q(id=job_id)
         text = self.text.strip()
-        found = Q(task_path__icontains=text) | Q(args_text__icontains=text)
+        # Encrypted arguments are ciphertext: nothing in them can be found (see search_note).
+        found = Q(task_path__icontains=text) | (Q(args_text__icontains=text) & ~Q(meta__has_key=META_KEY))
         return found | Q(id=int(text)) if text.isdigit() else found
 
     def matches(self, job: JobRow) -> bool:
         if (job_id := self.job_id) is not None:
             return job.id == job_id
         text = self.text.strip().lower()
-        return text == str(job.id) or text in job.task.lower() or text in job.args_text.lower()
+        in_args = PREFIX not in job.args_text and text in job.args_text.lower()
+        return text == str(job.id) or text in job.task.lower() or in_args
+
+
+def encrypted(jobs: QuerySet[Job]) -> QuerySet[Job]:
+    return jobs.filter(meta__has_key=META_KEY)
 
 
 def with_args_text(jobs: QuerySet[Job]) -> QuerySet[Job]:
@@ -155,6 +162,14 @@ class JobFilter:
         if search := self.search:
             jobs = with_args_text(jobs).filter(search.q(), id__gt=newest_job_id() - SEARCH_WINDOW)
         return jobs
+
+    def search_note(self, jobs: QuerySet[Job]) -> str | None:
+        """With a text search: how many encrypted jobs, among those the other filters and the
+        search window keep, it could not look into (their arguments are ciphertext)."""
+        if not self.q:
+            return None
+        others = replace(self, q=None).queryset(jobs).filter(id__gt=newest_job_id() - SEARCH_WINDOW)
+        return search_note(encrypted(others).count())
 
     def lasting(self) -> JobFilter:
         """The part of this filter a job keeps matching for good: its queue, task, id and

@@ -52,6 +52,9 @@ class Queue(ReadChecked):
         default=300, validators=[MinValueValidator(1)], help_text="Seconds one attempt may run."
     )
     retention = models.DurationField(default=DEFAULT_RETENTION)
+    encrypt = models.BooleanField(
+        default=False, help_text="Store the payloads of new jobs encrypted (queues.encryption)."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = Recovering.as_manager()
@@ -131,6 +134,7 @@ class Job(ReadChecked):
     objects = JobQuerySet.as_manager()
 
     class Meta:
+        permissions = [("view_payloads", "Can see encrypted payloads in the clear")]
         indexes = [
             # The claim reads this index in order and stops at LIMIT: an index scan
             # over waiting jobs only, however many finished rows the table holds.

@@ -29,6 +29,8 @@ class Rule:
 
 RULES: dict[str, Rule] = {
     READ: Rule("queues.view_job", TokenScope.READ),
+    # reading encrypted arguments, results and errors in the clear (queues.encryption)
+    "payload.view": Rule("queues.view_payloads", TokenScope.READ),
     # operate: run the work day to day
     "job.enqueue": Rule("queues.add_job", TokenScope.OPERATE),
     "job.retry": Rule("queues.change_job", TokenScope.OPERATE),
@@ -88,6 +90,14 @@ def allowed_actions(user: Any) -> frozenset[str]:
     return frozenset(
         action for action, rule in RULES.items() if action != READ and user.has_perm(rule.permission)
     )
+
+
+def sees_payloads(actor: Any) -> bool:
+    """Whether ``actor`` (a user, or a token acting for one) may read encrypted payloads in the
+    clear; everyone else is shown "encrypted" in their place."""
+    if isinstance(actor, ApiToken):
+        return token_refusal(actor, "payload.view") is None
+    return can(actor, "payload.view")
 
 
 def token_refusal(token: ApiToken, action: str) -> str | None:

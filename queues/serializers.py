@@ -1,7 +1,9 @@
 """Jobs, queues, dead letters, workers, schedules and stats as plain dicts.
 
 One shape for every reader: the REST API returns these (its schemas describe
-them) and ``taskctl`` prints them as tables or JSON.
+them) and ``taskctl`` prints them as tables or JSON. An encrypted job's arguments,
+result and error texts read "🔒 encrypted" unless the reader may see them (``reveal``:
+``rules.sees_payloads``), then they are decrypted here (``queues.encryption``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from .counts import as_numbers, status_counts
+from .encryption import is_encrypted, shown_arguments, shown_result, shown_text
 from .exceptions import JobNotFound
 from .models import Attempt, DeadLetter, Job, MinuteStat, Queue, Schedule, Worker, WorkerStatus
 from .states import Status
@@ -50,13 +53,15 @@ def stats() -> dict[str, Any]:
     }
 
 
-def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
+def job_out(job: Job, queue_name: str | None = None, reveal: bool = False) -> dict[str, Any]:
+    args, kwargs = shown_arguments(job.args, job.kwargs, reveal)
     return {
         "id": job.pk,
         "queue": queue_name or job.queue.name,
         "task": job.task_path,
-        "args": job.args,
-        "kwargs": job.kwargs,
+        "args": args,
+        "kwargs": kwargs,
+        "encrypted": is_encrypted(job),
         "priority": job.priority,
         "status": job.status,
         "attempts": job.attempts,
@@ -64,7 +69,7 @@ def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
         "timeout": job.timeout,
         "run_after": job.run_after,
         "idempotency_key": job.idempotency_key,
-        "result": job.result,
+        "result": shown_result(job.result, reveal),
         "progress": job.progress,
         "progress_message": job.progress_message,
         "enqueued_at": job.enqueued_at,
@@ -72,16 +77,17 @@ def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "worker_id": job.worker_id,
         "lease_expires_at": job.lease_expires_at,
-        "last_error": job.last_error,
+        "last_error": shown_text(job.last_error, reveal),
         "callback_url": (job.meta or {}).get("callback_url"),
     }
 
 
-def job_detail(job_id: int) -> dict[str, Any]:
+def job_detail(job_id: int, reveal: bool = False) -> dict[str, Any]:
     job = Job.objects.select_related("queue").filter(pk=job_id).first()
     if job is None:
         raise JobNotFound(job_id)
-    return {**job_out(job), "errors": [attempt_out(a) for a in job.attempt_history.all()]}
+    errors = [attempt_out(a, reveal) for a in job.attempt_history.all()]
+    return {**job_out(job, reveal=reveal), "errors": errors}
 
 
 def _pick(row: Any, names: tuple[str, ...], read: dict[str, str] | None = None) -> dict[str, Any]:
@@ -96,8 +102,19 @@ ATTEMPT_FIELDS = (
 )  # fmt: skip
 
 
-def attempt_out(attempt: Attempt) -> dict[str, Any]:
-    return _pick(attempt, ATTEMPT_FIELDS)
+SEALABLE = ("error_message", "traceback")
+"""The texts of attempts and dead letters that an encrypted job stores sealed."""
+
+
+def _pick_shown(
+    row: Any, names: tuple[str, ...], reveal: bool, read: dict[str, str] | None = None
+) -> dict[str, Any]:
+    picked = _pick(row, names, read)
+    return {**picked, **{name: shown_text(picked[name], reveal) for name in SEALABLE}}
+
+
+def attempt_out(attempt: Attempt, reveal: bool = False) -> dict[str, Any]:
+    return _pick_shown(attempt, ATTEMPT_FIELDS, reveal)
 
 
 def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, Any]:
@@ -111,6 +128,7 @@ def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, A
         "max_attempts": queue.max_attempts,
         "timeout": queue.timeout,
         "retention": queue.retention.total_seconds(),
+        "encrypt": queue.encrypt,
         "created_at": queue.created_at,
         "counts": counts,
     }
@@ -122,8 +140,9 @@ DEAD_LETTER_FIELDS = (
 )  # fmt: skip
 
 
-def dead_letter_out(letter: DeadLetter) -> dict[str, Any]:
-    return _pick(letter, DEAD_LETTER_FIELDS, {"id": "pk", "queue": "queue_name", "task": "task_path"})
+def dead_letter_out(letter: DeadLetter, reveal: bool = False) -> dict[str, Any]:
+    read = {"id": "pk", "queue": "queue_name", "task": "task_path"}
+    return _pick_shown(letter, DEAD_LETTER_FIELDS, reveal, read)
 
 
 WORKER_FIELDS = (

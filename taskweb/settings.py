@@ -163,6 +163,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 
 # Queue behaviour; every value can be overridden from the environment.
 QUEUES_AUTO_CREATE = env_bool("QUEUES_AUTO_CREATE")
+QUEUES_ENCRYPT_ALL = env_bool("QUEUES_ENCRYPT_ALL")  # keys: TASKWEB_PAYLOAD_KEYS (README)
 QUEUES_METRICS_TOKEN = os.environ.get("QUEUES_METRICS_TOKEN", "")
 TASKWEB_MEDIA_DIR = VAR_DIR / "media"
 

@@ -36,7 +36,8 @@ def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -
     )
     letters = wanted.queryset(DeadLetter.objects.all())
     items, next_cursor = pages.page(letters, filters.cursor, filters.limit)
-    return pages.with_next([dead_letter_out(letter) for letter in items], next_cursor)
+    reveal = security.reveals(request)
+    return pages.with_next([dead_letter_out(letter, reveal) for letter in items], next_cursor)
 
 
 @router.post(
@@ -61,7 +62,7 @@ def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID
     """409 when the job is no longer dead (already replayed, say)."""
     job_id = _letter(letter_id).job_id
     lifecycle.replay(job_id, by=security.actor(request))
-    return job_detail(job_id)
+    return job_detail(job_id, security.reveals(request))
 
 
 @router.delete(

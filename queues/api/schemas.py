@@ -135,12 +135,19 @@ class AttemptOut(Schema):
     traceback: str
 
 
+ENCRYPTED_NOTE = (
+    'An encrypted job\'s args, kwargs, result and error texts read "🔒 encrypted" unless the '
+    "caller has the queues.view_payloads permission."
+)
+
+
 class JobOut(Schema):
     id: int
     queue: str
     task: str
-    args: list[Any]
-    kwargs: dict[str, Any]
+    args: list[Any] | str = Field(description=ENCRYPTED_NOTE)
+    kwargs: dict[str, Any] | str
+    encrypted: bool = Field(description="The job's payloads are stored encrypted.")
     priority: int
     status: StatusName
     attempts: int
@@ -167,6 +174,9 @@ class JobDetailOut(JobOut):
 class JobPage(Schema):
     items: list[JobOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last.")
+    note: str | None = Field(
+        None, description="With ?q=: how many encrypted jobs the search could not look into."
+    )
 
 
 class JobFilters(Schema):
@@ -176,7 +186,8 @@ class JobFilters(Schema):
     q: Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")] | None = Field(
         None,
         description="Search: #123 is that job; other text is found in the task path or the "
-        "arguments' JSON (case-insensitive) among the newest 50,000 jobs.",
+        "arguments' JSON (case-insensitive) among the newest 50,000 jobs; encrypted jobs' "
+        "arguments cannot be searched (see note).",
     )
     cursor: Cursor | None = None
     limit: int = Field(50, ge=1, le=500)
@@ -196,8 +207,11 @@ class QueueSettings(Strict):
     retention: float | None = Field(
         None, ge=1, le=bounds.MAX_RETENTION, description="Seconds finished jobs are kept; default 7 days."
     )
+    encrypt: StrictBool | None = Field(
+        None, description="Store the arguments, result and errors of new jobs encrypted; default false."
+    )
 
-    _numbers = field_validator(*SETTINGS, mode="before")(json_number)
+    _numbers = field_validator(*(name for name in SETTINGS if name != "encrypt"), mode="before")(json_number)
 
 
 class QueueIn(QueueSettings):
@@ -212,6 +226,7 @@ class QueueOut(Schema):
     max_attempts: int
     timeout: int
     retention: float = Field(description="Seconds.")
+    encrypt: bool = Field(description="New jobs are stored encrypted.")
     created_at: datetime
     counts: dict[str, int] = Field(description="Jobs by status.")
 

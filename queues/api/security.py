@@ -112,6 +112,11 @@ class Undeclared:
         raise AuthorizationError(403, "This endpoint declares no permission, so nobody may call it.")
 
 
+def reveals(request: HttpRequest) -> bool:
+    """Whether the caller (token or session) may read encrypted payloads in the clear."""
+    return rules.sees_payloads(getattr(request, "auth", None))
+
+
 def actor(request: HttpRequest) -> str:
     """A name for who did something, stored e.g. as a dead letter's replayed_by."""
     auth = getattr(request, "auth", None)

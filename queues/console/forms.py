@@ -10,10 +10,10 @@ from ..models import Queue
 class QueueSettingsForm(forms.ModelForm):
     class Meta:
         model = Queue
-        fields = ["concurrency", "rate_limit", "max_attempts", "timeout", "retention"]
+        fields = ["concurrency", "rate_limit", "max_attempts", "timeout", "retention", "encrypt"]
 
 
 class QueueCreateForm(forms.ModelForm):
     class Meta:
         model = Queue
-        fields = ["name", "concurrency", "rate_limit", "max_attempts", "timeout"]
+        fields = ["name", "concurrency", "rate_limit", "max_attempts", "timeout", "encrypt"]

@@ -15,9 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .. import counts
+from ..encryption import shown_arguments
 from ..exceptions import InvalidJob
 from ..filters import SEARCH_WINDOW, DeadLetterFilter, JobFilter, queue_choices, task_choices
 from ..models import DeadLetter, Job, Queue
+from ..rules import sees_payloads
 from ..states import Status
 from . import queries
 from .events import OverviewUpdate, QueueUpdate
@@ -128,6 +130,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
         status_choices=Status.choices,
         task_choices=task_choices(),
         search_window=f"{SEARCH_WINDOW:,}",
+        search_note=context["filter"].search_note(Job.objects.all()),
         can_act=bool(allowed_actions(request.user) & {"job.retry", "job.cancel", "job.delete"}),
     )
     return render(request, "queues/jobs.html", context)
@@ -142,13 +145,16 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("queue"), id=job_id)
     attempts = list(job.attempt_history.all())
     allowed = allowed_actions(request.user)
+    reveal = sees_payloads(request.user)
+    args, kwargs = shown_arguments(job.args, job.kwargs, reveal)
     context = _base(
         request,
         {"page": "job", "id": job.id, "attempts": max([a.number for a in attempts], default=0)},
         job=job,
         attempts=attempts,
-        args=_pretty(job.args),
-        kwargs=_pretty(job.kwargs),
+        args=args if isinstance(args, str) else _pretty(args),
+        kwargs=kwargs if isinstance(kwargs, str) else _pretty(kwargs),
+        reveal=reveal,
         meta=_pretty(job.meta) if job.meta else "",
         dead_letters=list(job.dead_letters.all()),
         job_id=job.id,
@@ -161,7 +167,11 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
 @operator_required
 def dead_letters(request: HttpRequest) -> HttpResponse:
     context = _list_context(request, DEAD_LETTERS)
-    context.update(groups=queries.dead_groups(), can_replay="dead.replay" in allowed_actions(request.user))
+    context.update(
+        groups=queries.dead_groups(),
+        can_replay="dead.replay" in allowed_actions(request.user),
+        reveal=sees_payloads(request.user),
+    )
     return render(request, "queues/dead.html", context)
 
 

@@ -248,6 +248,14 @@ class Engine:
             )
         return ids
 
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert plain rows (no ids returned) with one statement run for each; inside the
+        caller's transaction. For the many small rows of a workflow's steps and edges."""
+        if rows:
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+            with connection.cursor() as cursor:
+                cursor.executemany(sql, rows)
+
     def _insert_values(self, job_id: int, row: dict[str, Any]) -> list[Any]:
         values = {**NEW_JOB_DEFAULTS, **row, "id": job_id}
         for name in ("run_after", "enqueued_at", "updated_at"):

@@ -3,7 +3,8 @@
 Split by who asks: ``enqueue`` (producers), ``leases`` (workers and TCP clients:
 claims, renewals, hand-backs), ``outcomes`` (how attempts end), ``operator`` (cancel,
 retry, replay, delete), ``queues`` (create, configure, pause, purge, delete),
-``workers`` (the registry) and ``maintenance`` (recovery, promotion, quarantine,
+``workers`` (the registry), ``workflows`` with ``dependencies`` (steps that wait
+for others, batches and their callbacks) and ``maintenance`` (recovery, promotion, quarantine,
 pruning). Every door calls these, never the models' own writes.
 """
 
@@ -14,10 +15,12 @@ from .operator import cancel, delete_jobs, replay, replay_many, retry
 from .outcomes import finish
 from .queues import SETTINGS, create_queue, delete_queue, get_queue, purge_queue, set_paused, update_queue
 from .workers import count_work, heartbeat, lease_duration, register_worker, set_concurrency, stop_worker
+from .workflows import WorkflowNotFound, cancel_workflow, create_workflow, get_workflow
 
 __all__ = [
-    "SETTINGS", "cancel", "claim", "count_work", "create_queue", "delete_jobs", "delete_queue",
-    "enqueue", "enqueue_many", "finish", "get_queue", "heartbeat", "lease_duration", "promote_due",
+    "SETTINGS", "WorkflowNotFound", "cancel", "cancel_workflow", "claim", "count_work", "create_queue",
+    "create_workflow", "delete_jobs", "delete_queue", "enqueue", "enqueue_many", "finish", "get_queue",
+    "get_workflow", "heartbeat", "lease_duration", "promote_due",
     "prune_finished", "purge_queue", "quarantine_job", "recover_lost", "register_worker", "release",
     "renew_leases", "replay", "replay_many", "report_progress", "requeue_cut", "retry", "set_concurrency",
     "set_paused", "stop_worker", "stored_arguments", "sweep_unreadable", "update_queue",

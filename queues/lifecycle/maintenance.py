@@ -21,8 +21,9 @@ from ..conf import conf
 from ..engines import get_engine
 from ..exceptions import WorkerLost, error_path
 from ..models import DeadLetter, Job, Queue, Worker, WorkerStatus
-from ..states import TRANSITIONS, Outcome, Status
+from ..states import TERMINAL, TRANSITIONS, Outcome, Status
 from ..values import ClaimedJob, Finished
+from . import dependencies
 from .deletion import delete_job_rows
 from .outcomes import finish
 from .workers import count_work
@@ -149,6 +150,8 @@ def quarantine_job(
         )
         minute = now.replace(second=0, microsecond=0)
         get_engine().upsert_minute_stats([(minute, queue_name, task_path, 0, 0, 0, 0, 1, 0.0)])
+        if status not in TERMINAL:  # a step that had finished is counted already
+            dependencies.finished({job_id: Status.DEAD}, now)
     return True
 
 

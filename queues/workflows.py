@@ -198,6 +198,7 @@ class _Builder:
     def __init__(self) -> None:
         self.steps: list[StepSpec] = []
         self.names: set[str] = set()
+        self.last_number: dict[str, int] = {}  # per task name, so naming 10,000 steps stays linear
 
     def add(self, part: Part, deps: tuple[str, ...], pass_result: bool) -> tuple[str, ...]:
         """Add ``part`` after ``deps``; returns the names its followers wait for."""
@@ -213,10 +214,12 @@ class _Builder:
         name = sig.name
         if name is None:
             base = sig.task.name
-            name, n = base, 1
-            while name in self.names:
+            n = self.last_number.get(base, 0)
+            name = ""
+            while not name or name in self.names:  # base, base-2, base-3...
                 n += 1
-                name = f"{base}-{n}"
+                name = base if n == 1 else f"{base}-{n}"
+            self.last_number[base] = n
         elif name in self.names:
             raise InvalidJob(f"Two steps are named {name!r}: step names are unique.", "steps")
         self.names.add(name)

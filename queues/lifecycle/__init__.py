@@ -15,13 +15,13 @@ from .operator import cancel, delete_jobs, replay, replay_many, retry
 from .outcomes import finish
 from .queues import SETTINGS, create_queue, delete_queue, get_queue, purge_queue, set_paused, update_queue
 from .workers import count_work, heartbeat, lease_duration, register_worker, set_concurrency, stop_worker
-from .workflows import WorkflowNotFound, cancel_workflow, create_workflow, get_workflow
+from .workflows import cancel_workflow, create_workflow, get_workflow, step_job_id
 
 __all__ = [
-    "SETTINGS", "WorkflowNotFound", "cancel", "cancel_workflow", "claim", "count_work", "create_queue",
+    "SETTINGS", "cancel", "cancel_workflow", "claim", "count_work", "create_queue",
     "create_workflow", "delete_jobs", "delete_queue", "enqueue", "enqueue_many", "finish", "get_queue",
     "get_workflow", "heartbeat", "lease_duration", "promote_due",
     "prune_finished", "purge_queue", "quarantine_job", "recover_lost", "register_worker", "release",
     "renew_leases", "replay", "replay_many", "report_progress", "requeue_cut", "retry", "set_concurrency",
-    "set_paused", "stop_worker", "stored_arguments", "sweep_unreadable", "update_queue",
+    "set_paused", "step_job_id", "stop_worker", "stored_arguments", "sweep_unreadable", "update_queue",
 ]  # fmt: skip

@@ -42,7 +42,13 @@ def finished(statuses: Mapping[int, str], now: datetime | None = None) -> None:
     now = now or timezone.now()
     changed = {job_id: Status(statuses[job_id]) for job_id in steps}
     _count(steps, {job_id: {COUNTER[status]: 1} for job_id, status in changed.items()}, now)
-    _settle(_blocked_dependents(changed), steps, now)
+    while changed:
+        cancelled = _after(changed, now)
+        if cancelled:
+            steps.update(_workflows_of(cancelled))
+            _count(steps, {job_id: {"cancelled": 1} for job_id in cancelled}, now)
+            webhooks.enqueue_deliveries(cancelled)
+        changed = dict.fromkeys(cancelled, Status.CANCELLED)
     _fire_due(set(steps.values()), now)
 
 
@@ -77,8 +83,13 @@ def reopened(previous: Mapping[int, str], now: datetime | None = None) -> None:
         for job_id in reblocked:
             deltas[job_id] = {"cancelled": -1}
     _count(steps, deltas, now)
-    # A step blocked again may still wait on another dependency that failed meanwhile.
-    _settle(set(waiting) | reblocked, steps, now)
+    # Every blocked step downstream of these now waits for one more dependency; one
+    # blocked again may still wait on another dependency that failed meanwhile.
+    again = set(waiting) | reblocked | _blocked_dependents(steps)
+    _recount(again)
+    cancelled = _judge(again, now)
+    if cancelled:
+        finished(dict.fromkeys(cancelled, Status.CANCELLED), now)
     _fire_due(set(steps.values()), now)
 
 
@@ -141,10 +152,9 @@ def _edges(job_ids: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
     return edges
 
 
-def _runs_anyway(edges: Mapping[int, object]) -> set[int]:
-    return set(
-        WorkflowStep.objects.filter(job_id__in=list(edges), run_anyway=True).values_list("job_id", flat=True)
-    )
+def _runs_anyway(job_ids: Iterable[int]) -> set[int]:
+    anyway = WorkflowStep.objects.filter(job_id__in=list(job_ids), run_anyway=True)
+    return set(anyway.values_list("job_id", flat=True))
 
 
 def _verdict(deps: list[tuple[int, str]], run_anyway: bool) -> tuple[str, str]:
@@ -159,33 +169,82 @@ def _verdict(deps: list[tuple[int, str]], run_anyway: bool) -> tuple[str, str]:
     return "wait", ""
 
 
-def _settle(candidates: set[int], steps: dict[int, int], now: datetime) -> None:
-    """Release the blocked ``candidates`` whose dependencies are satisfied and cancel those
-    a failed dependency dooms; each cancellation is settled in turn for its own dependents."""
-    while candidates:
-        edges = _edges(candidates)
-        anyway = _runs_anyway(edges)
-        release: list[int] = []
-        doomed: dict[str, list[int]] = defaultdict(list)
-        for job_id, deps in edges.items():
-            verdict, reason = _verdict(deps, job_id in anyway)
-            if verdict == "release":
-                release.append(job_id)
-            elif verdict == "cancel":
-                doomed[reason].append(job_id)
-        _release(release, edges, now)
-        cancelled: set[int] = set()
-        for reason, ids in doomed.items():
-            rows = Job.objects.filter(id__in=ids, status=Status.BLOCKED)
-            ids = list(rows.values_list("id", flat=True))
-            rows.update(status=Status.CANCELLED, finished_at=now, updated_at=now, last_error=reason)
-            cancelled.update(ids)
-        if not cancelled:
-            return
-        steps.update(_workflows_of(cancelled))
-        _count(steps, {job_id: {"cancelled": 1} for job_id in cancelled}, now)
-        webhooks.enqueue_deliveries(cancelled)
-        candidates = _blocked_dependents(cancelled)
+def _after(changed: Mapping[int, Status], now: datetime) -> set[int]:
+    """Tell the blocked dependents of ``changed`` that these dependencies finished.
+
+    A failed dependency cancels a dependent at once (unless it runs anyway); otherwise
+    its pending count drops, and only a dependent left with none is judged on all its
+    dependencies. Returns the dependents cancelled.
+    """
+    pairs = list(
+        JobDependency.objects.filter(depends_on_id__in=list(changed), job__status=Status.BLOCKED).values_list(
+            "job_id", "depends_on_id"
+        )
+    )
+    if not pairs:
+        return set()
+    failing = any(status in FAILED for status in changed.values())
+    anyway = _runs_anyway({job_id for job_id, _ in pairs}) if failing else set()
+    doomed: dict[int, str] = {}
+    for job_id, dep_id in pairs:
+        if changed[dep_id] in FAILED and job_id not in anyway and job_id not in doomed:
+            doomed[job_id] = f"dependency {dep_id} {HOW[changed[dep_id]]}"
+    fewer: dict[int, int] = defaultdict(int)
+    for job_id, _ in pairs:
+        if job_id not in doomed:
+            fewer[job_id] += 1
+    by_amount: dict[int, list[int]] = defaultdict(list)
+    for job_id, amount in fewer.items():
+        by_amount[amount].append(job_id)
+    for amount, ids in by_amount.items():
+        WorkflowStep.objects.filter(job_id__in=ids).update(pending=F("pending") - amount)
+    ready = set(
+        WorkflowStep.objects.filter(job_id__in=list(fewer), pending__lte=0).values_list("job_id", flat=True)
+    )
+    return _cancel_blocked(doomed, now) | _judge(ready, now)
+
+
+def _judge(job_ids: set[int], now: datetime) -> set[int]:
+    """Release or cancel each blocked step of ``job_ids`` its dependencies decide; returns
+    those cancelled."""
+    edges = _edges(job_ids)
+    anyway = _runs_anyway(edges)
+    release: list[int] = []
+    doomed: dict[int, str] = {}
+    for job_id, deps in edges.items():
+        verdict, reason = _verdict(deps, job_id in anyway)
+        if verdict == "release":
+            release.append(job_id)
+        elif verdict == "cancel":
+            doomed[job_id] = reason
+    _release(release, edges, now)
+    return _cancel_blocked(doomed, now)
+
+
+def _cancel_blocked(reasons: Mapping[int, str], now: datetime) -> set[int]:
+    """Cancel these blocked steps, each with its reason; returns those cancelled."""
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for job_id, reason in reasons.items():
+        by_reason[reason].append(job_id)
+    cancelled: set[int] = set()
+    for reason, ids in by_reason.items():
+        rows = Job.objects.filter(id__in=ids, status=Status.BLOCKED)
+        cancelled.update(rows.values_list("id", flat=True))
+        rows.update(status=Status.CANCELLED, finished_at=now, updated_at=now, last_error=reason)
+    return cancelled
+
+
+def _recount(job_ids: set[int]) -> None:
+    """Set each step's pending count from its dependencies' statuses (after a retry)."""
+    pending: dict[int, int] = dict.fromkeys(job_ids, 0)
+    rows = JobDependency.objects.filter(job_id__in=list(job_ids)).exclude(depends_on__status__in=TERMINAL)
+    for job_id in rows.values_list("job_id", flat=True):
+        pending[job_id] += 1
+    by_amount: dict[int, list[int]] = defaultdict(list)
+    for job_id, amount in pending.items():
+        by_amount[amount].append(job_id)
+    for amount, ids in by_amount.items():
+        WorkflowStep.objects.filter(job_id__in=ids).update(pending=amount)
 
 
 def _release(job_ids: list[int], edges: Mapping[int, list[tuple[int, str]]], now: datetime) -> None:

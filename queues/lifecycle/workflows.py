@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..engines import get_engine
-from ..exceptions import InvalidJob
+from ..exceptions import InvalidJob, JobNotFound, WorkflowNotFound
 from ..models import Job, JobDependency, Workflow, WorkflowStep
 from ..states import TRANSITIONS, Status
 from ..values import JobSpec, StepSpec
@@ -28,11 +28,6 @@ from .queues import get_queue
 MAX_STEPS = 100_000
 MAX_NAME = 200
 INSERT_BATCH = 5000
-
-
-class WorkflowNotFound(InvalidJob, LookupError):
-    def __init__(self, workflow_id: object) -> None:
-        super().__init__(f"Workflow {workflow_id} does not exist.", "workflow")
 
 
 def _check_graph(steps: Sequence[StepSpec]) -> None:
@@ -112,9 +107,16 @@ def create_workflow(
         by_name = {step.name: job_id for step, job_id in zip(steps, ids, strict=True)}
         engine.insert_rows(
             WorkflowStep._meta.db_table,
-            ("job_id", "workflow_id", "name", "pass_result", "run_anyway"),
+            ("job_id", "workflow_id", "name", "pass_result", "run_anyway", "pending"),
             [
-                (by_name[step.name], workflow.id, step.name, step.pass_result, step.run_anyway)
+                (
+                    by_name[step.name],
+                    workflow.id,
+                    step.name,
+                    step.pass_result,
+                    step.run_anyway,
+                    len(step.depends_on),
+                )
                 for step in steps
             ],
         )
@@ -145,6 +147,16 @@ def get_workflow(workflow_id: object) -> Workflow:
         return Workflow.objects.get(id=int(workflow_id))  # type: ignore[call-overload]
     except (TypeError, ValueError, Workflow.DoesNotExist):
         raise WorkflowNotFound(workflow_id) from None
+
+
+def step_job_id(workflow_id: object, name: str) -> int:
+    """The job id of the step called ``name`` in a workflow (JobNotFound if there is none)."""
+    workflow = get_workflow(workflow_id)
+    step = WorkflowStep.objects.filter(workflow=workflow, name=name)
+    job_id = step.values_list("job_id", flat=True).first()
+    if job_id is None:
+        raise JobNotFound(f"{name!r} of workflow {workflow.id}")
+    return job_id
 
 
 def cancel_workflow(workflow_id: object) -> Workflow:

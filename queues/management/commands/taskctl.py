@@ -35,7 +35,7 @@ def _dead_letter_filters(parser: argparse.ArgumentParser) -> None:
 
 
 class Command(BaseCommand):
-    help = "Steer Taskweb: enqueue, stats, queues, jobs, dlq, workers, schedules, token."
+    help = "Steer Taskweb: enqueue, stats, queues, jobs, dlq, workers, schedules, workflows, token."
 
     def add_arguments(self, parser: CommandParser) -> None:
         common = argparse.ArgumentParser(add_help=False)
@@ -98,6 +98,17 @@ class Command(BaseCommand):
         ssub = schedules.add_subparsers(dest="action", required=True, metavar="ACTION")
         ssub.add_parser("list", parents=[common])
         ssub.add_parser("run", parents=[common]).add_argument("name")
+
+        workflows = sub.add_parser("workflows", help="List, show, cancel workflows; retry a step.")
+        wsub = workflows.add_subparsers(dest="action", required=True, metavar="ACTION")
+        wlist = wsub.add_parser("list", parents=[common])
+        wlist.add_argument("--status", choices=["running", "finished"])
+        wlist.add_argument("--limit", type=int, default=cli.LIST_LIMIT)
+        for action in ("show", "cancel"):
+            wsub.add_parser(action, parents=[common]).add_argument("id")
+        wretry = wsub.add_parser("retry", parents=[common], help="Run a finished step again.")
+        wretry.add_argument("id")
+        wretry.add_argument("step", help="The step's name.")
 
         token = sub.add_parser("token", help="Create, revoke, list API / TCP tokens.")
         tsub = token.add_subparsers(dest="action", required=True, metavar="ACTION")

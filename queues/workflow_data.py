@@ -47,10 +47,15 @@ def steps(workflow: Workflow) -> list[dict[str, Any]]:
     edges = JobDependency.objects.filter(job__step__workflow=workflow).order_by("job_id", "position")
     for job_id, dep_id in edges.values_list("job_id", "depends_on_id"):
         depends[job_id].append(dep_id)
-    order = TopologicalSorter({job_id: depends[job_id] for job_id in by_id})
+    order = _stable_order(TopologicalSorter({job_id: depends[job_id] for job_id in by_id}))
+    # The stage of a step: how many steps, at most, run one after another before it.
+    stage: dict[int, int] = {}
+    for job_id in order:
+        stage[job_id] = 1 + max((stage[dep] for dep in depends[job_id] if dep in stage), default=-1)
     return [
         {
             "name": by_id[job_id].name,
+            "stage": stage[job_id],
             "job_id": job_id,
             "task": by_id[job_id].job.task_path,
             "queue": by_id[job_id].job.queue.name,
@@ -63,7 +68,7 @@ def steps(workflow: Workflow) -> list[dict[str, Any]]:
             "started_at": by_id[job_id].job.started_at,
             "finished_at": by_id[job_id].job.finished_at,
         }
-        for job_id in _stable_order(order)
+        for job_id in order
     ]
 
 

@@ -383,6 +383,7 @@ class WorkflowOut(Schema):
 
 class StepOut(Schema):
     name: str
+    stage: int = Field(description="0 for steps that wait for none; else 1 + the latest stage waited for.")
     job_id: int
     task: str
     queue: str

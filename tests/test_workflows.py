@@ -21,6 +21,7 @@ from queues.values import JobSpec, StepSpec
 from queues.workflows import chain, get_workflow, group, workflow
 
 from . import tasks
+from .factories import make_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -267,3 +268,14 @@ def test_a_finished_workflow_cannot_be_cancelled_step_by_step():
     run_jobs()
     with pytest.raises(JobStateError):
         lifecycle.cancel(run.job_ids["noop"])
+
+
+def test_a_callback_that_can_no_longer_be_enqueued_is_logged_and_the_steps_still_finish(caplog):
+    make_queue("reports")
+    run = workflow(
+        tasks.noop.s(), on_complete=tasks.workflow_callback.using(queue_name="reports").s("c")
+    ).enqueue()
+    lifecycle.delete_queue("reports")
+    run_jobs()
+    assert run.refresh().status == WorkflowStatus.SUCCEEDED
+    assert "its on_complete callback could not be enqueued: Queue 'reports' does not exist" in caplog.text

@@ -14,6 +14,7 @@ several transactions meeting a callback's condition exactly one stamps it and en
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -23,10 +24,13 @@ from django.utils import timezone
 
 from .. import registry, webhooks
 from ..engines import get_engine
+from ..exceptions import InvalidJob
 from ..models import Job, JobDependency, Workflow, WorkflowStep
 from ..states import TERMINAL, TRANSITIONS, Status
 from ..values import JobSpec
 from .enqueue import enqueue
+
+logger = logging.getLogger("queues.workflows")
 
 COUNTER = {Status.SUCCEEDED: "succeeded", Status.DEAD: "dead", Status.CANCELLED: "cancelled"}
 FAILED = frozenset({Status.DEAD, Status.CANCELLED})
@@ -302,17 +306,24 @@ def _fire_due(workflow_ids: set[int], now: datetime) -> None:
 
 
 def _enqueue_callback(workflow: Workflow, name: str, spec: Mapping[str, object]) -> None:
+    """Enqueue one callback. One that can no longer be enqueued (its task's module gone,
+    its queue deleted since the workflow was created) is logged, never raised: it must
+    not undo the outcomes of the batch that finished the workflow."""
     task_path = str(spec["task_path"])
-    job, _ = enqueue(
-        JobSpec(
-            task_path=task_path,
-            task=registry.load(task_path),
-            args=[workflow.id, *spec.get("args", [])],  # type: ignore[misc]
-            kwargs=dict(spec.get("kwargs", {})),  # type: ignore[call-overload]
-            queue=str(spec.get("queue", "default")),
-            priority=spec.get("priority", 0),  # type: ignore[arg-type]
-            meta={"workflow": workflow.id, "callback": name},
+    try:
+        job, _ = enqueue(
+            JobSpec(
+                task_path=task_path,
+                task=registry.load(task_path),
+                args=[workflow.id, *spec.get("args", [])],  # type: ignore[misc]
+                kwargs=dict(spec.get("kwargs", {})),  # type: ignore[call-overload]
+                queue=str(spec.get("queue", "default")),
+                priority=spec.get("priority", 0),  # type: ignore[arg-type]
+                meta={"workflow": workflow.id, "callback": name},
+            )
         )
-    )
-    Workflow.objects.filter(id=workflow.id).update(callback_jobs={**workflow.callback_jobs, name: job.id})
+    except InvalidJob as exc:
+        logger.error("workflow %s: its %s callback could not be enqueued: %s", workflow.id, name, exc)
+        return
     workflow.callback_jobs = {**workflow.callback_jobs, name: job.id}
+    Workflow.objects.filter(id=workflow.id).update(callback_jobs=workflow.callback_jobs)

@@ -48,7 +48,7 @@ class ClaimedJob:
     max_attempts: int
     timeout: int
     queue_name: str
-    has_callback: bool = False
+    has_callback: bool = False  # a completion webhook or a workflow waits for its outcome
     size: int = 0  # bytes of JSON arguments, to keep big jobs out of child pipes
 
     @property

@@ -50,7 +50,7 @@ def test_the_python_example_runs_as_written(readme_module):
     status, progress, job_ids, parsed = (eval(line, readme_module.__dict__) for line in lines)
     assert (status, progress, parsed) == ("succeeded", (6, 0, 6), len("rows of https://example.com/a.csv"))
     assert list(job_ids)[:3] == ["fetch", "parse", "thumbnail"] and len(job_ids) == 6
-    callbacks = Job.objects.filter(meta__has_key="workflow").order_by("id")
+    callbacks = Job.objects.filter(meta__has_key="callback").order_by("id")
     assert sorted(job.result for job in callbacks) == [
         f"workflow {run.id}: every step finished",
         f"workflow {run.id}: every step succeeded",

@@ -108,8 +108,11 @@ class Engine:
     vendor: str = ""
     lock_clause: str = ""
     json_placeholder: str = "%s"
-    # Whether a claimed job wants a completion webhook, so finishing needs no lookup.
-    has_callback_sql: str = "json_extract(meta, '$.callback_url') IS NOT NULL"
+    # Whether finishing a claimed job has follow-ups (a completion webhook, or a workflow
+    # whose step it is), so finishing a plain job needs no lookup.
+    has_callback_sql: str = (
+        "(json_extract(meta, '$.callback_url') IS NOT NULL OR json_extract(meta, '$.workflow') IS NOT NULL)"
+    )
 
     def dt(self, value: datetime) -> Any:
         """A datetime as this database wants it in a raw query parameter."""

@@ -20,7 +20,7 @@ class PostgresEngine(Engine):
     # without waiting, and the CTE keeps the planner from locking past the LIMIT.
     lock_clause = "FOR UPDATE SKIP LOCKED"
     json_placeholder = "%s::jsonb"
-    has_callback_sql = "meta ? 'callback_url'"
+    has_callback_sql = "meta ?| array['callback_url', 'workflow']"
 
     suspect_time_sql = (
         "({c} < '0001-01-02 00:00:00+00'::timestamptz OR {c} > '9999-12-30 00:00:00+00'::timestamptz)"

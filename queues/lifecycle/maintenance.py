@@ -62,7 +62,7 @@ def recover_lost(limit: int = 500) -> int:
             max_attempts=job.max_attempts,
             timeout=job.timeout,
             queue_name=names.get(job.queue_id, "?"),
-            has_callback="callback_url" in job.meta,
+            has_callback="callback_url" in job.meta or "workflow" in job.meta,
         )
         by_worker[job.worker_id or ""].append(
             Finished(

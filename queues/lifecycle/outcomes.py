@@ -46,12 +46,13 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
                     applied.add(item.job.id)
                     (dead if status == Status.DEAD else retried).add(item.job.id)
         recorded = [f for f in finished if f.job.id in applied]
-        # Workflow steps: counters, dependents released or cancelled, callbacks due.
+        # Workflow steps (the claim flags them with has_callback, so plain jobs cost nothing
+        # here): counters, dependents released or cancelled, callbacks due.
         dependencies.finished(
             {
                 f.job.id: Status.DEAD if f.job.id in dead else Status.SUCCEEDED
                 for f in recorded
-                if f.outcome == Outcome.SUCCEEDED or f.job.id in dead
+                if f.job.has_callback and (f.outcome == Outcome.SUCCEEDED or f.job.id in dead)
             },
             now,
         )

@@ -7,6 +7,7 @@ is ``dependencies``' work, called by each transition.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -101,6 +102,9 @@ def create_workflow(
         workflow = Workflow.objects.create(
             name=name, total=len(steps), callbacks=stored_callbacks, created_at=now, updated_at=now
         )
+        # The claim reads this key to tell workers that a step's outcome has follow-ups.
+        for row in rows:
+            row["meta"] = json.dumps({**json.loads(row["meta"]), "workflow": workflow.id})
         ids: list[int] = []
         for start in range(0, len(rows), INSERT_BATCH):
             ids += engine.insert_jobs(rows[start : start + INSERT_BATCH])

@@ -3,7 +3,8 @@
 Every transition that ends a job (``outcomes.finish``, ``operator.cancel``, quarantine) or
 brings one back (``operator.retry``, ``replay``) calls in here inside its own transaction,
 so a workflow's counters, its blocked steps and its callbacks never disagree with the
-jobs. Jobs outside any workflow cost one indexed lookup per batch and nothing else.
+jobs. Workers pass only the jobs their claim flagged (``has_callback``: steps carry
+``meta.workflow``), so finishing plain jobs costs nothing here.
 
 Concurrency: the first write of each batch is the counter UPDATE of its workflows (in id
 order), which holds their rows until commit. Every other transaction touching the same

@@ -35,10 +35,12 @@ from .compat import (
 from .exceptions import InvalidJob
 from .models import Job
 from .states import Status
+from .workflows import Signature, step
 
 RESULT_STATUS = {
     Status.SCHEDULED: TaskResultStatus.READY,
     Status.QUEUED: TaskResultStatus.READY,
+    Status.BLOCKED: TaskResultStatus.READY,
     Status.RUNNING: TaskResultStatus.RUNNING,
     Status.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
     Status.DEAD: TaskResultStatus.FAILED,
@@ -105,6 +107,10 @@ class QueueTask(Task):
         """Enqueue one job per (args, kwargs) pair with bulk inserts."""
         return self.get_backend().enqueue_many(self, calls)
 
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """This task with these arguments, as a workflow step (``queues.workflows``)."""
+        return step(self, *args, **kwargs)
+
     def is_retryable(self, exc: BaseException) -> bool:
         kinds = tuple(import_string(k) if isinstance(k, str) else k for k in self.no_retry_on)
         return not isinstance(exc, kinds)
@@ -137,7 +143,7 @@ class QueueBackend(BaseTaskBackend):
     supports_priority = True
     declares_queues = True  # its QUEUES exist without set-up (queues.declared)
 
-    def _spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> values.JobSpec:
+    def job_spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> values.JobSpec:
         """The job of one call, its arguments as the database will give them back. They go
         through the Tasks API's own normalisation (its TypeError or ValueError reaches the
         caller unchanged) and the lifecycle's check that every database can store them."""
@@ -158,7 +164,7 @@ class QueueBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
         """Insert the job in the caller's transaction; it exists only if that commits."""
         self.validate_task(task)
-        spec = self._spec(task, args, kwargs)
+        spec = self.job_spec(task, args, kwargs)
         with _as_invalid_task():
             job, created = lifecycle.enqueue(spec)
         result = (
@@ -173,7 +179,7 @@ class QueueBackend(BaseTaskBackend):
         self, task: Task, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]]
     ) -> list[TaskResult]:
         self.validate_task(task)
-        specs = [self._spec(task, args, kwargs) for args, kwargs in calls]
+        specs = [self.job_spec(task, args, kwargs) for args, kwargs in calls]
         now = timezone.now()
         with _as_invalid_task():
             outcome = lifecycle.enqueue_many(specs, now=now)

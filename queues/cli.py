@@ -28,10 +28,11 @@ from . import (
     storable,
     values,
     webhooks,
+    workflow_data,
 )
 from .exceptions import InvalidJob, JobNotFound, JobStateError
 from .filters import DeadLetterFilter, JobFilter
-from .models import ApiToken, DeadLetter, Job, Schedule
+from .models import ApiToken, DeadLetter, Job, Schedule, Workflow
 from .states import Status
 
 LIST_LIMIT = 50
@@ -418,6 +419,46 @@ def token_list(o: dict[str, Any]) -> Answer:
     return Answer(data, columns=TOKEN_COLUMNS, rows=data)
 
 
+WORKFLOW_COLUMNS = ("id", "name", "status", "done", "failed", "total", "created_at", "finished_at")
+STEP_COLUMNS = ("name", "job_id", "task", "status", "attempts", "depends_on", "last_error")
+
+
+def workflows_list(o: dict[str, Any]) -> Answer:
+    rows = Workflow.objects.all()
+    if o["status"]:
+        rows = rows.filter(finished_at__isnull=o["status"] == "running")
+    data = [workflow_data.summary(w) for w in rows[: o["limit"]]]
+    return Answer(data, columns=WORKFLOW_COLUMNS, rows=data)
+
+
+def _workflow_answer(workflow: Workflow, said: str = "") -> Answer:
+    data = workflow_data.detail(workflow)
+    head = f"workflow {data['id']} {data['name']}".rstrip()
+    progress = f"{data['status']}: {data['done']}/{data['total']} done, {data['failed']} failed"
+    callbacks = [
+        f"{name}: {c['task']} " + (f"fired (job {c['job_id']})" if c["fired_at"] else "not fired")
+        for name, c in data["callbacks"].items()
+    ]
+    text = "\n".join([*([said] if said else []), f"{head}: {progress}", *callbacks])
+    return Answer(data, columns=STEP_COLUMNS, rows=data["steps"], extra=[text])
+
+
+def workflows_show(o: dict[str, Any]) -> Answer:
+    return _workflow_answer(lifecycle.get_workflow(o["id"]))
+
+
+def workflows_cancel(o: dict[str, Any]) -> Answer:
+    workflow = lifecycle.cancel_workflow(o["id"])
+    return _workflow_answer(workflow, f"Cancelled the unfinished steps of workflow {workflow.id}.")
+
+
+def workflows_retry(o: dict[str, Any]) -> Answer:
+    job = lifecycle.retry(lifecycle.step_job_id(o["id"], o["step"]), by="taskctl")
+    return _workflow_answer(
+        lifecycle.get_workflow(o["id"]), f"Step {o['step']} (job {job.pk}) is {job.status} again."
+    )
+
+
 Handler = Callable[[dict[str, Any]], Answer]
 
 
@@ -436,4 +477,6 @@ HANDLERS: dict[tuple[str, ...], Handler] = {
     **_actions("schedules", list=schedules_list, run=schedules_run),
     **_actions("keys", rotate=keys_rotate),
     **_actions("token", create=token_create, revoke=token_revoke, list=token_list),
+    **_actions("workflows", list=workflows_list, show=workflows_show),
+    **_actions("workflows", cancel=workflows_cancel, retry=workflows_retry),
 }

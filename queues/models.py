@@ -494,3 +494,113 @@ class ApiToken(ReadChecked):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix})"
+
+
+class WorkflowStatus(models.TextChoices):
+    """Where a workflow stands, read from its counters (see ``Workflow.status``)."""
+
+    RUNNING = "running", "Running"  # some step has not finished
+    SUCCEEDED = "succeeded", "Succeeded"  # every step succeeded
+    FAILED = "failed", "Failed"  # every step finished, and one died or was cancelled
+    CANCELLED = "cancelled", "Cancelled"  # an operator cancelled the whole workflow
+
+
+class Workflow(ReadChecked):
+    """Jobs enqueued together with dependencies between them, and the batch they form.
+
+    The counters move in the same transaction as each step's status (``queues.lifecycle``),
+    so ``succeeded + dead + cancelled == total`` exactly when every step has finished. Each
+    callback is a job enqueued once: the guarded UPDATE that stamps its ``*_fired_at``
+    is won by one transaction only, however many workers finish the last steps together.
+    """
+
+    CALLBACKS = ("on_success", "on_complete", "on_death")
+
+    name = models.CharField(max_length=200, blank=True, default="")
+    total = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    dead = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    # Each callback as {"task_path", "args", "kwargs", "queue", "priority"}; it is called
+    # with the workflow's id first, then its own arguments.
+    callbacks = models.JSONField(default=dict, blank=True)
+    on_success_fired_at = models.DateTimeField(null=True, blank=True)
+    on_complete_fired_at = models.DateTimeField(null=True, blank=True)
+    on_death_fired_at = models.DateTimeField(null=True, blank=True)
+    callback_jobs = models.JSONField(default=dict, blank=True, help_text="Callback name -> job id.")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = Recovering.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["finished_at"], name="workflow_finished")]
+
+    def __str__(self) -> str:
+        return f"workflow {self.pk} {self.name}".rstrip()
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.dead + self.cancelled
+
+    @property
+    def failed(self) -> int:
+        return self.dead + self.cancelled
+
+    @property
+    def status(self) -> WorkflowStatus:
+        if self.done < self.total:
+            return WorkflowStatus.RUNNING
+        if self.succeeded == self.total:
+            return WorkflowStatus.SUCCEEDED
+        return WorkflowStatus.CANCELLED if self.cancelled_at else WorkflowStatus.FAILED
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else self.done * 100 // self.total
+
+
+class WorkflowStep(ReadChecked):
+    """A job's place in its workflow: its step name and how its dependencies feed it."""
+
+    job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="step")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=200)
+    pass_result = models.BooleanField(
+        default=False, help_text="Prepend its dependencies' results to its arguments when it is released."
+    )
+    run_anyway = models.BooleanField(
+        default=False, help_text="Run once every dependency has finished, even if one died."
+    )
+    # Dependencies not finished yet: a step is looked at closely only when this reaches 0
+    # (or a dependency fails), so a step after 10,000 others costs O(1) per finished one.
+    pending = models.IntegerField(default=0)
+
+    objects = Recovering.as_manager()
+
+    class Meta:
+        ordering = ["job"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "name"], name="workflowstep_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id}:{self.name}"
+
+
+class JobDependency(ReadChecked):
+    """``job`` runs only after ``depends_on``; ``position`` orders the results it is passed."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dependencies")
+    depends_on = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dependents")
+    position = models.PositiveIntegerField(default=0)
+
+    objects = Recovering.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "depends_on"], name="jobdependency_unique")]
+        indexes = [models.Index(fields=["depends_on"], name="jobdependency_depends_on")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} after {self.depends_on_id}"

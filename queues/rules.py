@@ -40,6 +40,8 @@ RULES: dict[str, Rule] = {
     "queue.pause": Rule("queues.change_queue", TokenScope.OPERATE),  # pause and resume
     "circuit.close": Rule("queues.change_queue", TokenScope.OPERATE),
     "schedule.run": Rule("queues.change_schedule", TokenScope.OPERATE),
+    "workflow.enqueue": Rule("queues.add_job", TokenScope.OPERATE),
+    "workflow.cancel": Rule("queues.change_job", TokenScope.OPERATE),
     # admin: change what exists, destroy, plan
     "job.delete": Rule("queues.delete_job", TokenScope.ADMIN),
     "queue.add": Rule("queues.add_queue", TokenScope.ADMIN),

@@ -16,6 +16,8 @@ class Status(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     DEAD = "dead", "Dead"  # attempts exhausted or not retryable; a DeadLetter exists
     CANCELLED = "cancelled", "Cancelled"
+    # A workflow step waiting for the steps it depends on; claims never see it.
+    BLOCKED = "blocked", "Blocked"
 
 
 WAITING = frozenset({Status.SCHEDULED, Status.QUEUED})
@@ -31,7 +33,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "fail": frozenset({Status.RUNNING}),  # -> scheduled (retry) or dead
     "release": frozenset({Status.RUNNING}),  # -> queued, attempt not counted (shutdown)
     "recover": frozenset({Status.RUNNING}),  # lease expired -> failed with WorkerLost
-    "cancel": WAITING | {Status.RUNNING},  # -> cancelled (a running attempt is stopped)
+    # -> cancelled (a running attempt is stopped); a blocked step also when a dependency fails.
+    "cancel": WAITING | {Status.RUNNING, Status.BLOCKED},
+    "unblock": frozenset({Status.BLOCKED}),  # -> queued once every dependency is satisfied
+    # -> blocked again: a dependency it was cancelled for is retried or replayed.
+    "reblock": frozenset({Status.CANCELLED}),
     # -> queued now, with a fresh attempt budget; a dead job is replayed instead.
     "retry": frozenset({Status.SCHEDULED, Status.SUCCEEDED, Status.CANCELLED, Status.DEAD}),
     "replay": frozenset({Status.DEAD}),  # -> queued, fresh attempt budget

@@ -375,6 +375,9 @@ class Worker:
                     self.unreported[item.outcome != Outcome.SUCCEEDED] += 1
             self.pending = []
             self.pending_since = math.inf
+            # Finishing may have released workflow steps: a burst worker looks once more
+            # before it decides nothing is left (others are woken by the notification).
+            self.more_waiting = self.more_waiting or self.burst
 
     # --- stopping jobs -------------------------------------------------------------
 

@@ -44,6 +44,8 @@ def test_the_operate_scope_covers_the_day_to_day_work():
         "queue.pause",
         "circuit.close",
         "schedule.run",
+        "workflow.enqueue",
+        "workflow.cancel",
     }
 
 

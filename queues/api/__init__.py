@@ -5,7 +5,7 @@ OpenAPI at ``/api/openapi.json``, interactive docs at ``/api/docs``.
 
 from __future__ import annotations
 
-from . import dead_letters, errors, jobs, queues, schedules, security, stats, workers
+from . import dead_letters, errors, jobs, queues, schedules, security, stats, workers, workflows
 
 api = errors.JsonAPI(
     title="Taskweb",
@@ -24,7 +24,7 @@ api = errors.JsonAPI(
     urls_namespace="api",
 )
 api.add_decorator(security.guard_body, mode="view")
-for module in (jobs, queues, dead_letters, workers, schedules, stats):
+for module in (jobs, queues, dead_letters, workers, schedules, stats, workflows):
     api.add_router("", module.router)
 
 __all__ = ["api"]

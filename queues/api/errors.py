@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from ..exceptions import InvalidJob, InvalidQueue, JobNotFound, JobStateError, QueueConflict
+from ..exceptions import InvalidJob, InvalidQueue, JobNotFound, JobStateError, QueueConflict, WorkflowNotFound
 from .schemas import ErrorOut
 
 logger = logging.getLogger("django.request")
@@ -164,6 +164,7 @@ def install(api: NinjaAPI) -> None:
         return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
 
     @api.exception_handler(JobNotFound)
+    @api.exception_handler(WorkflowNotFound)
     @api.exception_handler(NotFound)
     def not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
         return api.create_response(request, {"detail": str(exc)}, status=404)

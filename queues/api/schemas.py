@@ -342,3 +342,93 @@ class StatsOut(Schema):
         description="Enqueued/succeeded/failed/retried/dead in the last 60 s."
     )
     last_hour: dict[str, int]
+
+
+StepName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00/]+$")]
+
+
+class CallbackIn(Strict):
+    task: str = Field(
+        ..., max_length=255, pattern=TASK_PATH, description="Called with the workflow id first."
+    )
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    queue: str = Field("default", min_length=1, max_length=64, pattern=QUEUE_NAME)
+    priority: Priority = 0
+
+
+class StepIn(CallbackIn):
+    task: str = Field(..., max_length=255, pattern=TASK_PATH, description="Dotted path of a registered task.")
+    name: StepName = Field(..., description="Unique in the workflow; other steps name it in depends_on.")
+    depends_on: list[StepName] = Field(default_factory=list, description="Steps that must succeed first.")
+    pass_result: StrictBool = Field(False, description="Prepend the dependencies' results to args.")
+    run_anyway: StrictBool = Field(False, description="Run once the dependencies finish, even if one died.")
+    max_attempts: int | None = Field(None, ge=1, le=bounds.MAX_ATTEMPTS)
+    timeout: int | None = Field(None, ge=1, le=bounds.MAX_TIMEOUT, description="Seconds one attempt may run.")
+    delay: float | None = Field(
+        None, ge=0, le=bounds.MAX_DELAY, description="Run no earlier than this many seconds from now."
+    )
+
+    _numbers = field_validator("delay", "max_attempts", "timeout", mode="before")(json_number)
+
+
+class WorkflowIn(Strict):
+    name: str = Field("", max_length=200)
+    steps: list[StepIn] = Field(..., min_length=1, max_length=100_000)
+    on_success: CallbackIn | None = Field(None, description="Enqueued once when every step has succeeded.")
+    on_complete: CallbackIn | None = Field(None, description="Enqueued once when every step has finished.")
+    on_death: CallbackIn | None = Field(None, description="Enqueued once when the first step dies.")
+
+
+class CallbackOut(Schema):
+    task: str
+    fired_at: datetime | None
+    job_id: int | None
+
+
+class WorkflowOut(Schema):
+    id: int
+    name: str
+    status: Literal["running", "succeeded", "failed", "cancelled"]
+    total: int
+    done: int
+    succeeded: int
+    failed: int
+    dead: int
+    cancelled: int
+    percent: int
+    created_at: datetime
+    finished_at: datetime | None
+    cancelled_at: datetime | None
+    callbacks: dict[str, CallbackOut]
+
+
+class StepOut(Schema):
+    name: str
+    stage: int = Field(description="0 for steps that wait for none; else 1 + the latest stage waited for.")
+    job_id: int
+    task: str
+    queue: str
+    status: StatusName
+    attempts: int
+    depends_on: list[str]
+    pass_result: bool
+    run_anyway: bool
+    last_error: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class WorkflowDetailOut(WorkflowOut):
+    steps: list[StepOut]
+
+
+class WorkflowPage(Schema):
+    items: list[WorkflowOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last.")
+
+
+class WorkflowFilters(Schema):
+    status: Literal["running", "finished"] | None = None
+    cursor: Cursor | None = None
+    limit: int = Field(50, ge=1, le=500)

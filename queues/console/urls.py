@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import actions, converters, pages, schedules  # noqa: F401  (converters registers <queue:>)
+from . import actions, converters, pages, schedules, workflows  # noqa: F401  (converters registers <queue:>)
 
 app_name = "console"
 
@@ -42,4 +42,5 @@ urlpatterns = [
     # The live socket's address: pages reverse it, and console/routing.py resolves sockets with it.
     path("ws/console/", pages.live_socket, name="socket"),
     *schedules.urlpatterns,
+    *workflows.urlpatterns,
 ]

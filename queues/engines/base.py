@@ -108,8 +108,11 @@ class Engine:
     vendor: str = ""
     lock_clause: str = ""
     json_placeholder: str = "%s"
-    # Whether a claimed job wants a completion webhook, so finishing needs no lookup.
-    has_callback_sql: str = "json_extract(meta, '$.callback_url') IS NOT NULL"
+    # Whether finishing a claimed job has follow-ups (a completion webhook, or a workflow
+    # whose step it is), so finishing a plain job needs no lookup.
+    has_callback_sql: str = (
+        "(json_extract(meta, '$.callback_url') IS NOT NULL OR json_extract(meta, '$.workflow') IS NOT NULL)"
+    )
 
     def dt(self, value: datetime) -> Any:
         """A datetime as this database wants it in a raw query parameter."""
@@ -247,6 +250,14 @@ class Engine:
                 [self._insert_values(job_id, row) for job_id, row in zip(ids, rows, strict=True)],
             )
         return ids
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert plain rows (no ids returned) with one statement run for each; inside the
+        caller's transaction. For the many small rows of a workflow's steps and edges."""
+        if rows:
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+            with connection.cursor() as cursor:
+                cursor.executemany(sql, rows)
 
     def _insert_values(self, job_id: int, row: dict[str, Any]) -> list[Any]:
         values = {**NEW_JOB_DEFAULTS, **row, "id": job_id}

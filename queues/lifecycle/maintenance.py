@@ -22,8 +22,9 @@ from ..conf import conf
 from ..engines import get_engine
 from ..exceptions import WorkerLost, error_path
 from ..models import DeadLetter, Job, Queue, Schedule, Worker, WorkerStatus
-from ..states import TRANSITIONS, Outcome, Status
+from ..states import TERMINAL, TRANSITIONS, Outcome, Status
 from ..values import ClaimedJob, Finished
+from . import dependencies
 from .deletion import delete_job_rows
 from .outcomes import finish
 from .workers import count_work
@@ -62,7 +63,7 @@ def recover_lost(limit: int = 500) -> int:
             max_attempts=job.max_attempts,
             timeout=job.timeout,
             queue_name=names.get(job.queue_id, "?"),
-            has_callback="callback_url" in job.meta,
+            has_callback="callback_url" in job.meta or "workflow" in job.meta,
         )
         by_worker[job.worker_id or ""].append(
             Finished(
@@ -150,6 +151,8 @@ def quarantine_job(
         )
         minute = now.replace(second=0, microsecond=0)
         get_engine().upsert_minute_stats([(minute, queue_name, task_path, 0, 0, 0, 0, 1, 0.0)])
+        if status not in TERMINAL:  # a step that had finished is counted already
+            dependencies.finished({job_id: Status.DEAD}, now)
     return True
 
 

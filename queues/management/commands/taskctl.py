@@ -47,7 +47,7 @@ def _dead_letter_filters(parser: argparse.ArgumentParser) -> None:
 
 
 class Command(BaseCommand):
-    help = "Steer Taskweb: enqueue, stats, queues, jobs, dlq, workers, schedules, keys, token."
+    help = "Steer Taskweb: enqueue, stats, queues, jobs, dlq, workers, schedules, workflows, keys, token."
 
     def add_arguments(self, parser: CommandParser) -> None:
         common = argparse.ArgumentParser(add_help=False)
@@ -125,6 +125,16 @@ class Command(BaseCommand):
         )
         rotate.add_argument("--batch", type=int, default=500, help="Jobs per transaction (default 500).")
         rotate.add_argument("--max-batches", type=int, help="Stop after this many batches; run again later.")
+        workflows = sub.add_parser("workflows", help="List, show, cancel workflows; retry a step.")
+        wsub = workflows.add_subparsers(dest="action", required=True, metavar="ACTION")
+        wlist = wsub.add_parser("list", parents=[common])
+        wlist.add_argument("--status", choices=["running", "finished"])
+        wlist.add_argument("--limit", type=int, default=cli.LIST_LIMIT)
+        for action in ("show", "cancel"):
+            wsub.add_parser(action, parents=[common]).add_argument("id")
+        wretry = wsub.add_parser("retry", parents=[common], help="Run a finished step again.")
+        wretry.add_argument("id")
+        wretry.add_argument("step", help="The step's name.")
 
         token = sub.add_parser("token", help="Create, revoke, list API / TCP tokens.")
         tsub = token.add_subparsers(dest="action", required=True, metavar="ACTION")

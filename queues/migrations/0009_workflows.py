@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('queues', '0009_encrypted_payloads'),
+        ('queues', '0008_encrypted_payloads'),
     ]
 
     operations = [

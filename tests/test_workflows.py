@@ -192,6 +192,23 @@ def test_cancelling_a_step_cancels_its_dependents():
     assert run.refresh().status == WorkflowStatus.FAILED
 
 
+def test_deleting_an_unfinished_step_cancels_its_dependents():
+    run = workflow(chain(tasks.step_log.s("a"), tasks.step_log.s("b"), tasks.step_log.s("c"))).enqueue()
+    first = run.job_ids["step_log"]
+    lifecycle.delete_jobs([first])
+    dependents = Job.objects.filter(id__in=[run.job_ids["step_log-2"], run.job_ids["step_log-3"]])
+    assert set(dependents.values_list("status", flat=True)) == {"cancelled"}
+    assert dependents.get(id=run.job_ids["step_log-2"]).last_error == f"dependency {first} was cancelled"
+
+
+def test_purging_the_queue_of_a_step_cancels_its_dependents_in_other_queues():
+    make_queue("imports")
+    first = tasks.step_log.using(queue_name="imports").s("a")
+    run = workflow(chain(first, tasks.step_log.s("b"))).enqueue()
+    assert lifecycle.purge_queue("imports") == 1
+    assert Job.objects.get(id=run.job_ids["step_log-2"]).status == "cancelled"
+
+
 def test_cancelling_a_workflow_cancels_every_unfinished_step_and_completes_it(run_log):
     run = workflow(
         chain(tasks.step_log.s("a"), tasks.step_log.s("b")),

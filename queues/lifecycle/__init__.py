@@ -9,13 +9,13 @@ quarantine, pruning) and ``payloads`` (re-encryption under a new key). Every doo
 calls these, never the models' own writes.
 """
 
-from .enqueue import enqueue, enqueue_many, stored_arguments
+from .enqueue import enqueue, enqueue_many, get_queue, stored_arguments
 from .leases import claim, release, renew_leases, report_progress, requeue_cut
 from .maintenance import promote_due, prune_finished, quarantine_job, recover_lost, sweep_unreadable
 from .operator import cancel, delete_jobs, replay, replay_many, retry
 from .outcomes import finish
 from .payloads import Rotation, rotate_keys
-from .queues import SETTINGS, create_queue, delete_queue, get_queue, purge_queue, set_paused, update_queue
+from .queues import SETTINGS, create_queue, delete_queue, purge_queue, set_paused, update_queue
 from .workers import count_work, heartbeat, lease_duration, register_worker, set_concurrency, stop_worker
 from .workflows import cancel_workflow, create_workflow, get_workflow, step_job_id
 

@@ -17,13 +17,27 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import bounds, encryption, registry, storable, tracing
+from .. import bounds, declared, encryption, registry, storable, tracing
+from ..conf import conf
 from ..engines import get_engine
-from ..exceptions import InvalidJob, UnstorableArguments
-from ..models import Job, Queue
+from ..exceptions import InvalidJob, UnknownQueue, UnstorableArguments
+from ..models import QUEUE_NAME_VALIDATOR, Job, Queue
 from ..states import Status
 from ..values import JobSpec
-from .queues import get_queue
+
+
+def get_queue(name: str) -> Queue:
+    """The queue called ``name``; created on first use only if the project declares it
+    (queues.declared) or QUEUES_AUTO_CREATE is on."""
+    if not isinstance(name, str) or not QUEUE_NAME_VALIDATOR.regex.match(name):
+        raise InvalidJob(f"{name!r} is not a valid queue name: {QUEUE_NAME_VALIDATOR.message}", "queue")
+    try:
+        return Queue.objects.get(name=name)
+    except Queue.DoesNotExist:
+        if not (conf.QUEUES_AUTO_CREATE or name in declared.declared_queue_names()):
+            raise UnknownQueue(name) from None
+        queue, _ = Queue.objects.get_or_create(name=name)
+        return queue
 
 
 def stored_arguments(value: Any, what: str, normalize: Callable[[Any], Any] | None = None) -> Any:

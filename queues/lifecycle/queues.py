@@ -13,27 +13,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from .. import bounds, declared
-from ..conf import conf
-from ..exceptions import InvalidJob, InvalidQueue, QueueConflict, UnknownQueue
-from ..models import QUEUE_NAME_VALIDATOR, Job, Queue
+from .. import bounds
+from ..exceptions import InvalidQueue, QueueConflict
+from ..models import Job, Queue
 from ..states import TRANSITIONS, Status
 from .deletion import delete_job_rows
-
-
-def get_queue(name: str) -> Queue:
-    """The queue called ``name``; created on first use only if the project declares it
-    (queues.declared) or QUEUES_AUTO_CREATE is on."""
-    if not isinstance(name, str) or not QUEUE_NAME_VALIDATOR.regex.match(name):
-        raise InvalidJob(f"{name!r} is not a valid queue name: {QUEUE_NAME_VALIDATOR.message}", "queue")
-    try:
-        return Queue.objects.get(name=name)
-    except Queue.DoesNotExist:
-        if not (conf.QUEUES_AUTO_CREATE or name in declared.declared_queue_names()):
-            raise UnknownQueue(name) from None
-        queue, _ = Queue.objects.get_or_create(name=name)
-        return queue
-
+from .enqueue import get_queue
 
 SETTINGS = ("concurrency", "rate_limit", "max_attempts", "timeout", "retention", "encrypt")
 """The queue fields an operator may change after creation (besides paused)."""

@@ -23,8 +23,7 @@ from ..models import Job, JobDependency, Workflow, WorkflowStep
 from ..states import TRANSITIONS, Status
 from ..values import JobSpec, StepSpec
 from . import dependencies
-from .enqueue import _enqueued_counts, _job_fields
-from .queues import get_queue
+from .enqueue import _enqueued_counts, _job_fields, get_queue
 
 MAX_STEPS = 100_000
 MAX_NAME = 200

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import jwt
 import pytest
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
@@ -16,7 +17,7 @@ from django.core.management.base import SystemCheckError
 from queues import oidc
 from queues.models import DeadLetter, Job
 
-from . import servers
+from . import servers, tasks
 from .api import ApiClient
 from .console_helpers import make_operator, make_user, make_viewer
 from .factories import make_dead_job
@@ -331,3 +332,17 @@ def test_a_role_mapped_to_no_scope_fails_the_system_check(provider, settings):
     settings.QUEUES_OIDC_ROLES = {"taskweb-boss": "boss"}
     with pytest.raises(SystemCheckError, match="maps 'taskweb-boss' to 'boss', which is none of"):
         call_command("check")
+
+
+@pytest.mark.parametrize(
+    ("make", "role", "shown"),
+    [(make_viewer, "taskweb-read", False), (make_operator, "taskweb-operate", True)],
+)
+def test_a_token_shows_encrypted_arguments_only_to_a_user_who_may_see_payloads(
+    provider, monkeypatch, make, role, shown
+):
+    monkeypatch.setenv("TASKWEB_PAYLOAD_KEYS", Fernet.generate_key().decode())
+    make("pat")
+    result = tasks.secret_sum.enqueue(2, 3, label="hush")
+    job = api(RSA.sign(claims("pat", role))).get(f"/jobs/{result.id}").json()
+    assert (job["encrypted"], "hush" in json.dumps(job)) == (True, shown)

@@ -113,8 +113,12 @@ class Undeclared:
 
 
 def reveals(request: HttpRequest) -> bool:
-    """Whether the caller (token or session) may read encrypted payloads in the clear."""
-    return rules.sees_payloads(getattr(request, "auth", None))
+    """Whether the caller (token, identity-provider JWT or session) may read encrypted
+    payloads in the clear."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, oidc.Identity):
+        return rules.scoped_refusal(f"oidc:{auth.name}", auth.scope, auth.user, "payload.view") is None
+    return rules.sees_payloads(auth)
 
 
 def actor(request: HttpRequest) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import lifecycle, registry, values
+from . import lifecycle, offload, registry, values
 from .compat import (
     DEFAULT_TASK_BACKEND_ALIAS,
     BaseTaskBackend,
@@ -159,7 +159,7 @@ class QueueBackend(BaseTaskBackend):
         with _as_invalid_task():
             job, created = lifecycle.enqueue(spec)
         result = (
-            self._new_result(task, job.pk, job.args, job.kwargs, job.enqueued_at)
+            self._new_result(task, job.pk, spec.args, spec.kwargs, job.enqueued_at)
             if created
             else self.to_result(job)
         )
@@ -222,6 +222,7 @@ class QueueBackend(BaseTaskBackend):
         else:
             last_attempted_at = history[-1].started_at if history else None
         task = self._as_enqueued(registry.load(job.task_path), job)
+        args, kwargs = offload.job_arguments(job)  # read back from the storage if offloaded
         result = TaskResult(
             task=task,
             id=str(job.pk),
@@ -230,8 +231,8 @@ class QueueBackend(BaseTaskBackend):
             started_at=job.started_at,
             finished_at=job.finished_at,
             last_attempted_at=last_attempted_at,
-            args=job.args,
-            kwargs=job.kwargs,
+            args=args,
+            kwargs=kwargs,
             backend=task.backend,
             errors=[
                 TaskError(exception_class_path=a.error_type, traceback=a.traceback)
@@ -241,7 +242,7 @@ class QueueBackend(BaseTaskBackend):
             worker_ids=worker_ids,
         )
         if job.status == Status.SUCCEEDED:
-            object.__setattr__(result, "_return_value", job.result)
+            object.__setattr__(result, "_return_value", offload.job_result(job))
         return result
 
     def _as_enqueued(self, task: Task, job: Job) -> Task:

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import auth_tokens, bounds, lifecycle, scheduler, serializers, storable, values, webhooks
+from . import auth_tokens, bounds, lifecycle, offload, scheduler, serializers, storable, values, webhooks
 from .exceptions import InvalidJob, JobNotFound, JobStateError
 from .filters import dead_letters_matching
 from .models import ApiToken, DeadLetter, Job, Schedule
@@ -220,7 +220,16 @@ def jobs_list(o: dict[str, Any]) -> Answer:
 
 def jobs_show(o: dict[str, Any]) -> Answer:
     data = serializers.job_detail(job_id(o["id"]))
-    lines = [f"{key}: {_cell(value)}" for key, value in data.items() if key != "errors"]
+    stored = data["offloaded"]
+    hidden = {"errors", "offloaded"} | ({"args", "kwargs"} if stored["arguments"] else set())
+    hidden |= {"result"} if stored["result"] else set()
+    lines = [f"{key}: {_cell(value)}" for key, value in data.items() if key not in hidden]
+    for part, where in stored.items():
+        if where:  # too large to print here: where it is, and how to get it
+            lines.append(
+                f"{part}: {where['size']:,} bytes in {where['storage']}:{where['name']} "
+                f"(taskctl jobs payload {data['id']} {part})"
+            )
     for attempt in data["errors"]:
         lines.append(
             f"attempt {attempt['number']} on {attempt['worker_id'] or '-'}: {attempt['outcome']}"
@@ -229,6 +238,14 @@ def jobs_show(o: dict[str, Any]) -> Answer:
         if attempt["traceback"]:
             lines.append(attempt["traceback"].rstrip())
     return Answer(data, text="\n".join(lines))
+
+
+def jobs_payload(o: dict[str, Any]) -> Answer:
+    job = Job.objects.filter(id=job_id(o["id"])).first()
+    if job is None:
+        raise JobNotFound(o["id"])
+    text = offload.content(job, o["part"])
+    return Answer(json.loads(text), text=text)
 
 
 def jobs_cancel(o: dict[str, Any]) -> Answer:
@@ -373,6 +390,7 @@ HANDLERS: dict[tuple[str, ...], Callable[[dict[str, Any]], Answer]] = {
     ("queues", "delete"): queues_delete,
     ("jobs", "list"): jobs_list,
     ("jobs", "show"): jobs_show,
+    ("jobs", "payload"): jobs_payload,
     ("jobs", "cancel"): jobs_cancel,
     ("jobs", "retry"): jobs_retry,
     ("dlq", "list"): dlq_list,

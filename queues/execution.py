@@ -20,7 +20,7 @@ from typing import Any
 
 from django import db
 
-from . import logs, progress, registry, storable, tracing
+from . import logs, offload, progress, registry, storable, tracing
 from .compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
 from .exceptions import InvalidJob, NonRetryable, ResultNotSerialisable, TaskImportError, error_path
 from .models import Job
@@ -93,6 +93,7 @@ def _run(assignment: Assignment) -> Report:
         return _failed(assignment, TaskImportError(str(exc)), retryable=False)
     token = progress._running.set((assignment.job_id, assignment.attempt))
     try:
+        assignment = offload.fetched(assignment)  # large arguments wait in a storage
         args = assignment.args
         if task.takes_context:
             args = [_context(task, assignment), *args]
@@ -105,6 +106,7 @@ def _run(assignment: Assignment) -> Report:
             failure = ResultNotSerialisable(f"The task returned a value that cannot be stored as JSON: {exc}")
             failure.__cause__ = exc
             return _failed(assignment, failure, retryable=False)
+        result_json = offload.result_text(result_json, assignment.job_id)  # a large one goes to a storage
         return Report(assignment.job_id, ok=True, result_json=result_json)
     except BaseException as exc:  # the attempt's outcome, whatever ended it
         retryable = not isinstance(exc, NonRetryable) and getattr(task, "is_retryable", lambda e: True)(exc)

@@ -12,12 +12,12 @@ from typing import Any
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from .exceptions import JobNotFound
+from . import offload
+from .exceptions import JobNotFound, PayloadUnavailable
 from .models import Attempt, DeadLetter, Job, MinuteStat, Queue, Schedule, Worker, WorkerStatus
 from .states import Status
 
 RATES = ("enqueued", "succeeded", "failed", "retried", "dead")
-
 
 
 def status_counts(queue_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
@@ -62,13 +62,40 @@ def stats() -> dict[str, Any]:
     }
 
 
-def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
+def payloads(job: Job, fetch: bool = False) -> dict[str, Any]:
+    """A job's args, kwargs and result, and where those offloaded are (``queues.offload``).
+
+    Without ``fetch`` an offloaded part shows as empty (``[]``, ``{}``, ``null``) beside its
+    reference; with it the content is read back from the storage (or the reference
+    carries the ``error`` that stopped it).
+    """
+    found = offload.references(job)
+    shown: dict[str, Any] = {"args": job.args, "kwargs": job.kwargs, "result": job.result}
+    if found["arguments"]:
+        shown.update(args=[], kwargs={})
+    if found["result"]:
+        shown["result"] = None
+    if fetch:
+        try:
+            if found["arguments"]:
+                shown["args"], shown["kwargs"] = offload.job_arguments(job)
+            if found["result"]:
+                shown["result"] = offload.job_result(job)
+        except PayloadUnavailable as exc:
+            for reference in found.values():
+                if reference:
+                    reference["error"] = str(exc)
+    return {**shown, "offloaded": found}
+
+
+def job_out(job: Job, queue_name: str | None = None, fetch: bool = False) -> dict[str, Any]:
+    shown = payloads(job, fetch)
     return {
         "id": job.pk,
         "queue": queue_name or job.queue.name,
         "task": job.task_path,
-        "args": job.args,
-        "kwargs": job.kwargs,
+        "args": shown["args"],
+        "kwargs": shown["kwargs"],
         "priority": job.priority,
         "status": job.status,
         "attempts": job.attempts,
@@ -76,7 +103,8 @@ def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
         "timeout": job.timeout,
         "run_after": job.run_after,
         "idempotency_key": job.idempotency_key,
-        "result": job.result,
+        "result": shown["result"],
+        "offloaded": shown["offloaded"],
         "progress": job.progress,
         "progress_message": job.progress_message,
         "enqueued_at": job.enqueued_at,
@@ -93,7 +121,7 @@ def job_detail(job_id: int) -> dict[str, Any]:
     job = Job.objects.select_related("queue").filter(pk=job_id).first()
     if job is None:
         raise JobNotFound(job_id)
-    return {**job_out(job), "errors": [attempt_out(a) for a in job.attempt_history.all()]}
+    return {**job_out(job, fetch=True), "errors": [attempt_out(a) for a in job.attempt_history.all()]}
 
 
 def _pick(row: Any, names: tuple[str, ...]) -> dict[str, Any]:

@@ -487,6 +487,7 @@ class Worker:
         if now >= self.next_prune:
             lifecycle.sweep_unreadable(live_only=True)
             pruned = lifecycle.prune_finished()
+            lifecycle.sweep_payloads()
             full = pruned >= conf.QUEUES_PRUNE_BATCH
             self.next_prune = now + (1.0 if full else conf.QUEUES_PRUNE_INTERVAL)
             if pruned:

@@ -6,12 +6,13 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 
-from ..models import DeadLetter, Job, Queue
+from .. import offload
+from ..models import DeadLetter, Job, OffloadedPayload, Queue
 from . import counts, fragments, queries
 from .forms import SEARCH_WINDOW, DeadFilterForm, JobFilterForm, QueueCreateForm, QueueSettingsForm
 from .paging import keyset
@@ -110,6 +111,22 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
         **fragments.action_flags(job.status, allowed),
     )
     return render(request, "queues/job.html", context)
+
+
+@operator_required
+def job_payload(request: HttpRequest, job_id: int, part: str) -> HttpResponse:
+    """A job's arguments (``{"args": [...], "kwargs": {...}}``) or result as a JSON download,
+    read back from the storage when they were offloaded."""
+    if part not in (OffloadedPayload.ARGUMENTS, OffloadedPayload.RESULT):
+        raise Http404(f"A job has arguments and a result, not {part!r}.")
+    job = get_object_or_404(Job, id=job_id)
+    try:
+        text = offload.content(job, part)
+    except offload.PayloadUnavailable as exc:
+        return HttpResponse(str(exc), status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(text, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="job-{job.id}-{part}.json"'
+    return response
 
 
 @operator_required

@@ -1,13 +1,15 @@
 """The one place job rows are deleted, with the attempts and dead letters that hang on them.
 
 Every caller (operator deletes, queue purge and delete, pruning) decides first which
-jobs may go; this only removes them, in one transaction.
+jobs may go; this only removes them, in one transaction. Objects holding their
+offloaded payloads are deleted once that transaction commits (``queues.offload``).
 """
 
 from __future__ import annotations
 
 from django.db import transaction
 
+from .. import offload
 from ..models import Attempt, DeadLetter, Job
 
 
@@ -15,4 +17,5 @@ def delete_job_rows(ids: list[int]) -> None:
     with transaction.atomic():
         Attempt.objects.filter(job_id__in=ids).delete()
         DeadLetter.objects.filter(job_id__in=ids).delete()
+        offload.forget(ids)
         Job.objects.filter(id__in=ids).delete()

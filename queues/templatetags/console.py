@@ -8,6 +8,8 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
+from .. import offload
+
 register = template.Library()
 
 
@@ -52,3 +54,13 @@ def get(mapping: dict, key: str):
 def pretty_json(value: object) -> str:
     """Indented JSON; the template escapes it like any other user data."""
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@register.filter
+def offloaded(value: object) -> dict | None:
+    """The reference (storage, name, size) of an offloaded ``kwargs`` or ``result``, else None."""
+    try:
+        found = offload.reference(value)
+    except offload.PayloadUnavailable:
+        return None
+    return found.as_json() if found else None

@@ -77,6 +77,11 @@ class Command(BaseCommand):
         jlist.add_argument("--limit", type=int, default=cli.LIST_LIMIT)
         for action in ("show", "cancel", "retry"):
             jsub.add_parser(action, parents=[common]).add_argument("id")
+        jpayload = jsub.add_parser(
+            "payload", parents=[common], help="Print a job's arguments or result as JSON, offloaded or not."
+        )
+        jpayload.add_argument("id")
+        jpayload.add_argument("part", choices=["arguments", "result"])
 
         dlq = sub.add_parser("dlq", help="List, replay, delete dead letters.")
         dsub = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -202,3 +202,8 @@ def blob(size: int) -> str:
 def looks_like_a_reference() -> dict[str, object]:
     """A small result shaped like the reference a row holds for an offloaded payload."""
     return {"$offloaded": {"storage": "payloads", "name": "not/a/real/object.json", "size": 1}}
+
+
+@task
+def echo(text: str) -> str:
+    return text

@@ -18,9 +18,11 @@ from queues.models import Job, OffloadedPayload
 from taskweb.settings import payload_storage
 
 from . import tasks
+from .api import ApiClient
 from .factories import make_queue
 from .payloads import BIG, raw_row, stored_objects
 from .processes import WorkerProcess
+from .test_package import readme_block
 
 pytestmark = pytest.mark.django_db(transaction=True)  # deletions remove objects on commit
 
@@ -70,6 +72,12 @@ def keys(client) -> list[str]:
     """Every object in the bucket, counted by S3 itself."""
     listing = client.list_objects_v2(Bucket=BUCKET)
     return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def point_at_a_missing_bucket(settings) -> None:
+    storage = payload_storage()
+    storage["OPTIONS"]["bucket_name"] = "no-such-bucket"
+    settings.STORAGES = {**settings.STORAGES, "payloads": storage}
 
 
 def test_the_site_uses_django_storages_s3_backend_when_a_bucket_is_named(s3_env):
@@ -126,13 +134,37 @@ def test_a_bulk_enqueue_stores_each_large_job_once_and_all_or_nothing(bucket):
 
 
 def test_a_missing_bucket_refuses_the_enqueue_clearly_and_changes_nothing(bucket, settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "payloads": {
-            **payload_storage(),
-            "OPTIONS": {**payload_storage()["OPTIONS"], "bucket_name": "no-such"},
-        },
-    }
+    point_at_a_missing_bucket(settings)
     with pytest.raises(PayloadUnavailable, match="The payload could not be stored as taskweb-payloads/"):
         tasks.echo.enqueue(BIG)
     assert not Job.objects.exists() and not OffloadedPayload.objects.exists()
+
+
+def test_an_enqueue_the_storage_refuses_is_a_503_from_the_api(bucket, settings):
+    point_at_a_missing_bucket(settings)
+    response = ApiClient().post("/jobs", {"task": "tests.tasks.echo", "args": [BIG]})
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("The payload could not be stored as taskweb-payloads/")
+    assert not Job.objects.exists()
+
+
+def test_the_readme_settings_send_large_payloads_to_the_bucket_they_name(s3_env, settings):
+    """README "Large payloads", its settings block as written, against the S3 server of this test."""
+    block = readme_block("Large payloads", "STORAGES = {")
+    names: dict[str, object] = {}
+    exec(block, names)  # the README's own settings
+    readme_bucket = names["STORAGES"]["payloads"]["OPTIONS"]["bucket_name"]
+    client = boto3.client("s3", endpoint_url=s3_env["PAYLOADS_S3_ENDPOINT_URL"], region_name="eu-west-1")
+    client.create_bucket(Bucket=readme_bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    settings.AWS_S3_ENDPOINT_URL = s3_env["PAYLOADS_S3_ENDPOINT_URL"]  # django-storages' own setting
+    for name, value in names.items():
+        if name.isupper():
+            setattr(settings, name, value)
+    small, large = tasks.echo.enqueue("x" * 1000), tasks.echo.enqueue(BIG)
+    listing = client.list_objects_v2(Bucket=readme_bucket)["Contents"]
+    assert [item["Key"] for item in listing] == [raw_row(large.id)["kwargs"]["$offloaded"]["name"]]
+    assert raw_row(small.id)["args"] == ["x" * 1000]
+    assert tasks.echo.get_result(large.id).args == [BIG]
+    lifecycle.delete_jobs([int(large.id)])
+    assert "Contents" not in client.list_objects_v2(Bucket=readme_bucket)
+    client.delete_bucket(Bucket=readme_bucket)

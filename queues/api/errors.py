@@ -20,7 +20,15 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from ..exceptions import InvalidJob, InvalidQueue, JobNotFound, JobStateError, PayloadTooLarge, QueueConflict
+from ..exceptions import (
+    InvalidJob,
+    InvalidQueue,
+    JobNotFound,
+    JobStateError,
+    PayloadTooLarge,
+    PayloadUnavailable,
+    QueueConflict,
+)
 from .schemas import ErrorOut
 
 logger = logging.getLogger("django.request")
@@ -158,6 +166,10 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(PayloadTooLarge)
     def too_large(request: HttpRequest, exc: PayloadTooLarge) -> HttpResponse:
         return api.create_response(request, {"detail": str(exc)}, status=413)
+
+    @api.exception_handler(PayloadUnavailable)
+    def storage_down(request: HttpRequest, exc: PayloadUnavailable) -> HttpResponse:
+        return api.create_response(request, {"detail": str(exc)}, status=503)
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:

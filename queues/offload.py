@@ -24,12 +24,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from django import db
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 from django.db import transaction
@@ -280,8 +282,9 @@ def content(job: Any, part: str) -> str:
 # --- deletion and the sweep -----------------------------------------------------------
 
 
-def forget(job_ids: list[int]) -> None:
-    """Detach the ledger rows of jobs being deleted, and delete their objects after commit.
+def forget(job_ids: list[int], at_once: bool = True) -> None:
+    """Detach the ledger rows of jobs being deleted; delete their objects after commit
+    (``at_once``), or leave that to the ``Janitor``.
 
     Call inside the deleting transaction: a rollback keeps rows and objects; a process
     that dies after the commit leaves detached rows, which ``sweep`` finishes.
@@ -290,7 +293,8 @@ def forget(job_ids: list[int]) -> None:
     ids = list(ledger.values_list("id", flat=True))
     if ids:
         OffloadedPayload.objects.filter(id__in=ids).update(job=None)
-        transaction.on_commit(lambda: _remove(OffloadedPayload.objects.filter(id__in=ids, job=None)))
+        if at_once:
+            transaction.on_commit(lambda: _remove(OffloadedPayload.objects.filter(id__in=ids, job=None)))
 
 
 def _remove(rows: Any) -> int:
@@ -337,3 +341,29 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> int:
             if orphans:
                 logger.warning("deleted %d orphaned payloads in %s", len(orphans), folder)
     return removed
+
+
+class Janitor(threading.Thread):
+    """A worker's thread that runs ``sweep`` every ``interval`` seconds.
+
+    Storage calls stay off the worker's loop: a storage that hangs (an S3 outage waits
+    out the client's timeouts and retries) must never hold back heartbeats, or the
+    worker would be taken for lost and its jobs run twice.
+    """
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(name="payload-janitor", daemon=True)
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                sweep()
+            except Exception:  # the next round tries again
+                logger.exception("the payload sweep failed")
+            finally:
+                db.connections.close_all()  # this thread's own connections
+
+    def stop(self) -> None:
+        self.stopping.set()

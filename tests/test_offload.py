@@ -24,7 +24,7 @@ from .api import ApiClient
 from .console_helpers import client_for, make_viewer
 from .factories import make_queue
 from .payloads import BIG, SMALL, raw_row, stored_objects
-from .processes import WorkerProcess
+from .processes import WorkerProcess, wait_until
 from .test_taskctl import taskctl, taskctl_json
 
 pytestmark = pytest.mark.django_db(transaction=True)  # deletions remove objects on commit
@@ -186,11 +186,25 @@ def finished_with_offloaded_payloads(count: int = 2) -> list[int]:
     return ids
 
 
-def test_pruning_finished_jobs_deletes_their_objects():
+def test_pruning_finished_jobs_leaves_their_objects_to_the_janitors_sweep():
     finished_with_offloaded_payloads()
     Job.objects.update(finished_at=timezone.now() - timedelta(days=8))
     assert lifecycle.prune_finished() == 2
+    assert OffloadedPayload.objects.filter(job=None).count() == 4, "detached: no job holds them"
+    assert offload.sweep() == 4
     assert stored_objects() == [] and not OffloadedPayload.objects.exists()
+
+
+@pytest.mark.process
+def test_a_running_worker_prunes_old_jobs_and_its_janitor_deletes_their_objects(tmp_path, payload_dir):
+    finished_with_offloaded_payloads()
+    Job.objects.update(finished_at=timezone.now() - timedelta(days=8))
+    worker = WorkerProcess(log_dir=tmp_path, PAYLOADS_DIR=str(payload_dir), QUEUES_PRUNE_INTERVAL="0.5")
+    try:
+        wait_until(lambda: not Job.objects.exists() and stored_objects() == [])
+    finally:
+        assert worker.stop() == 0, worker.output()
+    assert not OffloadedPayload.objects.exists()
 
 
 def test_deleting_jobs_deletes_their_objects():
@@ -232,7 +246,7 @@ def test_the_sweep_finishes_a_deletion_cut_short_after_its_commit():
     # What a process killed between the deleting commit and the object deletion leaves.
     OffloadedPayload.objects.filter(job_id=job_id).update(job=None)
     Job.objects.filter(id=job_id).delete()
-    assert lifecycle.sweep_payloads() == 2
+    assert offload.sweep() == 2
     assert len(stored_objects()) == 2 and OffloadedPayload.objects.count() == 2
 
 

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 from moto.server import ThreadedMotoServer
 
-from queues import lifecycle, values
+from queues import lifecycle, offload, values
 from queues.exceptions import PayloadUnavailable
 from queues.models import Job, OffloadedPayload
 from taskweb.settings import payload_storage
@@ -105,6 +105,7 @@ def test_a_worker_fetches_arguments_from_the_bucket_and_stores_its_result_there(
     assert stored_objects() == keys(bucket), "the storage API sees what S3 holds"
     Job.objects.update(finished_at=timezone.now() - timedelta(days=8))
     assert lifecycle.prune_finished() == 1
+    assert offload.sweep() == 2, "a worker's janitor runs this after pruning"
     assert keys(bucket) == [] and not OffloadedPayload.objects.exists()
 
 

@@ -9,14 +9,7 @@ pruning). Every door calls these, never the models' own writes.
 
 from .enqueue import enqueue, enqueue_many, stored_arguments
 from .leases import claim, release, renew_leases, report_progress, requeue_cut
-from .maintenance import (
-    promote_due,
-    prune_finished,
-    quarantine_job,
-    recover_lost,
-    sweep_payloads,
-    sweep_unreadable,
-)
+from .maintenance import promote_due, prune_finished, quarantine_job, recover_lost, sweep_unreadable
 from .operator import cancel, delete_jobs, replay, replay_many, retry
 from .outcomes import finish
 from .queues import SETTINGS, create_queue, delete_queue, get_queue, purge_queue, set_paused, update_queue
@@ -27,5 +20,5 @@ __all__ = [
     "enqueue", "enqueue_many", "finish", "get_queue", "heartbeat", "lease_duration", "promote_due",
     "prune_finished", "purge_queue", "quarantine_job", "recover_lost", "register_worker", "release",
     "renew_leases", "replay", "replay_many", "report_progress", "requeue_cut", "retry", "set_concurrency",
-    "set_paused", "stop_worker", "stored_arguments", "sweep_payloads", "sweep_unreadable", "update_queue",
+    "set_paused", "stop_worker", "stored_arguments", "sweep_unreadable", "update_queue",
 ]  # fmt: skip

@@ -13,9 +13,11 @@ from .. import offload
 from ..models import Attempt, DeadLetter, Job
 
 
-def delete_job_rows(ids: list[int]) -> None:
+def delete_job_rows(ids: list[int], objects_at_once: bool = True) -> None:
+    """Delete the jobs, and after commit their stored payloads (or, without
+    ``objects_at_once``, leave those to the worker's payload janitor)."""
     with transaction.atomic():
         Attempt.objects.filter(job_id__in=ids).delete()
         DeadLetter.objects.filter(job_id__in=ids).delete()
-        offload.forget(ids)
+        offload.forget(ids, objects_at_once)
         Job.objects.filter(id__in=ids).delete()

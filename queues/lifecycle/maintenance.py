@@ -1,6 +1,5 @@
 """Cluster duties, each a transition of its own: recover the jobs of lost workers,
-promote due scheduled jobs, quarantine unreadable rows, prune finished jobs (and
-sweep the payload objects no job holds any more).
+promote due scheduled jobs, quarantine unreadable rows, prune finished jobs.
 
 Every ``runworker`` (and ``runbroker``) runs them on its heartbeat; each is guarded
 so that several processes doing the same duty at once change each row once.
@@ -17,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import bounds, offload, quarantine
+from .. import bounds, quarantine
 from ..conf import conf
 from ..engines import get_engine
 from ..exceptions import WorkerLost, error_path
@@ -183,12 +182,6 @@ def prune_finished(batch_size: int | None = None) -> int:
         )
     ids = list(Job.objects.filter(expired).order_by().values_list("id", flat=True)[:batch_size])
     if ids:
-        delete_job_rows(ids)
+        # The worker's payload janitor deletes their stored objects, off the worker's loop.
+        delete_job_rows(ids, objects_at_once=False)
     return len(ids)
-
-
-def sweep_payloads() -> int:
-    """Delete stored payload objects that no job holds: those of deleted jobs whose
-    deletion was cut short, and orphans of enqueues that never committed
-    (``queues.offload.sweep``). Returns how many objects were deleted."""
-    return offload.sweep()

@@ -3,13 +3,22 @@ run in this test, with the site's own settings (PAYLOADS_BUCKET and friends)."""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.utils import timezone
+from moto.core.authorization import enable_iam_authentication
 from moto.server import ThreadedMotoServer
 
 from queues import lifecycle, offload, values
@@ -22,6 +31,7 @@ from .api import ApiClient
 from .factories import make_queue
 from .payloads import BIG, raw_row, stored_objects
 from .processes import WorkerProcess
+from .test_deploy import docs_blocks
 from .test_package import readme_block
 
 pytestmark = pytest.mark.django_db(transaction=True)  # deletions remove objects on commit
@@ -169,3 +179,53 @@ def test_the_readme_settings_send_large_payloads_to_the_bucket_they_name(s3_env,
     lifecycle.delete_jobs([int(large.id)])
     assert "Contents" not in client.list_objects_v2(Bucket=readme_bucket)
     client.delete_bucket(Bucket=readme_bucket)
+
+
+@pytest.mark.skipif(not shutil.which("aws"), reason="no aws command")
+def test_the_deploy_docs_bucket_and_policy_let_taskweb_do_its_work_and_no_more(
+    s3_endpoint, tmp_path, settings, monkeypatch
+):
+    """docs/deploy.md's commands, word for word with the aws command, against moto's S3 and
+    IAM (AWS_ENDPOINT_URL), then Taskweb with the new user's keys and IAM enforced. (moto
+    checks actions and resources, not the ``s3:prefix`` condition of the listing.)"""
+    policy, commands, _install, environment = docs_blocks("## Large payloads in an S3 bucket")
+    (tmp_path / "taskweb-payloads-policy.json").write_text(policy)
+    admin = {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_DEFAULT_REGION": "eu-west-1"}
+    admin.update(AWS_ACCESS_KEY_ID="admin", AWS_SECRET_ACCESS_KEY="admin")  # an administrator
+    answers = [
+        subprocess.run(
+            shlex.split(line),
+            cwd=tmp_path,
+            env={**os.environ, **admin},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for line in commands.splitlines()
+    ]
+    key = json.loads(answers[-1])["AccessKey"]
+    env = dict(line.split("=", 1) for line in environment.splitlines())
+    env.update(AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+    env["PAYLOADS_S3_ENDPOINT_URL"] = s3_endpoint
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.STORAGES = {**settings.STORAGES, "payloads": payload_storage()}
+    storage = storages["payloads"]
+    with enable_iam_authentication():
+        result = tasks.echo.enqueue(BIG)  # PutObject
+        assert tasks.echo.get_result(result.id).args == [BIG]  # GetObject
+        name = raw_row(result.id)["kwargs"]["$offloaded"]["name"]
+        folder = name.rsplit("/", 1)[0]
+        assert storage.listdir(folder)[1] == [name.rsplit("/", 1)[1]]  # ListBucket, as the sweep lists
+        with pytest.raises(ClientError, match="AccessDenied"):  # nothing outside taskweb-payloads/
+            storage.save("elsewhere.json", ContentFile(b"{}"))
+        lifecycle.delete_jobs([int(result.id)])  # DeleteObject
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="eu-west-1", **_keys(admin))
+    assert "Contents" not in client.list_objects_v2(Bucket=env["PAYLOADS_BUCKET"])
+
+
+def _keys(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }

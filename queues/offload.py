@@ -242,20 +242,15 @@ def result_text(text: str, job_id: int) -> str:
 # --- readers: the Tasks API, the REST API, the console, taskctl ----------------------
 
 
-def resolved(value: Any) -> Any:
-    """A ``kwargs`` or ``result`` value with its payload read back if it is a reference
-    (for kwargs: the stored ``{"args": ..., "kwargs": ...}``)."""
-    ref = reference(value)
-    return value if ref is None else json.loads(read(ref))
-
-
 def job_arguments(job: Any) -> tuple[list[Any], dict[str, Any]]:
     """A job's args and kwargs, read back from the storage if they were offloaded."""
     return arguments(job.args, job.kwargs)
 
 
 def job_result(job: Any) -> Any:
-    return resolved(job.result)
+    """A job's result, read back from the storage if it was offloaded."""
+    ref = reference(job.result)
+    return job.result if ref is None else json.loads(read(ref))
 
 
 def references(job: Any) -> dict[str, dict[str, Any] | None]:
@@ -319,7 +314,12 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> int:
     and orphans of enqueues that never committed (no ledger row) once older than
     ``QUEUES_OFFLOAD_ORPHAN_AGE``, in the hour folders of the offload storage just past
     that age. Returns how many objects were deleted."""
-    removed = _remove(OffloadedPayload.objects.filter(job=None).order_by("id")[:limit])
+    removed = 0
+    while True:  # pruning detaches a batch every second while it has a backlog
+        batch = _remove(OffloadedPayload.objects.filter(job=None).order_by("id")[:limit])
+        removed += batch
+        if batch < limit:  # all done, or the storage refused some: the next round retries
+            break
     if conf.QUEUES_OFFLOAD_THRESHOLD is None:
         return removed
     alias = conf.QUEUES_OFFLOAD_STORAGE

@@ -13,6 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from queues import lifecycle, offload, values
+from queues.checks import check_payload_storage
+from queues.compat import InvalidTaskError
 from queues.conf import conf
 from queues.exceptions import PayloadTooLarge, PayloadUnavailable, ResultTooLarge, error_path
 from queues.execution import Assignment, run
@@ -311,3 +313,32 @@ def test_taskctl_shows_size_and_reference_and_prints_the_content():
     assert f"bytes in payloads:{name} (taskctl jobs payload {result.id} arguments)" in shown
     assert BIG not in shown
     assert taskctl_json("jobs", "payload", result.id, "arguments") == {"args": [BIG], "kwargs": {}}
+
+
+def test_a_payload_storage_alias_missing_from_storages_is_a_system_check_error(settings):
+    settings.QUEUES_OFFLOAD_STORAGE = "payloadz"
+    (error,) = check_payload_storage(None)
+    assert error.id == "queues.E002" and "'payloadz', which is not an alias of STORAGES" in error.msg
+    settings.QUEUES_OFFLOAD_THRESHOLD = None
+    assert check_payload_storage(None) == [], "nothing is offloaded, so no storage is needed"
+
+
+def test_the_python_api_refuses_arguments_past_the_maximum_as_invalid_task_error(settings):
+    settings.QUEUES_PAYLOAD_MAX_BYTES = 50_000
+    with pytest.raises(InvalidTaskError, match="QUEUES_PAYLOAD_MAX_BYTES"):
+        tasks.measure.enqueue(BIG)
+    assert not Job.objects.exists() and stored_objects() == []
+
+
+def test_the_console_offers_an_offloaded_result_for_download():
+    (job_id, _) = finished_with_offloaded_payloads()
+    client = client_for(make_viewer())
+    page = client.get(f"/jobs/{job_id}/").content.decode()
+    assert 'id="job-result-stored"' in page and f"/jobs/{job_id}/payload/result" in page
+    assert json.loads(client.get(f"/jobs/{job_id}/payload/result").content) == BIG
+
+
+def test_a_raw_protocol_job_keeps_its_payload_in_the_row():
+    make_queue("default")
+    job, _ = lifecycle.enqueue(values.JobSpec("raw", args=[BIG]))
+    assert raw_row(job.id)["args"] == [BIG] and stored_objects() == []

@@ -186,8 +186,9 @@ class Writing:
             for row, job_id in zip(rows, job_ids, strict=True)
             if MARK in row["kwargs"] and (ref := reference(json.loads(row["kwargs"])))
         ]
-        OffloadedPayload.objects.bulk_create(ledger)
-        self.recorded.update(entry.name for entry in ledger)
+        if ledger:  # most enqueues offload nothing: no query for them
+            OffloadedPayload.objects.bulk_create(ledger)
+            self.recorded.update(entry.name for entry in ledger)
 
 
 def check_arguments(args: str, kwargs: str) -> None:

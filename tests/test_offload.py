@@ -342,3 +342,9 @@ def test_a_raw_protocol_job_keeps_its_payload_in_the_row():
     make_queue("default")
     job, _ = lifecycle.enqueue(values.JobSpec("raw", args=[BIG]))
     assert raw_row(job.id)["args"] == [BIG] and stored_objects() == []
+
+
+def test_taskctl_prints_an_offloaded_result_as_the_readme_says():
+    (job_id, _) = finished_with_offloaded_payloads()
+    assert taskctl_json("jobs", "payload", str(job_id), "result") == BIG
+    assert taskctl("jobs", "payload", str(job_id), "result").strip() == json.dumps(BIG)

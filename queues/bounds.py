@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from .conf import conf
 from .exceptions import InvalidJob, PayloadTooLarge
 
 MAX_ATTEMPTS = 1000
@@ -125,16 +124,16 @@ def shallow(text: str | bytes, field: str) -> None:
         raise too_deep(field)
 
 
-def payload_size(size: int, what: str, field: str) -> None:
-    """Refuse a payload (arguments, or a result) of more than QUEUES_PAYLOAD_MAX_BYTES of JSON.
+def payload_size(size: int, maximum: int, what: str, field: str) -> None:
+    """Refuse a payload (arguments, or a result) of more than ``maximum`` bytes of JSON
+    (``QUEUES_PAYLOAD_MAX_BYTES``).
 
     Offloading (``queues.offload``) takes large payloads off the jobs table, but no
     storage is bottomless: an absurd size is a mistake, refused before anything is stored.
     """
-    limit = conf.QUEUES_PAYLOAD_MAX_BYTES
-    if size > limit:
+    if size > maximum:
         raise PayloadTooLarge(
-            f"The {what} are {size:,} bytes of JSON; a job carries at most {limit:,} "
+            f"The {what} are {size:,} bytes of JSON; a job carries at most {maximum:,} "
             "(QUEUES_PAYLOAD_MAX_BYTES).",
             field,
         )

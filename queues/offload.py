@@ -22,6 +22,7 @@ than ``QUEUES_OFFLOAD_ORPHAN_AGE``. Names start with the hour they were written
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import threading
@@ -34,7 +35,9 @@ from typing import Any, TypeVar
 from django import db
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.dispatch import receiver
 from django.utils import timezone
 
 from . import bounds
@@ -81,8 +84,21 @@ def size_of(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
+@functools.cache
+def limits() -> tuple[int | None, int]:
+    """(QUEUES_OFFLOAD_THRESHOLD, QUEUES_PAYLOAD_MAX_BYTES), read once: every enqueue and
+    every result asks, and a settings lookup costs more than the rest of the check."""
+    return conf.QUEUES_OFFLOAD_THRESHOLD, conf.QUEUES_PAYLOAD_MAX_BYTES
+
+
+@receiver(setting_changed)
+def _limits_changed(setting: str, **kwargs: Any) -> None:
+    if setting in ("QUEUES_OFFLOAD_THRESHOLD", "QUEUES_PAYLOAD_MAX_BYTES"):
+        limits.cache_clear()
+
+
 def _offloaded(size: int, text: str) -> bool:
-    threshold = conf.QUEUES_OFFLOAD_THRESHOLD
+    threshold = limits()[0]
     return (threshold is not None and size > threshold) or _MARK_TEXT in text
 
 
@@ -193,7 +209,7 @@ class Writing:
 
 def check_arguments(args: str, kwargs: str) -> None:
     """Refuse arguments (JSON text) past ``QUEUES_PAYLOAD_MAX_BYTES``."""
-    bounds.payload_size(size_of(args) + size_of(kwargs), "arguments", "args")
+    bounds.payload_size(size_of(args) + size_of(kwargs), limits()[1], "arguments", "args")
 
 
 # --- the child that runs a job ----------------------------------------------------------
@@ -223,7 +239,7 @@ def result_text(text: str, job_id: int) -> str:
     leaves a row naming a missing object (harmless), never an object nobody knows."""
     size = size_of(text)
     try:
-        bounds.payload_size(size, "result", "result")
+        bounds.payload_size(size, limits()[1], "result", "result")
     except PayloadTooLarge as exc:
         raise ResultTooLarge(str(exc).replace("The result are", "The result is")) from None
     if not _offloaded(size, text):
@@ -321,7 +337,7 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> int:
         removed += batch
         if batch < limit:  # all done, or the storage refused some: the next round retries
             break
-    if conf.QUEUES_OFFLOAD_THRESHOLD is None:
+    if limits()[0] is None:
         return removed
     alias = conf.QUEUES_OFFLOAD_STORAGE
     newest = (now or timezone.now()) - timedelta(seconds=conf.QUEUES_OFFLOAD_ORPHAN_AGE + 3600)

@@ -156,11 +156,11 @@ def _delete(alias: str, names: Iterable[str]) -> list[str]:
 class Writing:
     """The objects one enqueue writes, deleted again unless their jobs were inserted.
 
-    Use as a context manager around the insert: ``arguments`` writes a row's large
-    arguments (before the transaction, so no lock is held during an upload) and
-    returns the row with the reference; ``record`` adds the ledger rows of the rows
-    inserted, in the insert's transaction. On leaving, every object not recorded (all
-    of them, after an exception) is deleted.
+    ``arguments`` (or ``rows``) writes a row's large arguments, before the transaction
+    so that no lock is held during an upload, and returns the row with the reference.
+    Then use it as a context manager around the insert: ``record`` adds the ledger rows
+    of the rows inserted, in the insert's transaction; on leaving, every object not
+    recorded (all of them, after an exception) is deleted.
     """
 
     def __init__(self) -> None:
@@ -171,8 +171,12 @@ class Writing:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.discard(everything=kind is not None)
+
+    def discard(self, everything: bool = True) -> None:
+        """Delete the objects written (``everything``), or those not recorded."""
         for ref in self.written:
-            if kind is not None or ref.name not in self.recorded:
+            if everything or ref.name not in self.recorded:
                 _delete(ref.storage, [ref.name])
 
     def arguments(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -188,6 +192,14 @@ class Writing:
         _save(ref, text)
         self.written.append(ref)
         return {**row, "args": "[]", "kwargs": ref.marker()}
+
+    def rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``arguments`` for each row; if one fails, the objects already written go."""
+        try:
+            return [self.arguments(row) for row in rows]
+        except BaseException:
+            self.discard()
+            raise
 
     def record(self, rows: list[dict[str, Any]], job_ids: list[int]) -> None:
         """Write the ledger rows of the inserted ``rows`` (as ``arguments`` returned them)."""

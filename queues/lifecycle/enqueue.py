@@ -144,25 +144,25 @@ def enqueue(spec: JobSpec) -> tuple[Job, bool]:
         return existing, False
     engine = get_engine()
     (counted,) = _enqueued_counts([fields], queue.name, now)
-    # Large arguments are stored first (queues.offload), outside any transaction; an
-    # insert that fails takes its object with it.
-    with offload.Writing() as writing:
-        row = writing.arguments(fields)
-        # One statement needs no transaction of its own, except a savepoint when a duplicate
-        # key may fail it inside the caller's transaction, or a ledger row goes with it.
-        guard = (
-            row is not fields
-            or not engine.insert_job_is_one_statement
-            or (spec.idempotency_key is not None and transaction.get_connection().in_atomic_block)
-        )
-        try:
-            with transaction.atomic() if guard else nullcontext():
-                job_id = engine.insert_job(row, counted)
-                writing.record([row], [job_id])
-        except IntegrityError:
-            if existing := _existing(queue.id, spec.idempotency_key):
-                return existing, False
-            raise
+    # Large arguments go to the payload storage first, outside any transaction; a failed
+    # insert deletes the object again (queues.offload).
+    writing = offload.Writing()
+    row = writing.arguments(fields)
+    # One statement needs no transaction of its own, except a savepoint when a duplicate
+    # key may fail it inside the caller's transaction, or a ledger row goes with it.
+    guard = (
+        row is not fields
+        or not engine.insert_job_is_one_statement
+        or (spec.idempotency_key is not None and transaction.get_connection().in_atomic_block)
+    )
+    try:
+        with writing, transaction.atomic() if guard else nullcontext():
+            job_id = engine.insert_job(row, counted)
+            writing.record([row], [job_id])
+    except IntegrityError:
+        if existing := _existing(queue.id, spec.idempotency_key):
+            return existing, False
+        raise
     job = Job(id=job_id, **{**row, **{name: json.loads(row[name]) for name in ("args", "kwargs", "meta")}})
     job.queue = queue
     job._state.adding = False
@@ -187,42 +187,42 @@ def enqueue_many(
     for row in rows:
         if row["idempotency_key"] is not None:
             keyed[row["queue_id"]].add(row["idempotency_key"])
-    # Large arguments are stored before the transaction; objects of rows not inserted
-    # (duplicates, or all of them if the batch fails) are deleted again.
-    with offload.Writing() as writing:
-        rows = [writing.arguments(row) for row in rows]
-        with transaction.atomic():
-            found: dict[tuple[int, str], int] = {}
-            for queue_id, keys in keyed.items():
-                existing = Job.objects.filter(queue_id=queue_id, idempotency_key__in=keys)
-                for key, job_id in existing.values_list("idempotency_key", "id"):
-                    found[(queue_id, key)] = job_id
-            new: list[dict[str, Any]] = []
-            slots: list[tuple[int | None, bool]] = []  # known id, or None for the next new row
-            for row in rows:
-                key = (row["queue_id"], row["idempotency_key"])
-                if row["idempotency_key"] is not None and key in found:
-                    slots.append((found[key], False))
-                    continue
-                if row["idempotency_key"] is not None:
-                    found[key] = -len(new) - 1  # a later duplicate in this batch gets this row's id
-                new.append(row)
-                slots.append((None, True))
-            engine = get_engine()
-            ids: list[int] = []
-            for start in range(0, len(new), batch_size):
-                ids += engine.insert_jobs(new[start : start + batch_size])
-            writing.record(new, ids)
-            engine.upsert_minute_stats(
-                [
-                    count
-                    for queue in queues.values()
-                    for count in _enqueued_counts(
-                        [row for row in new if row["queue_id"] == queue.id], queue.name, now
-                    )
-                ]
-            )
-            engine.notify(list(queues))
+    # Large arguments go to the payload storage before the transaction; the objects of
+    # rows not inserted (duplicates, or every row if the batch fails) are deleted again.
+    writing = offload.Writing()
+    rows = writing.rows(rows)
+    with writing, transaction.atomic():
+        found: dict[tuple[int, str], int] = {}
+        for queue_id, keys in keyed.items():
+            existing = Job.objects.filter(queue_id=queue_id, idempotency_key__in=keys)
+            for key, job_id in existing.values_list("idempotency_key", "id"):
+                found[(queue_id, key)] = job_id
+        new: list[dict[str, Any]] = []
+        slots: list[tuple[int | None, bool]] = []  # known id, or None for the next new row
+        for row in rows:
+            key = (row["queue_id"], row["idempotency_key"])
+            if row["idempotency_key"] is not None and key in found:
+                slots.append((found[key], False))
+                continue
+            if row["idempotency_key"] is not None:
+                found[key] = -len(new) - 1  # a later duplicate in this batch gets this row's id
+            new.append(row)
+            slots.append((None, True))
+        engine = get_engine()
+        ids: list[int] = []
+        for start in range(0, len(new), batch_size):
+            ids += engine.insert_jobs(new[start : start + batch_size])
+        writing.record(new, ids)
+        engine.upsert_minute_stats(
+            [
+                count
+                for queue in queues.values()
+                for count in _enqueued_counts(
+                    [row for row in new if row["queue_id"] == queue.id], queue.name, now
+                )
+            ]
+        )
+        engine.notify(list(queues))
     fresh = iter(ids)
     results = []
     for known, created in slots:

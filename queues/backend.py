@@ -19,7 +19,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import lifecycle, offload, registry, values
+from . import encryption, lifecycle, offload, registry, values
 from .compat import (
     DEFAULT_TASK_BACKEND_ALIAS,
     BaseTaskBackend,
@@ -53,13 +53,16 @@ class QueueTask(Task):
     ``max_attempts`` and ``timeout`` (seconds) default to the queue's settings. An
     exception listed in ``no_retry_on`` (classes or dotted paths), like any
     ``queues.exceptions.NonRetryable``, sends the job to the dead letters at once.
-    ``idempotency_key`` is set per call with ``using(idempotency_key=...)``.
+    ``idempotency_key`` is set per call with ``using(idempotency_key=...)``. With
+    ``encrypt=True`` its jobs' arguments, result and errors are stored encrypted
+    (``queues.encryption``).
     """
 
     max_attempts: int | None = None
     timeout: int | None = None
     no_retry_on: tuple[type[BaseException] | str, ...] = ()
     idempotency_key: str | None = None
+    encrypt: bool = False
 
     def __post_init__(self) -> None:
         Task.__post_init__(self)
@@ -213,7 +216,10 @@ class QueueBackend(BaseTaskBackend):
 
     def to_result(self, job: Job) -> TaskResult:
         """A TaskResult describing the job row as it is now (see the README for how
-        Taskweb's statuses and retries map onto the Tasks API's)."""
+        Taskweb's statuses and retries map onto the Tasks API's).
+
+        An encrypted job's arguments, result and tracebacks are decrypted with the keys in
+        the environment; without one that opens them, PayloadKeyError says which is missing."""
         history = list(job.attempt_history.all()) if job.attempts and job.pk else []
         worker_ids = [attempt.worker_id for attempt in history]
         if job.status == Status.RUNNING:
@@ -222,7 +228,8 @@ class QueueBackend(BaseTaskBackend):
         else:
             last_attempted_at = history[-1].started_at if history else None
         task = self._as_enqueued(registry.load(job.task_path), job)
-        args, kwargs = offload.job_arguments(job)  # read back from the storage if offloaded
+        # Read back from the storage if offloaded, then opened if encrypted.
+        args, kwargs = encryption.open_arguments(*offload.job_arguments(job))
         result = TaskResult(
             task=task,
             id=str(job.pk),
@@ -235,14 +242,14 @@ class QueueBackend(BaseTaskBackend):
             kwargs=kwargs,
             backend=task.backend,
             errors=[
-                TaskError(exception_class_path=a.error_type, traceback=a.traceback)
+                TaskError(exception_class_path=a.error_type, traceback=encryption.opened_text(a.traceback))
                 for a in history
                 if a.error_type
             ],
             worker_ids=worker_ids,
         )
         if job.status == Status.SUCCEEDED:
-            object.__setattr__(result, "_return_value", offload.job_result(job))
+            object.__setattr__(result, "_return_value", encryption.opened_result(offload.job_result(job)))
         return result
 
     def _as_enqueued(self, task: Task, job: Job) -> Task:

@@ -13,16 +13,24 @@ import signal
 import sys
 import traceback
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
 from django import db
 
-from . import logs, offload, progress, registry, storable, tracing
+from . import encryption, logs, offload, progress, registry, storable, tracing
 from .compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
-from .exceptions import InvalidJob, NonRetryable, ResultNotSerialisable, TaskImportError, error_path
+from .exceptions import (
+    InvalidJob,
+    NonRetryable,
+    PayloadUnavailable,
+    ResultNotSerialisable,
+    ResultTooLarge,
+    TaskImportError,
+    error_path,
+)
 from .models import Job
 
 PR_SET_PDEATHSIG = 1
@@ -72,7 +80,24 @@ def run(assignment: Assignment) -> Report:
         "worker": assignment.worker_id,
     }
     with logs.bind(**fields), tracing.run_span(fields, partial(_meta, assignment.job_id)):
-        return _run(assignment)
+        return _stored(assignment)
+
+
+def _stored(assignment: Assignment) -> Report:
+    """The attempt with its payloads where they are kept: arguments fetched from a storage
+    and then opened, a result sealed and then stored (``encryption.run_opened``), so that
+    an encrypted job's payload is sealed wherever it lies."""
+    try:
+        assignment = offload.fetched(assignment)  # large arguments wait in a storage
+    except PayloadUnavailable as exc:  # a storage outage: retried per policy
+        return _failed(assignment, exc, retryable=True)
+    report = encryption.run_opened(assignment, _run, _failed)
+    if report.result_json is None:
+        return report
+    try:  # a large result goes to a storage
+        return replace(report, result_json=offload.result_text(report.result_json, assignment.job_id))
+    except (ResultTooLarge, PayloadUnavailable) as exc:
+        return _failed(assignment, exc, retryable=not isinstance(exc, NonRetryable))
 
 
 def _meta(job_id: int) -> dict[str, Any]:
@@ -93,7 +118,6 @@ def _run(assignment: Assignment) -> Report:
         return _failed(assignment, TaskImportError(str(exc)), retryable=False)
     token = progress._running.set((assignment.job_id, assignment.attempt))
     try:
-        assignment = offload.fetched(assignment)  # large arguments wait in a storage
         args = assignment.args
         if task.takes_context:
             args = [_context(task, assignment), *args]
@@ -106,7 +130,6 @@ def _run(assignment: Assignment) -> Report:
             failure = ResultNotSerialisable(f"The task returned a value that cannot be stored as JSON: {exc}")
             failure.__cause__ = exc
             return _failed(assignment, failure, retryable=False)
-        result_json = offload.result_text(result_json, assignment.job_id)  # a large one goes to a storage
         return Report(assignment.job_id, ok=True, result_json=result_json)
     except BaseException as exc:  # the attempt's outcome, whatever ended it
         retryable = not isinstance(exc, NonRetryable) and getattr(task, "is_retryable", lambda e: True)(exc)

@@ -207,3 +207,21 @@ def looks_like_a_reference() -> dict[str, object]:
 @task
 def echo(text: str) -> str:
     return text
+
+
+@task(encrypt=True)
+def secret_sum(a: int, b: int, label: str = "") -> dict[str, object]:
+    """An encrypted task: its arguments, result and errors are stored as ciphertext."""
+    return {"sum": a + b, "label": label}
+
+
+@task(encrypt=True)
+def secret_failure(secret: str) -> None:
+    """Fails with its (encrypted) argument in the message and the traceback."""
+    raise NonRetryable(f"cannot use {secret}")
+
+
+@task
+def echo_args(*args: object, **kwargs: object) -> list[object]:
+    """Returns what it was given: a plain task whose arguments tests can look for."""
+    return [list(args), kwargs]

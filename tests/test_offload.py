@@ -318,7 +318,7 @@ def test_taskctl_shows_size_and_reference_and_prints_the_content():
 def test_a_payload_storage_alias_missing_from_storages_is_a_system_check_error(settings):
     settings.QUEUES_OFFLOAD_STORAGE = "payloadz"
     (error,) = check_payload_storage(None)
-    assert error.id == "queues.E002" and "'payloadz', which is not an alias of STORAGES" in error.msg
+    assert error.id == "queues.E003" and "'payloadz', which is not an alias of STORAGES" in error.msg
     settings.QUEUES_OFFLOAD_THRESHOLD = None
     assert check_payload_storage(None) == [], "nothing is offloaded, so no storage is needed"
 

@@ -14,6 +14,8 @@ api = errors.JsonAPI(
         "Background jobs with the database as the broker. Authenticate with "
         "`Authorization: Bearer <token>` (create one with "
         "`manage.py taskctl token create NAME --user OWNER --scope read|operate|admin`) "
+        "or with an identity provider's JWT when QUEUES_OIDC_ISSUER, QUEUES_OIDC_AUDIENCE and "
+        "QUEUES_OIDC_JWKS_URL are set, "
         "or, from the console, with a staff session and the CSRF header. Reading needs the "
         "queues.view_job permission; each change needs its own permission (and, for a token, "
         "its scope); a refusal is 403 naming what is missing."

@@ -53,6 +53,8 @@ Priority = Annotated[
 ]
 """-100..100 or a name; one field (not a union), so an error names just ``priority``."""
 QUEUE_NAME = r"^[A-Za-z0-9_.-]+$"
+QueueFilter = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")]
+"""A queue name, or empty for every queue (``queues.filters``)."""
 TASK_PATH = f"^{DOTTED_PATH.pattern}$"
 Text = Annotated[str, Field(max_length=255, pattern=r"^[^\x00]*$")]
 """A filter's text: no database stores NUL characters, so none can match."""
@@ -133,6 +135,12 @@ class AttemptOut(Schema):
     traceback: str
 
 
+ENCRYPTED_NOTE = (
+    'An encrypted job\'s args, kwargs, result and error texts read "🔒 encrypted" unless the '
+    "caller has the queues.view_payloads permission."
+)
+
+
 class StoredPayload(Schema):
     storage: str = Field(description="The STORAGES alias holding the object.")
     name: str = Field(description="The object's name in that storage.")
@@ -149,8 +157,9 @@ class JobOut(Schema):
     id: int
     queue: str
     task: str
-    args: list[Any]
-    kwargs: dict[str, Any]
+    args: list[Any] | str = Field(description=ENCRYPTED_NOTE)
+    kwargs: dict[str, Any] | str
+    encrypted: bool = Field(description="The job's payloads are stored encrypted.")
     priority: int
     status: StatusName
     attempts: int
@@ -181,12 +190,21 @@ class JobDetailOut(JobOut):
 class JobPage(Schema):
     items: list[JobOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last.")
+    note: str | None = Field(
+        None, description="With ?q=: how many encrypted jobs the search could not look into."
+    )
 
 
 class JobFilters(Schema):
-    queue: Text | None = None
+    queue: QueueFilter | None = None
     status: StatusName | None = None
     task: Text | None = None
+    q: Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")] | None = Field(
+        None,
+        description="Search: #123 is that job; other text is found in the task path or the "
+        "arguments' JSON (case-insensitive) among the newest 50,000 jobs; encrypted jobs' "
+        "arguments cannot be searched (see note).",
+    )
     cursor: Cursor | None = None
     limit: int = Field(50, ge=1, le=500)
 
@@ -205,8 +223,11 @@ class QueueSettings(Strict):
     retention: float | None = Field(
         None, ge=1, le=bounds.MAX_RETENTION, description="Seconds finished jobs are kept; default 7 days."
     )
+    encrypt: StrictBool | None = Field(
+        None, description="Store the arguments, result and errors of new jobs encrypted; default false."
+    )
 
-    _numbers = field_validator(*SETTINGS, mode="before")(json_number)
+    _numbers = field_validator(*(name for name in SETTINGS if name != "encrypt"), mode="before")(json_number)
 
 
 class QueueIn(QueueSettings):
@@ -221,6 +242,7 @@ class QueueOut(Schema):
     max_attempts: int
     timeout: int
     retention: float = Field(description="Seconds.")
+    encrypt: bool = Field(description="New jobs are stored encrypted.")
     created_at: datetime
     counts: dict[str, int] = Field(description="Jobs by status.")
 
@@ -249,7 +271,7 @@ class DeadLetterPage(Schema):
 
 
 class DeadLetterFilters(Schema):
-    queue: Text | None = None
+    queue: QueueFilter | None = None
     task: Text | None = None
     error_type: Text | None = None
     replayed: bool = Field(False, description="true lists dead letters already replayed.")
@@ -258,7 +280,7 @@ class DeadLetterFilters(Schema):
 
 
 class ReplayMatching(Strict):
-    queue: Text | None = None
+    queue: QueueFilter | None = None
     task: Text | None = None
     error_type: Text | None = None
 

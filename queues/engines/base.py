@@ -283,6 +283,21 @@ class Engine:
             cursor.execute(sql, [limit])
             return cursor.fetchall()
 
+    def suspect_rows(
+        self, table: str, pk: str, time_columns: Sequence[str], json_columns: dict[str, str], limit: int
+    ) -> list[tuple]:
+        """Up to ``limit`` rows of ``table`` that may hold a time Python cannot read or JSON of
+        the wrong type: (pk, *time_columns as text, *the JSON type of each json_column).
+        ``json_columns`` maps a column to the JSON type it must hold. Decodes nothing."""
+        types = {self.json_type_sql.format(c=c): expected for c, expected in json_columns.items()}
+        suspect = [self.suspect_time_sql.format(c=c) for c in time_columns]
+        suspect += [f"{kind} <> '{expected}'" for kind, expected in types.items()]
+        selected = [pk, *(f"CAST({c} AS TEXT)" for c in time_columns), *types]
+        sql = f"SELECT {', '.join(selected)} FROM {table} WHERE {' OR '.join(suspect)} ORDER BY {pk} LIMIT %s"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [limit])
+            return cursor.fetchall()
+
     def has_due_jobs(self, queue_names: Sequence[str] | None, now: datetime, raw: bool = False) -> bool:
         """A read-only look before claiming, so idle polling never takes a write lock."""
         return True

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import bounds, offload, registry, storable, tracing
+from .. import bounds, encryption, offload, registry, storable, tracing
 from ..engines import get_engine
 from ..exceptions import InvalidJob, UnstorableArguments
 from ..models import Job, Queue
@@ -104,7 +104,7 @@ def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
         meta["options"] = options
     args, kwargs = _json_text(list(spec.args), "args"), _json_text(spec.kwargs, "kwargs")
     offload.check_arguments(args, kwargs)
-    return {
+    fields = {
         "queue_id": queue.id,
         "task_path": spec.task_path,
         "args": args,
@@ -123,6 +123,8 @@ def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
         "updated_at": now,
         "meta": _json_text(meta, "meta"),
     }
+    # Sealed first: an encrypted job's sealed text is what ``offload.Writing`` may store.
+    return encryption.seal_row(fields, task, queue)
 
 
 def _existing(queue_id: int, key: str | None) -> Job | None:

@@ -1,4 +1,4 @@
-"""Template filters of the console: short ages, durations and rates."""
+"""Template filters of the console: short ages, durations and rates, encrypted payloads."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
-from .. import offload
+from .. import encryption, offload
 
 register = template.Library()
 
@@ -56,11 +56,28 @@ def pretty_json(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-@register.filter
-def offloaded(value: object) -> dict | None:
-    """The reference (storage, name, size) of an offloaded ``kwargs`` or ``result``, else None."""
-    try:
-        found = offload.reference(value)
-    except offload.PayloadUnavailable:
+@register.simple_tag(takes_context=True)
+def payload(context: template.Context, text: str) -> str:
+    """An error text of an encrypted job: opened when the page's ``reveal`` is set (pages set it
+    from ``rules.sees_payloads``), "🔒 encrypted" otherwise, as in live fragments, which are
+    rendered once for every viewer. ``{% payload attempt.traceback as shown %}``."""
+    return encryption.shown_text(text, bool(context.get("reveal")))
+
+
+@register.simple_tag(takes_context=True)
+def payload_result(context: template.Context, value: object) -> object:
+    """A job's result, opened or "🔒 encrypted" as ``payload`` decides."""
+    return encryption.shown_result(value, bool(context.get("reveal")))
+
+
+@register.simple_tag(takes_context=True)
+def stored(context: template.Context, job: object, part: str) -> dict | None:
+    """Where a job's offloaded ``arguments`` or ``result`` is (storage, name, size), else None.
+    ``hidden`` is "🔒 encrypted" for an encrypted job unless the page's ``reveal`` is set, as
+    ``payload`` decides: its content is then neither shown nor offered for download.
+    ``{% stored job "result" as where %}``."""
+    found = offload.references(job)[part]
+    if found is None:
         return None
-    return found.as_json() if found else None
+    hidden = encryption.is_encrypted(job) and not context.get("reveal")
+    return {**found, "hidden": encryption.HIDDEN if hidden else ""}

@@ -19,7 +19,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import encryption, lifecycle, registry, values
+from . import encryption, lifecycle, offload, registry, values
 from .compat import (
     DEFAULT_TASK_BACKEND_ALIAS,
     BaseTaskBackend,
@@ -234,7 +234,8 @@ class QueueBackend(BaseTaskBackend):
         else:
             last_attempted_at = history[-1].started_at if history else None
         task = self._as_enqueued(registry.load(job.task_path), job)
-        args, kwargs = encryption.open_arguments(job.args, job.kwargs)
+        # Read back from the storage if offloaded, then opened if encrypted.
+        args, kwargs = encryption.open_arguments(*offload.job_arguments(job))
         result = TaskResult(
             task=task,
             id=str(job.pk),
@@ -254,7 +255,7 @@ class QueueBackend(BaseTaskBackend):
             worker_ids=worker_ids,
         )
         if job.status == Status.SUCCEEDED:
-            object.__setattr__(result, "_return_value", encryption.opened_result(job.result))
+            object.__setattr__(result, "_return_value", encryption.opened_result(offload.job_result(job)))
         return result
 
     def _as_enqueued(self, task: Task, job: Job) -> Task:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from .exceptions import InvalidJob
+from .exceptions import InvalidJob, PayloadTooLarge
 
 MAX_ATTEMPTS = 1000
 MAX_TIMEOUT = 7 * 86400  # seconds one attempt may run
@@ -122,6 +122,21 @@ def shallow(text: str | bytes, field: str) -> None:
     """Refuse JSON text whose arrays and objects nest more than MAX_DEPTH deep."""
     if json_depth(text) > MAX_DEPTH:
         raise too_deep(field)
+
+
+def payload_size(size: int, maximum: int, what: str, field: str) -> None:
+    """Refuse a payload (arguments, or a result) of more than ``maximum`` bytes of JSON
+    (``QUEUES_PAYLOAD_MAX_BYTES``).
+
+    Offloading (``queues.offload``) takes large payloads off the jobs table, but no
+    storage is bottomless: an absurd size is a mistake, refused before anything is stored.
+    """
+    if size > maximum:
+        raise PayloadTooLarge(
+            f"The {what} are {size:,} bytes of JSON; a job carries at most {maximum:,} "
+            "(QUEUES_PAYLOAD_MAX_BYTES).",
+            field,
+        )
 
 
 PRIORITY_NAMES = {"critical": 100, "high": 10, "normal": 0, "low": -10}

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.files.storage import storages
 
 from . import encryption, oidc
 from .conf import conf
@@ -52,3 +53,18 @@ def check_payload_keys(app_configs: Any, **kwargs: Any) -> list[checks.CheckMess
                 )
             ]
     return []
+
+
+@checks.register()
+def check_payload_storage(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Large payloads go to a STORAGES alias: a typo would refuse every large enqueue."""
+    alias = conf.QUEUES_OFFLOAD_STORAGE
+    if conf.QUEUES_OFFLOAD_THRESHOLD is None or alias in storages.backends:
+        return []
+    return [
+        checks.Error(
+            f"QUEUES_OFFLOAD_STORAGE names {alias!r}, which is not an alias of STORAGES.",
+            hint=f"Add {alias!r} to STORAGES, name another alias, or set QUEUES_OFFLOAD_THRESHOLD = None.",
+            id="queues.E003",
+        )
+    ]

@@ -246,7 +246,16 @@ def jobs_list(o: dict[str, Any]) -> Answer:
 
 def jobs_show(o: dict[str, Any]) -> Answer:
     data = serializers.job_detail(job_id(o["id"]), reveals(o))
-    lines = [f"{key}: {_cell(value)}" for key, value in data.items() if key != "errors"]
+    stored = data["offloaded"]
+    hidden = {"errors", "offloaded"} | ({"args", "kwargs"} if stored["arguments"] else set())
+    hidden |= {"result"} if stored["result"] else set()
+    lines = [f"{key}: {_cell(value)}" for key, value in data.items() if key not in hidden]
+    for part, where in stored.items():
+        if where:  # too large to print here: where it is, and how to get it
+            lines.append(
+                f"{part}: {where['size']:,} bytes in {where['storage']}:{where['name']} "
+                f"(taskctl jobs payload {data['id']} {part})"
+            )
     for attempt in data["errors"]:
         lines.append(
             f"attempt {attempt['number']} on {attempt['worker_id'] or '-'}: {attempt['outcome']}"
@@ -255,6 +264,23 @@ def jobs_show(o: dict[str, Any]) -> Answer:
         if attempt["traceback"]:
             lines.append(attempt["traceback"].rstrip())
     return Answer(data, text="\n".join(lines))
+
+
+def jobs_payload(o: dict[str, Any]) -> Answer:
+    job = Job.objects.filter(id=job_id(o["id"])).first()
+    if job is None:
+        raise JobNotFound(o["id"])
+    if encryption.is_encrypted(job) and not reveals(o):
+        raise InvalidJob(
+            f"Job {job.pk}'s payloads are encrypted: print them with --user NAME, a user with the "
+            f"{rules.RULES['payload.view'].permission} permission.",
+            "user",
+        )
+    try:
+        text = serializers.payload_text(job, o["part"])
+    except encryption.PayloadKeyError as exc:
+        raise InvalidJob(f"Cannot decrypt job {job.pk}'s {o['part']}: {exc}.", "keys") from None
+    return Answer(json.loads(text), text=text)
 
 
 def jobs_cancel(o: dict[str, Any]) -> Answer:
@@ -472,7 +498,8 @@ HANDLERS: dict[tuple[str, ...], Handler] = {
     ("workers",): workers,
     **_actions("queues", list=queues_list, create=queues_create, update=queues_update, delete=queues_delete),
     **_actions("queues", pause=queues_pause, resume=queues_resume, purge=queues_purge),
-    **_actions("jobs", list=jobs_list, show=jobs_show, cancel=jobs_cancel, retry=jobs_retry),
+    **_actions("jobs", list=jobs_list, show=jobs_show, payload=jobs_payload),
+    **_actions("jobs", cancel=jobs_cancel, retry=jobs_retry),
     **_actions("dlq", list=dlq_list, replay=dlq_replay, delete=dlq_delete),
     **_actions("schedules", list=schedules_list, run=schedules_run),
     **_actions("keys", rotate=keys_rotate),

@@ -35,6 +35,14 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES_WEBHOOK_SECRET": "",  # HMAC key for completion webhooks; none means no callbacks
     "QUEUES_WEBHOOK_QUEUE": "webhooks",  # internal queue the deliveries run on
     "QUEUES_WEBHOOK_TIMEOUT": 10.0,  # seconds per delivery attempt
+    # Large payloads (queues.offload): arguments or a result whose JSON is larger than the
+    # threshold (bytes; None keeps everything in the row) go to this STORAGES alias, under
+    # the prefix, with only a reference in the row. No payload may exceed the maximum.
+    "QUEUES_OFFLOAD_THRESHOLD": 64 * 1024,
+    "QUEUES_OFFLOAD_STORAGE": "default",
+    "QUEUES_OFFLOAD_PREFIX": "taskweb-payloads",
+    "QUEUES_OFFLOAD_ORPHAN_AGE": 6 * 3600,  # seconds an enqueue may take to commit its payload
+    "QUEUES_PAYLOAD_MAX_BYTES": 16 * 1024 * 1024,
     "QUEUES_PROTOCOL_MAX_LINE": 64 * 1024,  # bytes per TCP protocol line
     "QUEUES_PROTOCOL_LEASE": 30.0,  # seconds a TCP client holds a dequeued job
     "QUEUES_PROTOCOL_AUTH_TIMEOUT": 10.0,  # seconds a TCP client has to AUTH (when required)

@@ -33,6 +33,10 @@ class UnstorableArguments(InvalidJob, InvalidTaskError, TypeError):
     a ``TypeError`` like the API's own refusals, and its ``InvalidTaskError``."""
 
 
+class PayloadTooLarge(InvalidJob):
+    """A job's arguments are larger than ``QUEUES_PAYLOAD_MAX_BYTES``; nothing was stored."""
+
+
 class UnknownQueue(InvalidJob):
     def __init__(self, name: str) -> None:
         super().__init__(
@@ -122,3 +126,12 @@ class ResultNotSerialisable(AttemptFailure, TypeError):
 
 class Nack(AttemptFailure):
     """A TCP protocol client gave the job back with ``NACK``."""
+
+
+class ResultTooLarge(AttemptFailure, NonRetryable):
+    """The task returned a value larger than ``QUEUES_PAYLOAD_MAX_BYTES``; the job dies at once."""
+
+
+class PayloadUnavailable(AttemptFailure, TaskwebError):
+    """An offloaded payload could not be written to or read from its storage (a storage
+    outage, an object deleted by hand); the attempt fails and is retried per policy."""

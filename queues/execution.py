@@ -13,16 +13,24 @@ import signal
 import sys
 import traceback
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
 from django import db
 
-from . import encryption, logs, progress, registry, storable, tracing
+from . import encryption, logs, offload, progress, registry, storable, tracing
 from .compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
-from .exceptions import InvalidJob, NonRetryable, ResultNotSerialisable, TaskImportError, error_path
+from .exceptions import (
+    InvalidJob,
+    NonRetryable,
+    PayloadUnavailable,
+    ResultNotSerialisable,
+    ResultTooLarge,
+    TaskImportError,
+    error_path,
+)
 from .models import Job
 
 PR_SET_PDEATHSIG = 1
@@ -72,7 +80,24 @@ def run(assignment: Assignment) -> Report:
         "worker": assignment.worker_id,
     }
     with logs.bind(**fields), tracing.run_span(fields, partial(_meta, assignment.job_id)):
-        return encryption.run_opened(assignment, _run, _failed)
+        return _stored(assignment)
+
+
+def _stored(assignment: Assignment) -> Report:
+    """The attempt with its payloads where they are kept: arguments fetched from a storage
+    and then opened, a result sealed and then stored (``encryption.run_opened``), so that
+    an encrypted job's payload is sealed wherever it lies."""
+    try:
+        assignment = offload.fetched(assignment)  # large arguments wait in a storage
+    except PayloadUnavailable as exc:  # a storage outage: retried per policy
+        return _failed(assignment, exc, retryable=True)
+    report = encryption.run_opened(assignment, _run, _failed)
+    if report.result_json is None:
+        return report
+    try:  # a large result goes to a storage
+        return replace(report, result_json=offload.result_text(report.result_json, assignment.job_id))
+    except (ResultTooLarge, PayloadUnavailable) as exc:
+        return _failed(assignment, exc, retryable=not isinstance(exc, NonRetryable))
 
 
 def _meta(job_id: int) -> dict[str, Any]:

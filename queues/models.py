@@ -195,6 +195,32 @@ class Attempt(ReadChecked):
         return f"#{self.job_id} attempt {self.number}: {self.outcome}"
 
 
+class OffloadedPayload(ReadChecked):
+    """An object in a storage that holds a job's arguments or result (``queues.offload``).
+
+    The ledger of every object Taskweb stored: a row is written with its job (in the
+    enqueue's transaction, or by the child before it stores a result), detached when
+    the job is deleted and removed once its object is. No database constraint ties it to
+    the job, so deleting jobs stays one statement; ``lifecycle.deletion`` detaches rows.
+    """
+
+    ARGUMENTS, RESULT = "arguments", "result"
+
+    job = models.ForeignKey(
+        Job, null=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="offloaded"
+    )
+    part = models.CharField(max_length=16, choices=[(ARGUMENTS, "Arguments"), (RESULT, "Result")])
+    storage = models.CharField(max_length=64, help_text="The STORAGES alias holding the object.")
+    name = models.CharField(max_length=255, unique=True)
+    size = models.PositiveBigIntegerField(help_text="Bytes.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = Recovering.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.storage}:{self.name}"
+
+
 class DeadLetter(ReadChecked):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dead_letters")
     queue_name = models.CharField(max_length=64)

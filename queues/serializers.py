@@ -8,6 +8,7 @@ result and error texts read "🔒 encrypted" unless the reader may see them (``r
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from operator import attrgetter
 from typing import Any
@@ -15,10 +16,29 @@ from typing import Any
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from . import offload
 from .counts import as_numbers, status_counts
-from .encryption import is_encrypted, shown_arguments, shown_result, shown_text
-from .exceptions import JobNotFound
-from .models import Attempt, DeadLetter, Job, MinuteStat, Queue, Schedule, Worker, WorkerStatus
+from .encryption import (
+    HIDDEN,
+    is_encrypted,
+    open_arguments,
+    opened_result,
+    shown_arguments,
+    shown_result,
+    shown_text,
+)
+from .exceptions import JobNotFound, PayloadUnavailable
+from .models import (
+    Attempt,
+    DeadLetter,
+    Job,
+    MinuteStat,
+    OffloadedPayload,
+    Queue,
+    Schedule,
+    Worker,
+    WorkerStatus,
+)
 from .states import Status
 
 RATES = ("enqueued", "succeeded", "failed", "retried", "dead")
@@ -53,14 +73,61 @@ def stats() -> dict[str, Any]:
     }
 
 
-def job_out(job: Job, queue_name: str | None = None, reveal: bool = False) -> dict[str, Any]:
-    args, kwargs = shown_arguments(job.args, job.kwargs, reveal)
+def payloads(job: Job, fetch: bool = False, reveal: bool = False) -> dict[str, Any]:
+    """A job's args, kwargs and result as a reader may see them, and where those offloaded
+    are (``queues.offload``).
+
+    Without ``fetch`` an offloaded part shows as empty (``[]``, ``{}``, ``null``) beside its
+    reference; with it the content is read back from the storage (or the reference
+    carries the ``error`` that stopped it). An encrypted job's parts read "🔒 encrypted"
+    unless the reader may see them (``reveal``), offloaded or not: what a storage holds
+    for it is sealed text, opened here after it is read back.
+    """
+    found = offload.references(job)
+    hidden = is_encrypted(job) and not reveal
+    args, kwargs, result = job.args, job.kwargs, job.result
+    if found["arguments"]:
+        args, kwargs = (HIDDEN, HIDDEN) if hidden else ([], {})
+    if found["result"]:
+        result = HIDDEN if hidden else None
+    if fetch and not hidden:
+        try:
+            if found["arguments"]:
+                args, kwargs = offload.job_arguments(job)
+            if found["result"]:
+                result = offload.job_result(job)
+        except PayloadUnavailable as exc:
+            for reference in found.values():
+                if reference:
+                    reference["error"] = str(exc)
+    args, kwargs = shown_arguments(args, kwargs, reveal)
+    return {"args": args, "kwargs": kwargs, "result": shown_result(result, reveal), "offloaded": found}
+
+
+def payload_text(job: Job, part: str) -> str:
+    """The JSON text of one part of a job (``arguments`` or ``result``) in the clear: read
+    back from its storage if offloaded, then opened if encrypted. The caller decides who may
+    see it; PayloadUnavailable or PayloadKeyError when it cannot be read."""
+    text = offload.content(job, part)
+    if not is_encrypted(job):
+        return text
+    value = json.loads(text)
+    if part == OffloadedPayload.ARGUMENTS:
+        args, kwargs = open_arguments(value["args"], value["kwargs"])
+        return json.dumps({"args": args, "kwargs": kwargs})
+    return json.dumps(opened_result(value))
+
+
+def job_out(
+    job: Job, queue_name: str | None = None, reveal: bool = False, fetch: bool = False
+) -> dict[str, Any]:
+    shown = payloads(job, fetch, reveal)
     return {
         "id": job.pk,
         "queue": queue_name or job.queue.name,
         "task": job.task_path,
-        "args": args,
-        "kwargs": kwargs,
+        "args": shown["args"],
+        "kwargs": shown["kwargs"],
         "encrypted": is_encrypted(job),
         "priority": job.priority,
         "status": job.status,
@@ -69,7 +136,8 @@ def job_out(job: Job, queue_name: str | None = None, reveal: bool = False) -> di
         "timeout": job.timeout,
         "run_after": job.run_after,
         "idempotency_key": job.idempotency_key,
-        "result": shown_result(job.result, reveal),
+        "result": shown["result"],
+        "offloaded": shown["offloaded"],
         "progress": job.progress,
         "progress_message": job.progress_message,
         "enqueued_at": job.enqueued_at,
@@ -87,7 +155,7 @@ def job_detail(job_id: int, reveal: bool = False) -> dict[str, Any]:
     if job is None:
         raise JobNotFound(job_id)
     errors = [attempt_out(a, reveal) for a in job.attempt_history.all()]
-    return {**job_out(job, reveal=reveal), "errors": errors}
+    return {**job_out(job, reveal=reveal, fetch=True), "errors": errors}
 
 
 def _pick(row: Any, names: tuple[str, ...], read: dict[str, str] | None = None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from typing import Any
 from django import db
 from django.utils import timezone
 
-from . import lifecycle, logs, quarantine, scheduler, values
+from . import lifecycle, logs, offload, quarantine, scheduler, values
 from .autoscale import Autoscaler
 from .conf import conf
 from .exceptions import WorkerChildDied, WorkerLost, WorkerShutdown, error_path
@@ -83,6 +83,7 @@ class Worker:
         self.unreported = [0, 0]  # attempts done and failed since the last heartbeat
         self.withdrawn: list[int] = []  # never started here: back to the queue
         self.listener: Listener | None = None
+        self.janitor: offload.Janitor | None = None
         self.stop_at: float | None = None  # monotonic deadline once shutdown began
         self.force = False
         self.more_waiting = True
@@ -117,6 +118,8 @@ class Worker:
             self.concurrency,
         )
         self.slots = [self._spawn() for _ in range(self.concurrency)]
+        self.janitor = offload.Janitor(conf.QUEUES_PRUNE_INTERVAL)  # stored payloads no job holds
+        self.janitor.start()
         if self.listen and conf.QUEUES_LISTEN and db.connection.vendor == "postgresql":
             self.listener = Listener(self.queues)
             self.listener.connect()
@@ -218,6 +221,8 @@ class Worker:
             done = failed = None
         if self.listener is not None:
             self.listener.close()
+        if self.janitor is not None:
+            self.janitor.stop()
         totals = "" if done is None else f": {done} jobs done, {failed} failed"
         logger.info("worker %s stopped%s", self.id, totals)
 

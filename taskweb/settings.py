@@ -212,8 +212,34 @@ if "QUEUES_OIDC_ROLES" in os.environ:
         if role.strip()
     }
 
+
+def payload_storage() -> dict:
+    """The storage of large job payloads (README "Large payloads"): files under PAYLOADS_DIR
+    (var/payloads), or the S3 bucket PAYLOADS_BUCKET (any S3 endpoint with PAYLOADS_S3_ENDPOINT_URL), whose
+    credentials boto3 finds itself (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the role)."""
+    bucket = os.environ.get("PAYLOADS_BUCKET", "")
+    if not bucket:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": os.environ.get("PAYLOADS_DIR") or str(VAR_DIR / "payloads")},
+        }
+    options = {"bucket_name": bucket, "region_name": os.environ.get("PAYLOADS_S3_REGION") or None}
+    if endpoint := os.environ.get("PAYLOADS_S3_ENDPOINT_URL"):
+        options["endpoint_url"] = endpoint
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "payloads": payload_storage(),
+}
+QUEUES_OFFLOAD_STORAGE = "payloads"
+
 # Worker tuning from the environment (see queues/conf.py for what each one does).
 for _name, _cast in {
+    "QUEUES_OFFLOAD_THRESHOLD": int,
+    "QUEUES_PAYLOAD_MAX_BYTES": int,
     "QUEUES_API_MAX_BODY": int,
     "QUEUES_PROTOCOL_MAX_LINE": int,
     "QUEUES_PROTOCOL_LEASE": float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -178,6 +179,34 @@ def returns_bytes_and_a_tuple() -> tuple[bytes, tuple[int, int]]:
 @task
 def returns_text_with_a_nul() -> str:
     return "a\x00b"
+
+
+@task(takes_context=True)
+def measure(context: TaskContext, text: str, *, label: str = "") -> dict[str, object]:
+    """What it was called with, in brief: proves that a large argument arrived whole."""
+    return {
+        "label": label,
+        "length": len(text),
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "context_saw_the_same": context.task_result.args == [text],
+    }
+
+
+@task
+def blob(size: int) -> str:
+    """A result of ``size`` characters."""
+    return "x" * size
+
+
+@task
+def looks_like_a_reference() -> dict[str, object]:
+    """A small result shaped like the reference a row holds for an offloaded payload."""
+    return {"$offloaded": {"storage": "payloads", "name": "not/a/real/object.json", "size": 1}}
+
+
+@task
+def echo(text: str) -> str:
+    return text
 
 
 @task(encrypt=True)

@@ -20,7 +20,16 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from ..exceptions import InvalidJob, InvalidQueue, JobNotFound, JobStateError, QueueConflict, WorkflowNotFound
+from ..exceptions import (
+    InvalidJob,
+    InvalidQueue,
+    JobNotFound,
+    JobStateError,
+    PayloadTooLarge,
+    PayloadUnavailable,
+    QueueConflict,
+    WorkflowNotFound,
+)
 from .schemas import ErrorOut
 
 logger = logging.getLogger("django.request")
@@ -31,7 +40,7 @@ ERROR_DESCRIPTIONS = {
     403: "Not allowed: the user or token may not do this, or a session call lacks the CSRF header.",
     404: "Nothing has the id or name in the URL.",
     409: "The action does not fit the current state.",
-    413: "The request body is larger than QUEUES_API_MAX_BODY.",
+    413: "The body is larger than QUEUES_API_MAX_BODY, or its arguments than QUEUES_PAYLOAD_MAX_BYTES.",
     500: "An unexpected error; it is logged with its traceback.",
     503: "The identity provider's signing keys could not be fetched (JWT sign-in only).",
 }
@@ -155,6 +164,14 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(InvalidQueue)
     def invalid(request: HttpRequest, exc: InvalidJob | InvalidQueue) -> HttpResponse:
         return bad_request(api, request, str(exc), [{"field": exc.field or "body", "message": str(exc)}])
+
+    @api.exception_handler(PayloadTooLarge)
+    def too_large(request: HttpRequest, exc: PayloadTooLarge) -> HttpResponse:
+        return api.create_response(request, {"detail": str(exc)}, status=413)
+
+    @api.exception_handler(PayloadUnavailable)
+    def storage_down(request: HttpRequest, exc: PayloadUnavailable) -> HttpResponse:
+        return api.create_response(request, {"detail": str(exc)}, status=503)
 
     @api.exception_handler(HttpError)
     def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:

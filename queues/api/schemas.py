@@ -141,6 +141,18 @@ ENCRYPTED_NOTE = (
 )
 
 
+class StoredPayload(Schema):
+    storage: str = Field(description="The STORAGES alias holding the object.")
+    name: str = Field(description="The object's name in that storage.")
+    size: int = Field(description="Bytes of JSON.")
+    error: str | None = Field(None, description="Why the content could not be read back, if it could not.")
+
+
+class Offloaded(Schema):
+    arguments: StoredPayload | None
+    result: StoredPayload | None
+
+
 class JobOut(Schema):
     id: int
     queue: str
@@ -156,6 +168,10 @@ class JobOut(Schema):
     run_after: datetime
     idempotency_key: str | None
     result: Any = None
+    offloaded: Offloaded = Field(
+        description="Where the arguments and the result are when they were too large for the row "
+        "(null: in the row). A list shows them empty; a single job shows their content."
+    )
     progress: int
     progress_message: str
     enqueued_at: datetime

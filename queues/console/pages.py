@@ -9,16 +9,17 @@ from operator import attrgetter
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 
-from .. import counts
+from .. import counts, encryption, offload, serializers
 from ..encryption import shown_arguments
 from ..exceptions import InvalidJob
 from ..filters import SEARCH_WINDOW, DeadLetterFilter, JobFilter, queue_choices, task_choices
-from ..models import DeadLetter, Job, Queue
+from ..models import DeadLetter, Job, OffloadedPayload, Queue
 from ..rules import sees_payloads
 from ..states import Status
 from . import queries
@@ -162,6 +163,25 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
         **action_flags(job.status, allowed),
     )
     return render(request, "queues/job.html", context)
+
+
+@operator_required
+def job_payload(request: HttpRequest, job_id: int, part: str) -> HttpResponse:
+    """A job's arguments (``{"args": [...], "kwargs": {...}}``) or result as a JSON download,
+    read back from the storage when they were offloaded; an encrypted job's only for those
+    who may see its payloads (``queues.view_payloads``), decrypted."""
+    if part not in (OffloadedPayload.ARGUMENTS, OffloadedPayload.RESULT):
+        raise Http404(f"A job has arguments and a result, not {part!r}.")
+    job = get_object_or_404(Job, id=job_id)
+    if encryption.is_encrypted(job) and not sees_payloads(request.user):
+        raise PermissionDenied(f"Job {job.id}'s payloads are encrypted: they need queues.view_payloads.")
+    try:
+        text = serializers.payload_text(job, part)
+    except (offload.PayloadUnavailable, encryption.PayloadKeyError) as exc:
+        return HttpResponse(str(exc), status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(text, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="job-{job.id}-{part}.json"'
+    return response
 
 
 @operator_required

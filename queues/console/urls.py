@@ -31,6 +31,7 @@ urlpatterns = [
     path("jobs/", pages.jobs, name="jobs"),
     path("jobs/bulk", actions.jobs_bulk, name="jobs-bulk"),
     path("jobs/<int:job_id>/", pages.job_page, name="job"),
+    path("jobs/<int:job_id>/payload/<str:part>", pages.job_payload, name="job-payload"),
     path("jobs/<int:job_id>/retry", actions.job_retry, name="job-retry"),
     path("jobs/<int:job_id>/cancel", actions.job_cancel, name="job-cancel"),
     path("jobs/<int:job_id>/delete", actions.job_delete, name="job-delete"),

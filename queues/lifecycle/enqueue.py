@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import bounds, declared, encryption, registry, storable, tracing
+from .. import bounds, declared, encryption, offload, registry, storable, tracing
 from ..conf import conf
 from ..engines import get_engine
 from ..exceptions import InvalidJob, UnknownQueue, UnstorableArguments
@@ -116,11 +116,13 @@ def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
     meta = tracing.enqueue_meta(spec.meta or {}, spec.task_path, queue.name)
     if options := _given_options(spec):
         meta["options"] = options
+    args, kwargs = _json_text(list(spec.args), "args"), _json_text(spec.kwargs, "kwargs")
+    offload.check_arguments(args, kwargs)
     fields = {
         "queue_id": queue.id,
         "task_path": spec.task_path,
-        "args": _json_text(list(spec.args), "args"),
-        "kwargs": _json_text(spec.kwargs, "kwargs"),
+        "args": args,
+        "kwargs": kwargs,
         "priority": priority,
         "status": Status.SCHEDULED if run_after > now else Status.QUEUED,
         "max_attempts": _limit(spec.max_attempts, "max_attempts", bounds.MAX_ATTEMPTS)
@@ -135,6 +137,7 @@ def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
         "updated_at": now,
         "meta": _json_text(meta, "meta"),
     }
+    # Sealed first: an encrypted job's sealed text is what ``offload.Writing`` may store.
     return encryption.seal_row(fields, task, queue)
 
 
@@ -157,21 +160,26 @@ def enqueue(spec: JobSpec) -> tuple[Job, bool]:
         return existing, False
     engine = get_engine()
     (counted,) = _enqueued_counts([fields], queue.name, now)
+    # Large arguments go to the payload storage first, outside any transaction; a failed
+    # insert deletes the object again (queues.offload).
+    writing = offload.Writing()
+    row = writing.arguments(fields)
     # One statement needs no transaction of its own, except a savepoint when a duplicate
-    # key may fail it inside the caller's transaction.
-    guard = not engine.insert_job_is_one_statement or (
-        spec.idempotency_key is not None and transaction.get_connection().in_atomic_block
+    # key may fail it inside the caller's transaction, or a ledger row goes with it.
+    guard = (
+        row is not fields
+        or not engine.insert_job_is_one_statement
+        or (spec.idempotency_key is not None and transaction.get_connection().in_atomic_block)
     )
     try:
-        with transaction.atomic() if guard else nullcontext():
-            job_id = engine.insert_job(fields, counted)
+        with writing, transaction.atomic() if guard else nullcontext():
+            job_id = engine.insert_job(row, counted)
+            writing.record([row], [job_id])
     except IntegrityError:
         if existing := _existing(queue.id, spec.idempotency_key):
             return existing, False
         raise
-    job = Job(
-        id=job_id, **{**fields, **{name: json.loads(fields[name]) for name in ("args", "kwargs", "meta")}}
-    )
+    job = Job(id=job_id, **{**row, **{name: json.loads(row[name]) for name in ("args", "kwargs", "meta")}})
     job.queue = queue
     job._state.adding = False
     return job, True
@@ -195,7 +203,11 @@ def enqueue_many(
     for row in rows:
         if row["idempotency_key"] is not None:
             keyed[row["queue_id"]].add(row["idempotency_key"])
-    with transaction.atomic():
+    # Large arguments go to the payload storage before the transaction; the objects of
+    # rows not inserted (duplicates, or every row if the batch fails) are deleted again.
+    writing = offload.Writing()
+    rows = writing.rows(rows)
+    with writing, transaction.atomic():
         found: dict[tuple[int, str], int] = {}
         for queue_id, keys in keyed.items():
             existing = Job.objects.filter(queue_id=queue_id, idempotency_key__in=keys)
@@ -216,6 +228,7 @@ def enqueue_many(
         ids: list[int] = []
         for start in range(0, len(new), batch_size):
             ids += engine.insert_jobs(new[start : start + batch_size])
+        writing.record(new, ids)
         engine.upsert_minute_stats(
             [
                 count

@@ -222,5 +222,6 @@ def prune_finished(batch_size: int | None = None) -> int:
         )
     ids = list(Job.objects.filter(expired).order_by().values_list("id", flat=True)[:batch_size])
     if ids:
-        delete_job_rows(ids)
+        # The worker's payload janitor deletes their stored objects, off the worker's loop.
+        delete_job_rows(ids, objects_at_once=False)
     return len(ids)

@@ -8,7 +8,7 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
-from .. import encryption
+from .. import encryption, offload
 
 register = template.Library()
 
@@ -68,3 +68,16 @@ def payload(context: template.Context, text: str) -> str:
 def payload_result(context: template.Context, value: object) -> object:
     """A job's result, opened or "🔒 encrypted" as ``payload`` decides."""
     return encryption.shown_result(value, bool(context.get("reveal")))
+
+
+@register.simple_tag(takes_context=True)
+def stored(context: template.Context, job: object, part: str) -> dict | None:
+    """Where a job's offloaded ``arguments`` or ``result`` is (storage, name, size), else None.
+    ``hidden`` is "🔒 encrypted" for an encrypted job unless the page's ``reveal`` is set, as
+    ``payload`` decides: its content is then neither shown nor offered for download.
+    ``{% stored job "result" as where %}``."""
+    found = offload.references(job)[part]
+    if found is None:
+        return None
+    hidden = encryption.is_encrypted(job) and not context.get("reveal")
+    return {**found, "hidden": encryption.HIDDEN if hidden else ""}

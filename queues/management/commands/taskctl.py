@@ -94,7 +94,13 @@ class Command(BaseCommand):
         _viewer(jlist)
         for action in ("show", "cancel", "retry"):
             jsub.add_parser(action, parents=[common]).add_argument("id")
+        jpayload = jsub.add_parser(
+            "payload", parents=[common], help="Print a job's arguments or result as JSON, offloaded or not."
+        )
+        jpayload.add_argument("id")
+        jpayload.add_argument("part", choices=["arguments", "result"])
         _viewer(jsub.choices["show"])
+        _viewer(jpayload)
 
         dlq = sub.add_parser("dlq", help="List, replay, delete dead letters.")
         dsub = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")

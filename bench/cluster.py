@@ -31,7 +31,7 @@ from tests import servers
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-STATUS_CELL = re.compile(r'id="job-(\d+)-status" class="status status-(\w+)"')
+STATUS_CELL = re.compile(r'(?:id|data-cell)="job-(\d+)-status" class="status status-(\w+)"')
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -240,7 +240,7 @@ def log_in(base_url: str, username: str, password: str, context: Any = None) -> 
 
 
 class StatusWatch:
-    """A console WebSocket on the jobs page showing ``rows``; records each job's latest status.
+    """A console WebSocket on the jobs page listing ``rows``; records each job's latest status.
 
     It connects like a browser: with the staff session cookie and an Origin of the
     site. Messages are read on a thread until ``close``.
@@ -250,8 +250,9 @@ class StatusWatch:
         from websockets.sync.client import connect
 
         rows = sorted(rows)
-        top = max(rows, default=0)
-        query = urllib.parse.urlencode({"page": "jobs", "top": top, "rows": ",".join(map(str, rows))})
+        # As the jobs page opens it: the range of ids its list drew.
+        oldest, newest = (rows[0], rows[-1]) if rows else (0, 0)
+        query = urllib.parse.urlencode({"page": "jobs", "oldest": oldest, "newest": newest})
         self.status: dict[int, str] = {}
         self.first_seen: dict[tuple[int, str], float] = {}
         self.messages = 0

@@ -39,6 +39,7 @@ from .states import Status
 RESULT_STATUS = {
     Status.SCHEDULED: TaskResultStatus.READY,
     Status.QUEUED: TaskResultStatus.READY,
+    Status.RESERVED: TaskResultStatus.READY,  # claimed by a worker, its code not started
     Status.RUNNING: TaskResultStatus.RUNNING,
     Status.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
     Status.DEAD: TaskResultStatus.FAILED,

@@ -156,6 +156,7 @@ QUEUE_COLUMNS = (
     "max_attempts",
     "timeout",
     "queued",
+    "reserved",
     "running",
 )
 
@@ -290,6 +291,7 @@ WORKER_COLUMNS = (
     "status",
     "queues",
     "concurrency",
+    "reserved",
     "running",
     "jobs_done",
     "jobs_failed",

@@ -6,10 +6,11 @@ timeout (or cancelled) can really be stopped: the parent kills the child and
 starts a new one.
 
 Round trips are what cost, so the parent claims in batches: up to ``prefetch``
-claimed jobs wait in a local backlog (leased like running ones), and outcomes are
-gathered for a few milliseconds and written in one batch. With a backlog, each
-child also gets a few small jobs queued in its pipe, so it keeps working while the
-parent is busy with the database.
+claimed jobs wait in a local backlog as ``reserved`` (leased, not started), and
+outcomes are gathered for a few milliseconds and written in one batch. A job goes
+only to an idle child, and is marked running (``lifecycle.start``) as it goes: no
+job ever waits behind another in a busy child's pipe, and its ``started_at`` and
+timeout count from there.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from django.utils import timezone
 from . import lifecycle, logs, quarantine, scheduler, values
 from .autoscale import Autoscaler
 from .conf import conf
-from .exceptions import WorkerChildDied, WorkerLost, WorkerShutdown, error_path
-from .execution import Assignment, Report, Skip, child_main
+from .exceptions import WorkerChildDied, WorkerShutdown, error_path
+from .execution import Assignment, Report, child_main
 from .models import Worker as WorkerRow
 from .states import Outcome
 from .wakeup import Listener
@@ -44,24 +45,17 @@ logger = logging.getLogger("queues.worker")
 DB_ERRORS = (db.OperationalError, db.InterfaceError)
 FLUSH_AFTER = 0.005  # seconds an outcome may wait to share a write with others
 FLUSH_BATCH = 200  # ... or this many outcomes, whichever comes first
-PIPELINE_DEPTH = 4  # jobs sent ahead to one child, when prefetching
-PIPELINE_BYTES = 8192  # only jobs this small go ahead, so a send never blocks on a busy child
 
 
 @dataclass
 class Slot:
-    """One child process and the jobs sent to it: the first is running, the rest wait."""
+    """One child process and the one job it runs, if any."""
 
     process: Any
     conn: Connection
-    jobs: deque[values.ClaimedJob] = field(default_factory=deque)
+    job: values.ClaimedJob | None = None
     started_at: datetime | None = None  # of the running job
     deadline: float = math.inf
-    skipping: set[int] = field(default_factory=set)  # withdrawn, awaiting the child's word
-
-    @property
-    def job(self) -> values.ClaimedJob | None:
-        return self.jobs[0] if self.jobs else None
 
 
 @dataclass
@@ -155,6 +149,7 @@ class Worker:
                 if self.withdrawn:
                     lifecycle.release(self.id, self.withdrawn)
                     self.withdrawn = []
+                self._dispatch()
             except DB_ERRORS as exc:
                 self._back_off(f"database error: {exc}")
                 continue
@@ -166,7 +161,6 @@ class Worker:
                 continue
             self.db_backoff = 0.0
             self._autoscale(now)
-            self._dispatch()
             idle = not (self.busy_slots() or self.backlog or self.pending or self.more_waiting)
             if self.burst and idle:
                 break
@@ -189,7 +183,7 @@ class Worker:
         # Attempts stopped mid-run are recorded, so a second run of their job is explained.
         cut = [
             values.Finished(
-                job=slot.jobs[0],
+                job=slot.job,
                 outcome=Outcome.LOST,
                 started_at=slot.started_at or cut_at,
                 finished_at=cut_at,
@@ -203,8 +197,7 @@ class Worker:
             self._stop_child(slot)
         try:
             self._flush(force=True)
-            waiting = [job.id for slot in unfinished for job in list(slot.jobs)[1:]]
-            waiting += [job.id for job in self.backlog] + self.withdrawn
+            waiting = [job.id for job in self.backlog] + self.withdrawn
             returned = len(lifecycle.requeue_cut(self.id, cut))
             if waiting:
                 returned += lifecycle.release(self.id, waiting)
@@ -267,36 +260,42 @@ class Worker:
         return max(0, self.concurrency + self.prefetch - len(self.busy_slots()) - len(self.backlog))
 
     def _dispatch(self) -> None:
-        """Hand backlog jobs to idle children, then queue small ones behind running jobs."""
-        depth = PIPELINE_DEPTH if self.prefetch else 1
-        for level in range(depth):
-            for slot in self.slots:
-                if not self.backlog:
-                    return
-                if len(slot.jobs) == level and (level == 0 or self.backlog[0].size <= PIPELINE_BYTES):
-                    self._send(slot, self.backlog.popleft())
+        """Hand backlog jobs to idle children only, marking them running in one write.
+
+        A job the write no longer finds reserved for this worker (cancelled or recovered
+        while it waited) is dropped unstarted.
+        """
+        idle = [slot for slot in self.slots if slot.job is None]
+        if not idle or not self.backlog:
+            return
+        jobs = [self.backlog.popleft() for _ in range(min(len(idle), len(self.backlog)))]
+        at = timezone.now()
+        try:
+            started = lifecycle.start(self.id, [job.id for job in jobs], at)
+        except BaseException:
+            self.backlog.extendleft(reversed(jobs))  # still reserved: the next round tries again
+            raise
+        for job in jobs:
+            if job.id in started:
+                self._send(idle.pop(0), job, at)
+            else:
+                logger.info(
+                    "job %s is no longer held by this worker (cancelled or recovered); not started",
+                    job.id,
+                    extra=logs.job_fields(job, self.id),
+                )
 
     def _withdraw_waiting(self) -> None:
-        """On shutdown, jobs not started yet go back to the queue at once."""
+        """On shutdown, reserved jobs not started yet go back to the queue at once."""
         self.withdrawn += [job.id for job in self.backlog]
         self.backlog.clear()
-        for slot in self.busy_slots():
-            for job in list(slot.jobs)[1:]:
-                if job.id not in slot.skipping:
-                    slot.skipping.add(job.id)
-                    slot.conn.send(Skip(job.id))
 
-    def _send(self, slot: Slot, job: values.ClaimedJob) -> None:
-        if not slot.jobs:
-            self._start(slot, job, timezone.now())
-        slot.jobs.append(job)
+    def _send(self, slot: Slot, job: values.ClaimedJob, at: datetime) -> None:
+        """Give an idle child its job; the timeout clock starts now, with the job's code."""
+        slot.job, slot.started_at, slot.deadline = job, at, time.monotonic() + job.timeout
         slot.conn.send(
             Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name)
         )
-
-    def _start(self, slot: Slot, job: values.ClaimedJob, at: datetime) -> None:
-        """The timeout clock of a job starts when its child takes it up."""
-        slot.started_at, slot.deadline = at, time.monotonic() + job.timeout
 
     def _waitables(self, signal_fd: int) -> list[Any]:
         items: list[Any] = [signal_fd, *(slot.conn for slot in self.busy_slots())]
@@ -320,21 +319,18 @@ class Worker:
         finished_at = timezone.now()
         for slot in self.busy_slots():
             try:
-                while slot.jobs and slot.conn.poll():
+                if slot.conn.poll():
                     self._record(slot, finished_at, slot.conn.recv())
             except (EOFError, OSError):
                 self._child_died(slot)
 
     def _record(self, slot: Slot, finished_at: datetime, report: Report) -> None:
-        job = slot.jobs.popleft()
-        slot.skipping.discard(job.id)
-        assert slot.started_at is not None
-        if report.job_id != job.id:  # children answer in order; be loud if one does not
+        job = slot.job
+        assert job is not None and slot.started_at is not None
+        if report.job_id != job.id:  # a child runs one job at a time; be loud if not
             raise RuntimeError(f"child reported job {report.job_id} while running {job.id}")
-        if report.skipped:
-            self.withdrawn.append(job.id)
-        else:
-            self._add_pending(attempt_outcome(job, report, slot.started_at, finished_at))
+        self._add_pending(attempt_outcome(job, report, slot.started_at, finished_at))
+        slot.job, slot.started_at, slot.deadline = None, None, math.inf
         if report.ok and logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "job %s %s attempt %d succeeded",
@@ -343,7 +339,7 @@ class Worker:
                 job.attempt,
                 extra=logs.job_fields(job, self.id),
             )
-        elif not report.ok and not report.skipped:
+        elif not report.ok:
             logger.warning(
                 "job %s %s attempt %d failed: %s: %s",
                 job.id,
@@ -353,10 +349,6 @@ class Worker:
                 report.error_message,
                 extra=logs.job_fields(job, self.id),
             )
-        if slot.jobs:
-            self._start(slot, slot.jobs[0], finished_at)
-        else:
-            slot.started_at, slot.deadline = None, math.inf
 
     def _add_pending(self, finished: values.Finished) -> None:
         if not self.pending:
@@ -382,13 +374,12 @@ class Worker:
         now = time.monotonic()
         for slot in self.busy_slots():
             if now >= slot.deadline and slot.job is not None:
-                job = slot.job
                 self._kill(slot)
-                if slot.job is job:
-                    message = f"attempt ran past its timeout of {job.timeout}s and was stopped"
+                if slot.job is not None:
+                    message = f"attempt ran past its timeout of {slot.job.timeout}s and was stopped"
                     self._fail_slot(slot, error_path(TimeoutError), message, Outcome.TIMEOUT)
-                else:  # it finished just in time; whatever its child started next was cut
-                    self._interrupted(slot)
+                else:  # it finished just in time
+                    self._replace_child(slot)
 
     def _child_died(self, slot: Slot) -> None:
         code = slot.process.exitcode
@@ -399,19 +390,10 @@ class Worker:
         message = f"the process running the job exited (code {code})"
         self._fail_slot(slot, error_path(WorkerChildDied), message, Outcome.FAILED)
 
-    def _interrupted(self, slot: Slot) -> None:
-        """A killed child may have just started the job now at the head: count that attempt."""
-        if slot.job is None:
-            self._replace_child(slot)
-        else:
-            message = "interrupted: its process was stopped for the job before it"
-            self._fail_slot(slot, error_path(WorkerLost), message, Outcome.LOST)
-
     def _fail_slot(self, slot: Slot, error_type: str, message: str, outcome: Outcome) -> None:
-        """The running job failed with its child: record it; jobs queued behind it never started."""
-        job = slot.jobs.popleft()
-        assert slot.started_at is not None
-        self.backlog.extendleft(reversed(slot.jobs))
+        """The running job failed with its child: record it, and start a fresh child."""
+        job = slot.job
+        assert job is not None and slot.started_at is not None
         logger.warning(
             "job %s %s attempt %d: %s",
             job.id,
@@ -435,19 +417,17 @@ class Worker:
     def _replace_child(self, slot: Slot) -> None:
         fresh = self._spawn()
         slot.process, slot.conn = fresh.process, fresh.conn
-        slot.jobs.clear()
-        slot.skipping.clear()
-        slot.started_at, slot.deadline = None, math.inf
+        slot.job, slot.started_at, slot.deadline = None, None, math.inf
 
     def _kill(self, slot: Slot) -> None:
-        """Stop the child, then read what it reported before dying: only the job left at
-        the head afterwards can have been cut, and the jobs behind it never started."""
+        """Stop the child, then read what it reported before dying: if its job finished
+        just in time, that outcome is recorded and ``slot.job`` is None afterwards."""
         if slot.process.is_alive():
             os.kill(slot.process.pid, signal.SIGKILL)
         slot.process.join(5)
         finished_at = timezone.now()
         try:
-            while slot.jobs and slot.conn.poll():
+            if slot.job is not None and slot.conn.poll():
                 self._record(slot, finished_at, slot.conn.recv())
         except (EOFError, OSError):
             pass
@@ -493,32 +473,21 @@ class Worker:
                 logger.info("pruned %d finished jobs past their retention", pruned)
 
     def _heartbeat(self) -> None:
-        running = {job.id: job.attempt for slot in self.slots for job in slot.jobs}
-        running.update((job.id, job.attempt) for job in self.backlog)
+        held_here = [slot.job for slot in self.busy_slots()] + list(self.backlog)
         lifecycle.heartbeat(self.id)
-        held = lifecycle.renew_leases(self.id, running)
+        held = lifecycle.renew_leases(self.id, {job.id: job.attempt for job in held_here if job})
         lifecycle.count_work(self.id, *self.unreported)
         self.unreported = [0, 0]
         self.backlog = deque(job for job in self.backlog if job.id in held)
         for slot in self.busy_slots():
-            for job in list(slot.jobs)[1:]:
-                if job.id not in held and job.id not in slot.skipping:  # not started: skip it
-                    slot.skipping.add(job.id)
-                    slot.conn.send(Skip(job.id))
             if slot.job is not None and slot.job.id not in held:
-                job = slot.job
                 logger.warning(
                     "job %s is no longer held by this worker (cancelled or recovered); stopping it",
-                    job.id,
-                    extra=logs.job_fields(job, self.id),
+                    slot.job.id,
+                    extra=logs.job_fields(slot.job, self.id),
                 )
-                self._kill(slot)
-                if slot.job is not job:  # it finished meanwhile (its outcome will be refused)
-                    self._interrupted(slot)
-                    continue
-                waiting = [other for other in list(slot.jobs)[1:] if other.id in held]
+                self._kill(slot)  # had it finished meanwhile, its outcome will be refused
                 self._replace_child(slot)
-                self.backlog.extendleft(reversed(waiting))
 
     def _back_off(self, trouble: str) -> None:
         self.db_backoff = min(max(self.db_backoff * 2, 0.5), 10.0)

@@ -8,7 +8,7 @@ from queues import lifecycle
 from queues.models import Worker
 
 from .api import ApiClient
-from .factories import make_job
+from .factories import make_job, start_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def api() -> ApiClient:
 def test_workers_lists_each_worker_with_its_running_jobs(api):
     lifecycle.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=2))
     make_job()
-    lifecycle.claim("w1", None, 1)
+    start_claimed("w1", None, 1)
     (worker,) = api.get("/workers").json()
     assert (worker["id"], worker["status"], worker["running"]) == ("w1", "alive", 1)
 

@@ -13,7 +13,7 @@ from queues.console import paging
 from queues.models import Job, MinuteStat, Worker
 
 from .console_helpers import client_for, make_operator, make_user, make_viewer
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, start_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_a_job_page_escapes_arguments():
 
 def test_a_job_page_shows_each_attempt_with_its_traceback():
     job = make_job()
-    (claimed,) = lifecycle.claim("w", None, 1)
+    (claimed,) = start_claimed("w", None, 1)
     failed = values.Finished(
         claimed,
         "failed",

@@ -17,7 +17,7 @@ from queues.states import Status
 
 from .api import ApiClient
 from .console_helpers import make_operator, make_user, make_viewer
-from .factories import make_job, make_queue, make_token
+from .factories import make_job, make_queue, make_token, start_claimed
 from .processes import ROOT, child_env
 
 
@@ -34,7 +34,7 @@ def taskctl_json(*args: str):
 def dead_job(queue: str = "default") -> Job:
     """A job that failed for good; make it before any other job of its queue."""
     job = make_job("tests.tasks.fail", queue=queue)
-    (claimed,) = lifecycle.claim("w", [queue], 1)
+    (claimed,) = start_claimed("w", [queue], 1)
     now = timezone.now()
     lifecycle.finish("w", [values.Finished(claimed, "failed", now, now, error_type="E", retryable=False)])
     return job
@@ -158,7 +158,7 @@ class TestInProcess:
     def test_dlq_list_filters_by_the_class_path_of_taskwebs_own_errors(self):
         make_queue("default", max_attempts=1)
         lost = make_job()
-        lifecycle.claim("w", None, 1)
+        start_claimed("w", None, 1)
         Job.objects.filter(pk=lost.pk).update(lease_expires_at=timezone.now())
         lifecycle.recover_lost()
         dead_job()

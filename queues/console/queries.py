@@ -21,6 +21,7 @@ from .counts import EXACT_UP_TO, Count, capped_counts, estimate, table_estimates
 SHOWN_STATUSES = (
     Status.SCHEDULED,
     Status.QUEUED,
+    Status.RESERVED,
     Status.RUNNING,
     Status.SUCCEEDED,
     Status.DEAD,
@@ -149,6 +150,7 @@ def throughput(queue_names: list[str] | None = None, now: datetime | None = None
 @dataclass
 class WorkerRow:
     worker: Worker
+    reserved: int  # claimed by it, code not started
     running: int
     heartbeat_age: float
 
@@ -158,12 +160,21 @@ def worker_rows(now: datetime | None = None) -> list[WorkerRow]:
     workers = Worker.objects.exclude(
         status__in=[WorkerStatus.STOPPED, WorkerStatus.LOST], last_heartbeat__lt=now - RECENT_WORKERS
     )
-    running = dict(
-        Job.objects.running().values("worker_id").annotate(n=DbCount("id")).values_list("worker_id", "n")
-    )
+    held = {
+        (worker_id, status): n
+        for worker_id, status, n in Job.objects.held()
+        .values("worker_id", "status")
+        .annotate(n=DbCount("id"))
+        .values_list("worker_id", "status", "n")
+    }
     order = {WorkerStatus.ALIVE: 0, WorkerStatus.LOST: 1, WorkerStatus.STOPPED: 2}
     rows = [
-        WorkerRow(w, running.get(w.id, 0), max((now - w.last_heartbeat).total_seconds(), 0.0))
+        WorkerRow(
+            w,
+            held.get((w.id, Status.RESERVED), 0),
+            held.get((w.id, Status.RUNNING), 0),
+            max((now - w.last_heartbeat).total_seconds(), 0.0),
+        )
         for w in workers
     ]
     rows.sort(key=lambda row: (order.get(row.worker.status, 3), row.worker.hostname, row.worker.pid))

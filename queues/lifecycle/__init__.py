@@ -1,14 +1,15 @@
 """Every write of jobs, queues, dead letters and workers: the one owner of their lifecycle.
 
 Split by who asks: ``enqueue`` (producers), ``leases`` (workers and TCP clients:
-claims, renewals, hand-backs), ``outcomes`` (how attempts end), ``operator`` (cancel,
-retry, replay, delete), ``queues`` (create, configure, pause, purge, delete),
-``workers`` (the registry) and ``maintenance`` (recovery, promotion, quarantine,
-pruning). Every door calls these, never the models' own writes.
+claims, starts, renewals), ``handback`` (held jobs back to their queue), ``outcomes``
+(how attempts end), ``operator`` (cancel, retry, replay, delete), ``queues`` (create,
+configure, pause, purge, delete), ``workers`` (the registry) and ``maintenance``
+(recovery, promotion, quarantine, pruning). Every door calls these, never the models' own writes.
 """
 
 from .enqueue import enqueue, enqueue_many, stored_arguments
-from .leases import claim, release, renew_leases, report_progress, requeue_cut
+from .handback import release, requeue_cut
+from .leases import claim, renew_leases, report_progress, start
 from .maintenance import promote_due, prune_finished, quarantine_job, recover_lost, sweep_unreadable
 from .operator import cancel, delete_jobs, replay, replay_many, retry
 from .outcomes import finish
@@ -20,5 +21,5 @@ __all__ = [
     "enqueue", "enqueue_many", "finish", "get_queue", "heartbeat", "lease_duration", "promote_due",
     "prune_finished", "purge_queue", "quarantine_job", "recover_lost", "register_worker", "release",
     "renew_leases", "replay", "replay_many", "report_progress", "requeue_cut", "retry", "set_concurrency",
-    "set_paused", "stop_worker", "stored_arguments", "sweep_unreadable", "update_queue",
+    "set_paused", "start", "stop_worker", "stored_arguments", "sweep_unreadable", "update_queue",
 ]  # fmt: skip

@@ -25,11 +25,11 @@ from django.utils import timezone
 
 from . import lifecycle, registry, values
 from .compat import TaskResult
-from .execution import Assignment, run
 from .models import Job
 from .models import Worker as WorkerRow
+from .runner import attempt_outcome
+from .runner.child import Assignment, run
 from .states import Outcome, Status
-from .worker import attempt_outcome
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,21 @@ def test_workers_lists_each_worker_with_its_running_jobs(api):
     assert (worker["id"], worker["status"], worker["running"]) == ("w1", "alive", 1)
 
 
+def test_workers_count_the_jobs_each_has_reserved_apart_from_those_it_runs(api):
+    lifecycle.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=1))
+    make_job(), make_job(), make_job()
+    start_claimed("w1", None, 1)
+    lifecycle.claim("w1", None, 2)
+    (worker,) = api.get("/workers").json()
+    assert (worker["reserved"], worker["running"]) == (2, 1)
+
+
+def test_a_reserved_job_reads_as_reserved(api):
+    job = make_job()
+    lifecycle.claim("w1", None, 1)
+    assert api.get(f"/jobs/{job.pk}").json()["status"] == "reserved"
+
+
 def test_workers_filter_by_status(api):
     lifecycle.register_worker(Worker(id="w1", hostname="h", pid=1, concurrency=1))
     lifecycle.stop_worker("w1")

@@ -19,10 +19,10 @@ from typing import Any
 
 from django import db
 
-from . import logs, progress, registry, storable, tracing
-from .compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
-from .exceptions import InvalidJob, NonRetryable, ResultNotSerialisable, TaskImportError, error_path
-from .models import Job
+from .. import logs, progress, registry, storable, tracing
+from ..compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
+from ..exceptions import InvalidJob, NonRetryable, ResultNotSerialisable, TaskImportError, error_path
+from ..models import Job
 
 PR_SET_PDEATHSIG = 1
 

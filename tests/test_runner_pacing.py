@@ -35,3 +35,11 @@ def test_nothing_is_claimed_while_the_backlog_covers_the_idle_children_and_half_
     pacer = Pacer(concurrency=2, fixed=100)
     assert pacer.room(idle=1, backlog=60) == 0
     assert pacer.room(idle=1, backlog=40) == 61
+
+
+def test_slow_claims_make_the_backlog_deeper():
+    fast, slow = Pacer(concurrency=2), Pacer(concurrency=2)
+    for pacer, claim_seconds in ((fast, 0.001), (slow, 0.05)):
+        pacer.claimed(claim_seconds)
+        pacer.finished(0.01)
+    assert (fast.ahead(), slow.ahead()) == (10, 40)

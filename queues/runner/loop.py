@@ -223,7 +223,9 @@ class Worker:
         free = self._room()
         if not free or not (self.more_waiting or now >= self.next_poll):
             return
+        began = time.monotonic()
         jobs = lifecycle.claim(self.id, self.queues, free)
+        self.pacer.claimed(time.monotonic() - began)
         self.more_waiting = len(jobs) == free
         if jobs:
             self.poll_delay = conf.QUEUES_POLL_MIN

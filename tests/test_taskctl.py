@@ -197,6 +197,17 @@ class TestInProcess:
         lifecycle.register_worker(Worker(id="w9", hostname="h", pid=1, concurrency=1))
         assert [w["id"] for w in taskctl_json("workers")] == ["w9"]
 
+    def test_workers_table_shows_reserved_and_running_jobs(self):
+        from queues.models import Worker
+
+        lifecycle.register_worker(Worker(id="w9", hostname="h", pid=1, queues=["default"], concurrency=1))
+        make_job(), make_job()
+        start_claimed("w9", None, 1)
+        lifecycle.claim("w9", None, 1)
+        header, row = taskctl("workers").splitlines()[:2]
+        columns = dict(zip(header.lower().split(), row.split(), strict=False))
+        assert (columns["reserved"], columns["running"]) == ("1", "1")
+
     def test_schedules_list(self):
         Schedule.objects.create(
             name="nightly", cron="0 3 * * *", task_path="tests.tasks.noop", queue=make_queue()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import pytest
 
 from queues import lifecycle
@@ -20,10 +22,15 @@ def runner(**options) -> Runner:
     return Runner(queues=None, concurrency=2, burst=True, listen=False, in_process=True, **options)
 
 
+def run(loop: Runner) -> None:
+    """Run the loop in a copy of this context: the worker's log context stays with it."""
+    contextvars.copy_context().run(loop.run)
+
+
 def test_a_burst_run_drains_every_due_job_and_records_its_outcome():
     results = [tasks.add.enqueue(i, i) for i in range(30)]
     failing = tasks.fail.enqueue()
-    runner().run()
+    run(runner())
     assert [tasks.add.get_result(r.id).return_value for r in results] == [2 * i for i in range(30)]
     assert Job.objects.get(pk=failing.id).status == Status.SCHEDULED, "retried after its back-off"
     assert Attempt.objects.filter(outcome=Outcome.SUCCEEDED).count() == 30
@@ -43,7 +50,7 @@ def test_every_attempt_started_in_an_idle_slot_and_was_marked_running_first():
         original(pool, slot, assignment)
 
     loop.pool.send = watch.__get__(loop.pool)
-    loop.run()
+    run(loop)
     assert sent == [Status.RUNNING], "started (and its timeout clock running) when it reached its slot"
 
 
@@ -58,6 +65,6 @@ def test_a_job_cancelled_while_reserved_is_dropped_unstarted():
             lifecycle.cancel(claimed.id)
 
     loop._claim = claim_then_cancel
-    loop.run()
+    run(loop)
     assert Job.objects.get(pk=job.id).status == Status.CANCELLED
     assert not Attempt.objects.exists()

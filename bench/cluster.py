@@ -174,8 +174,9 @@ class WebNode(Process):
     """``daphne taskweb.asgi:application`` on the port the kernel gave it (``-p 0``), read from
     its own log and proven to be its own, so no other server is ever taken for it."""
 
-    def __init__(self, database_url: str, log_dir: Path, **env: str) -> None:
-        argv = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "taskweb.asgi:application"]
+    def __init__(self, database_url: str, log_dir: Path, *options: str, **env: str) -> None:
+        """``options`` are daphne's own (``--proxy-headers``, as the systemd unit runs it)."""
+        argv = [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", *options, "taskweb.asgi:application"]
         super().__init__(argv, environment(database_url, **env), log_dir, "web")
         try:
             self.port = servers.logged_port(self.proc, self.log_path, servers.DAPHNE_LISTENING, "daphne")
@@ -195,27 +196,46 @@ class WebNode(Process):
             return 0
 
 
-def log_in(base_url: str, username: str, password: str, context: Any = None) -> str:
-    """Log in through the console's login form (CSRF included); the Cookie header to reuse.
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a login's 302 is the answer: report it rather than follow it
+
+
+def try_log_in(
+    base_url: str, username: str, password: str, context: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str]]:
+    """Fill in the console's login form (CSRF included) as a browser would: the status the
+    POST answers (302 when logged in, 200 for a wrong password, 429 when locked out) and the
+    cookies the site set. ``headers`` go with both requests (e.g. an X-Forwarded-For).
 
     ``context`` is the SSL context for an https:// site (e.g. one trusting a test certificate).
     """
+    headers = headers or {}
     jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(jar), urllib.request.HTTPSHandler(context=context)
-    )
-    opener.open(f"{base_url}/login/", timeout=15).read()
+    cookies, https = urllib.request.HTTPCookieProcessor(jar), urllib.request.HTTPSHandler(context=context)
+    opener = urllib.request.build_opener(cookies, https, _KeepRedirects())
+    opener.open(urllib.request.Request(f"{base_url}/login/", headers=headers), timeout=15).read()
     csrf = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
     form = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": csrf})
     request = urllib.request.Request(
         f"{base_url}/login/",
         data=form.encode(),
-        headers={"Origin": base_url, "Referer": f"{base_url}/login/"},
+        headers={**headers, "Origin": base_url, "Referer": f"{base_url}/login/"},
     )
-    opener.open(request, timeout=15).read()
-    cookies = {cookie.name: cookie.value for cookie in jar}
+    try:
+        with opener.open(request, timeout=15) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        exc.close()
+    return status, {cookie.name: cookie.value for cookie in jar}
+
+
+def log_in(base_url: str, username: str, password: str, context: Any = None) -> str:
+    """Log in through the console's login form; the Cookie header to reuse."""
+    status, cookies = try_log_in(base_url, username, password, context)
     if "sessionid" not in cookies:
-        raise RuntimeError(f"logging in as {username!r} at {base_url} gave no session")
+        raise RuntimeError(f"logging in as {username!r} at {base_url} gave no session (HTTP {status})")
     return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
 

@@ -35,6 +35,8 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from queues import lifecycle  # noqa: E402
+from queues.console import render  # noqa: E402
+from queues.console.events import DEAD, JOBS, OVERVIEW, WORKERS, job_topic, queue_topic  # noqa: E402
 from queues.console.ticks import Tick  # noqa: E402
 from queues.models import DeadLetter, Job, Queue, Worker  # noqa: E402
 
@@ -177,9 +179,9 @@ def live_tick(changes: int, repeat: int, recount: bool) -> list[tuple[float, flo
     or when a worker comes or goes), which also re-reads the oldest waiting jobs.
     """
     job_id = Job.objects.order_by("-id").values_list("id", flat=True).first()
-    topics = {"overview", "workers", "jobs", "dead", f"job.{job_id}", *(f"queue.{q}" for q in QUEUES)}
+    topics = {OVERVIEW, WORKERS, JOBS, DEAD, job_topic(job_id), *(queue_topic(q) for q in QUEUES)}
     tick = Tick()
-    tick.run(topics, set(topics), set())
+    tick.run(topics, set(topics))
     results = []
     for _ in range(repeat):
         with connection.cursor() as cursor:  # a burst of worker activity: claims and finishes
@@ -194,7 +196,8 @@ def live_tick(changes: int, repeat: int, recount: bool) -> list[tuple[float, flo
         timer = DbTimer()
         started = time.perf_counter()
         with connection.execute_wrapper(timer):
-            tick.run(topics, set(), set())
+            for update in tick.run(topics, set()):
+                render.shared(update)  # the fragments every socket of a topic shares
         results.append((timer.seconds * 1000, (time.perf_counter() - started) * 1000, timer.queries))
         time.sleep(0.5)
     return results

@@ -23,8 +23,9 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import auth_tokens, bounds, cron, lifecycle, registry, rules, storable, values
+from . import auth_tokens, bounds, cron, lifecycle, rules, storable, values
 from .exceptions import InvalidJob, QueueConflict, TaskwebError
+from .filters import queue_choices, task_choices
 from .models import (
     ApiToken,
     Attempt,
@@ -100,14 +101,6 @@ def _running_refusals(jobs: QuerySet[Job]) -> list[str]:
     ]
 
 
-def _task_choices() -> list[tuple[str, str]]:
-    return [(path, path) for path in registry.registered_tasks()]
-
-
-def _queue_choices() -> list[tuple[str, str]]:
-    return [(name, name) for name in Queue.objects.values_list("name", flat=True)]
-
-
 def _json_field(value: str, kind: type, name: str) -> Any:
     try:
         parsed = storable.loads(value or ("[]" if kind is list else "{}"))
@@ -146,7 +139,9 @@ class StorableJSONField(forms.JSONField):
 
 @admin.register(Queue)
 class QueueAdmin(LifecycleDeletes):
-    list_display = ("name", "paused", "concurrency", "rate_limit", "max_attempts", "timeout", "retention")
+    list_display = (
+        "name", "paused", "concurrency", "rate_limit", "max_attempts", "timeout", "retention", "encrypt",
+    )  # fmt: skip
     list_filter = ("paused",)
     search_fields = ("name",)
     actions = ("pause", "resume", "purge")
@@ -208,8 +203,8 @@ class QueueAdmin(LifecycleDeletes):
 class JobSubmitForm(forms.ModelForm):
     """Enqueue a job: a registered task, a queue, and JSON arguments checked before saving."""
 
-    task = forms.ChoiceField(choices=_task_choices)
-    queue_name = forms.ChoiceField(label="Queue", choices=_queue_choices)
+    task = forms.ChoiceField(choices=task_choices)
+    queue_name = forms.ChoiceField(label="Queue", choices=queue_choices)
     args_json = forms.CharField(
         label="Args",
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -459,7 +454,7 @@ class WorkerAdmin(ReadOnlyAdmin):
 
 
 class ScheduleForm(forms.ModelForm):
-    task_path = forms.ChoiceField(label="Task", choices=_task_choices)
+    task_path = forms.ChoiceField(label="Task", choices=task_choices)
 
     class Meta:
         model = Schedule

@@ -9,8 +9,8 @@ class QueuesConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, declared, quarantine, registry  # noqa: F401  (importing checks registers them)
-        from .lifecycle.maintenance import sweep_unreadable
+        from .lifecycle.maintenance import sweep_every_table
 
         registry.discover()
-        quarantine.sweeper = sweep_unreadable
+        quarantine.sweeper = sweep_every_table
         post_migrate.connect(declared.create_after_migrate, sender=self)

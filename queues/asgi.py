@@ -21,6 +21,6 @@ def with_console(http: ASGIApplication, websocket: ASGIApplication | None = None
     # at the top of asgi.py, before get_asgi_application() has set Django up.
     from channels.routing import ProtocolTypeRouter
 
-    from .routing import ConsoleSocketRouter
+    from .console.routing import ConsoleSocketRouter
 
     return ProtocolTypeRouter({"http": http, "websocket": ConsoleSocketRouter(other=websocket)})

@@ -19,7 +19,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from . import lifecycle, registry, values
+from . import encryption, lifecycle, registry, values
 from .compat import (
     DEFAULT_TASK_BACKEND_ALIAS,
     BaseTaskBackend,
@@ -35,11 +35,13 @@ from .compat import (
 from .exceptions import InvalidJob
 from .models import Job
 from .states import Status
+from .workflows import Signature, step
 
 RESULT_STATUS = {
     Status.SCHEDULED: TaskResultStatus.READY,
     Status.QUEUED: TaskResultStatus.READY,
     Status.RESERVED: TaskResultStatus.READY,  # claimed by a worker, its code not started
+    Status.BLOCKED: TaskResultStatus.READY,
     Status.RUNNING: TaskResultStatus.RUNNING,
     Status.SUCCEEDED: TaskResultStatus.SUCCESSFUL,
     Status.DEAD: TaskResultStatus.FAILED,
@@ -54,13 +56,16 @@ class QueueTask(Task):
     ``max_attempts`` and ``timeout`` (seconds) default to the queue's settings. An
     exception listed in ``no_retry_on`` (classes or dotted paths), like any
     ``queues.exceptions.NonRetryable``, sends the job to the dead letters at once.
-    ``idempotency_key`` is set per call with ``using(idempotency_key=...)``.
+    ``idempotency_key`` is set per call with ``using(idempotency_key=...)``. With
+    ``encrypt=True`` its jobs' arguments, result and errors are stored encrypted
+    (``queues.encryption``).
     """
 
     max_attempts: int | None = None
     timeout: int | None = None
     no_retry_on: tuple[type[BaseException] | str, ...] = ()
     idempotency_key: str | None = None
+    encrypt: bool = False
 
     def __post_init__(self) -> None:
         Task.__post_init__(self)
@@ -103,6 +108,10 @@ class QueueTask(Task):
         """Enqueue one job per (args, kwargs) pair with bulk inserts."""
         return self.get_backend().enqueue_many(self, calls)
 
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """This task with these arguments, as a workflow step (``queues.workflows``)."""
+        return step(self, *args, **kwargs)
+
     def is_retryable(self, exc: BaseException) -> bool:
         kinds = tuple(import_string(k) if isinstance(k, str) else k for k in self.no_retry_on)
         return not isinstance(exc, kinds)
@@ -135,7 +144,7 @@ class QueueBackend(BaseTaskBackend):
     supports_priority = True
     declares_queues = True  # its QUEUES exist without set-up (queues.declared)
 
-    def _spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> values.JobSpec:
+    def job_spec(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> values.JobSpec:
         """The job of one call, its arguments as the database will give them back. They go
         through the Tasks API's own normalisation (its TypeError or ValueError reaches the
         caller unchanged) and the lifecycle's check that every database can store them."""
@@ -156,11 +165,11 @@ class QueueBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
         """Insert the job in the caller's transaction; it exists only if that commits."""
         self.validate_task(task)
-        spec = self._spec(task, args, kwargs)
+        spec = self.job_spec(task, args, kwargs)
         with _as_invalid_task():
             job, created = lifecycle.enqueue(spec)
         result = (
-            self._new_result(task, job.pk, job.args, job.kwargs, job.enqueued_at)
+            self._new_result(task, job.pk, spec.args, spec.kwargs, job.enqueued_at)
             if created
             else self.to_result(job)
         )
@@ -171,7 +180,7 @@ class QueueBackend(BaseTaskBackend):
         self, task: Task, calls: Iterable[tuple[Sequence[Any], dict[str, Any]]]
     ) -> list[TaskResult]:
         self.validate_task(task)
-        specs = [self._spec(task, args, kwargs) for args, kwargs in calls]
+        specs = [self.job_spec(task, args, kwargs) for args, kwargs in calls]
         now = timezone.now()
         with _as_invalid_task():
             outcome = lifecycle.enqueue_many(specs, now=now)
@@ -214,7 +223,10 @@ class QueueBackend(BaseTaskBackend):
 
     def to_result(self, job: Job) -> TaskResult:
         """A TaskResult describing the job row as it is now (see the README for how
-        Taskweb's statuses and retries map onto the Tasks API's)."""
+        Taskweb's statuses and retries map onto the Tasks API's).
+
+        An encrypted job's arguments, result and tracebacks are decrypted with the keys in
+        the environment; without one that opens them, PayloadKeyError says which is missing."""
         history = list(job.attempt_history.all()) if job.attempts and job.pk else []
         worker_ids = [attempt.worker_id for attempt in history]
         if job.status == Status.RUNNING:
@@ -223,6 +235,7 @@ class QueueBackend(BaseTaskBackend):
         else:
             last_attempted_at = history[-1].started_at if history else None
         task = self._as_enqueued(registry.load(job.task_path), job)
+        args, kwargs = encryption.open_arguments(job.args, job.kwargs)
         result = TaskResult(
             task=task,
             id=str(job.pk),
@@ -231,18 +244,18 @@ class QueueBackend(BaseTaskBackend):
             started_at=job.started_at,
             finished_at=job.finished_at,
             last_attempted_at=last_attempted_at,
-            args=job.args,
-            kwargs=job.kwargs,
+            args=args,
+            kwargs=kwargs,
             backend=task.backend,
             errors=[
-                TaskError(exception_class_path=a.error_type, traceback=a.traceback)
+                TaskError(exception_class_path=a.error_type, traceback=encryption.opened_text(a.traceback))
                 for a in history
                 if a.error_type
             ],
             worker_ids=worker_ids,
         )
         if job.status == Status.SUCCEEDED:
-            object.__setattr__(result, "_return_value", job.result)
+            object.__setattr__(result, "_return_value", encryption.opened_result(job.result))
         return result
 
     def _as_enqueued(self, task: Task, job: Job) -> Task:

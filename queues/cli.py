@@ -17,10 +17,22 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import auth_tokens, bounds, lifecycle, scheduler, serializers, storable, values, webhooks
+from . import (
+    auth_tokens,
+    bounds,
+    encryption,
+    lifecycle,
+    rules,
+    scheduler,
+    serializers,
+    storable,
+    values,
+    webhooks,
+    workflow_data,
+)
 from .exceptions import InvalidJob, JobNotFound, JobStateError
-from .filters import dead_letters_matching
-from .models import ApiToken, DeadLetter, Job, Schedule
+from .filters import DeadLetterFilter, JobFilter
+from .models import ApiToken, DeadLetter, Job, Schedule, Workflow
 from .states import Status
 
 LIST_LIMIT = 50
@@ -33,6 +45,7 @@ class Answer:
     rows: list[dict[str, Any]] | None = None
     text: str = ""
     extra: list[str] = field(default_factory=list)  # lines printed after a table
+    note: str | None = None  # what the answer leaves out and why; printed to stderr, even with --json
 
 
 def render(answer: Answer, as_json: bool) -> str:
@@ -88,6 +101,23 @@ def json_option(text: str | None, what: str, kind: type) -> Any:
     if not isinstance(value, kind):
         raise InvalidJob(f"--{what} must be a JSON {'array' if kind is list else 'object'}.", what)
     return value
+
+
+def reveals(o: dict[str, Any]) -> bool:
+    """``--user NAME``: show encrypted payloads in the clear, when NAME may see them."""
+    name = o.get("user")
+    if not name:
+        return False
+    user = get_user_model().objects.filter(username=name).first()
+    if user is None:
+        raise InvalidJob(f"No user is named {name!r}.", "user")
+    if not rules.sees_payloads(user):
+        raise InvalidJob(
+            f"{name} may not see encrypted payloads: that needs the {rules.RULES['payload.view'].permission} "
+            "permission (and active staff status).",
+            "user",
+        )
+    return True
 
 
 def job_id(text: str) -> int:
@@ -208,19 +238,15 @@ def queues_delete(o: dict[str, Any]) -> Answer:
 
 
 def jobs_list(o: dict[str, Any]) -> Answer:
-    jobs = Job.objects.select_related("queue").order_by("-pk")
-    if o["queue"]:
-        jobs = jobs.filter(queue__name=o["queue"])
-    if o["status"]:
-        jobs = jobs.filter(status=o["status"])
-    if o["task"]:
-        jobs = jobs.filter(task_path=o["task"])
-    data = [serializers.job_out(job) for job in jobs[: o["limit"]]]
-    return Answer(data, columns=JOB_COLUMNS, rows=data)
+    wanted = JobFilter(queue=o["queue"], status=o["status"], task=o["task"], q=o["search"])
+    jobs = wanted.queryset(Job.objects.select_related("queue")).order_by("-pk")
+    reveal = reveals(o)
+    data = [serializers.job_out(job, reveal=reveal) for job in jobs[: o["limit"]]]
+    return Answer(data, columns=JOB_COLUMNS, rows=data, note=wanted.search_note(Job.objects.all()))
 
 
 def jobs_show(o: dict[str, Any]) -> Answer:
-    data = serializers.job_detail(job_id(o["id"]))
+    data = serializers.job_detail(job_id(o["id"]), reveals(o))
     lines = [f"{key}: {_cell(value)}" for key, value in data.items() if key != "errors"]
     for attempt in data["errors"]:
         lines.append(
@@ -245,14 +271,17 @@ def jobs_retry(o: dict[str, Any]) -> Answer:
 DLQ_COLUMNS = ("id", "job_id", "queue", "task", "reason", "error_type", "error_message", "created_at")
 
 
-def _dead_letters(o: dict[str, Any]) -> Any:
-    return dead_letters_matching(
-        DeadLetter.objects.filter(replayed_at=None), o["queue"], o["task"], o["error_type"]
-    )
+def _dead_letters(o: dict[str, Any]) -> DeadLetterFilter:
+    return DeadLetterFilter(queue=o["queue"], task=o["task"], error_type=o["error_type"])
+
+
+def _dead_letter_rows(o: dict[str, Any]) -> Any:
+    return _dead_letters(o).queryset(DeadLetter.objects.all()).order_by("-pk")[: o["limit"]]
 
 
 def dlq_list(o: dict[str, Any]) -> Answer:
-    data = [serializers.dead_letter_out(letter) for letter in _dead_letters(o).order_by("-pk")[: o["limit"]]]
+    reveal = reveals(o)
+    data = [serializers.dead_letter_out(letter, reveal) for letter in _dead_letter_rows(o)]
     return Answer(data, columns=DLQ_COLUMNS, rows=data)
 
 
@@ -261,8 +290,7 @@ def dlq_replay(o: dict[str, Any]) -> Answer:
     if bool(o["ids"]) == bool(o["all"]):
         raise InvalidJob("Give job ids to replay, or --all (with optional filters), not both.", "ids")
     if o["all"]:
-        jobs = Job.objects.filter(pk__in=_dead_letters(o).values("job_id"))
-        count = lifecycle.replay_many(jobs, by="taskctl")
+        count = lifecycle.replay_many(_dead_letters(o).jobs(), by="taskctl")
         return Answer({"count": count}, text=f"Replayed {count} dead jobs.")
     ids = _all_dead(o["ids"], "replay")
     count = lifecycle.replay_many(Job.objects.filter(pk__in=ids), by="taskctl")
@@ -320,6 +348,36 @@ def schedules_run(o: dict[str, Any]) -> Answer:
     return Answer(serializers.job_out(job), text=f"Enqueued job {job.pk} for schedule {schedule.name}.")
 
 
+def keys_rotate(o: dict[str, Any]) -> Answer:
+    """Re-encrypt stored payloads under the first key, in batches; safe to stop and run again."""
+    if not 1 <= o["batch"] <= 10_000:
+        raise InvalidJob(f"--batch must be 1..10000, not {o['batch']}.", "batch")
+    if o["max_batches"] is not None and o["max_batches"] < 1:
+        raise InvalidJob(f"--max-batches must be at least 1, not {o['max_batches']}.", "max_batches")
+    try:
+        done = lifecycle.rotate_keys(o["batch"], o["max_batches"])
+    except encryption.PayloadKeyError as exc:
+        raise InvalidJob(f"Cannot rotate: {exc}.", "keys") from None
+    data = {
+        "key": done.key,
+        "rotated": done.rotated,
+        "already_current": done.already,
+        "batches": done.batches,
+        "failed": done.failed,
+        "finished": done.finished,
+    }
+    lines = [
+        f"Re-encrypted {done.rotated} jobs under key {done.key} in {done.batches} batches; "
+        f"{done.already} were already under it."
+    ]
+    lines += [f"job {job}: {reason}" for job, reason in done.failed.items()]
+    if done.failed:
+        lines.append(f"{len(done.failed)} jobs could not be re-encrypted: add the keys they need, run again.")
+    if not done.finished:
+        lines.append("Stopped after --max-batches; run the command again to go on.")
+    return Answer(data, text="\n".join(lines))
+
+
 TOKEN_COLUMNS = ("prefix", "name", "user", "scope", "created_at", "last_used_at", "revoked_at")
 
 
@@ -363,27 +421,64 @@ def token_list(o: dict[str, Any]) -> Answer:
     return Answer(data, columns=TOKEN_COLUMNS, rows=data)
 
 
-HANDLERS: dict[tuple[str, ...], Callable[[dict[str, Any]], Answer]] = {
+WORKFLOW_COLUMNS = ("id", "name", "status", "done", "failed", "total", "created_at", "finished_at")
+STEP_COLUMNS = ("name", "job_id", "task", "status", "attempts", "depends_on", "last_error")
+
+
+def workflows_list(o: dict[str, Any]) -> Answer:
+    rows = Workflow.objects.all()
+    if o["status"]:
+        rows = rows.filter(finished_at__isnull=o["status"] == "running")
+    data = [workflow_data.summary(w) for w in rows[: o["limit"]]]
+    return Answer(data, columns=WORKFLOW_COLUMNS, rows=data)
+
+
+def _workflow_answer(workflow: Workflow, said: str = "") -> Answer:
+    data = workflow_data.detail(workflow)
+    head = f"workflow {data['id']} {data['name']}".rstrip()
+    progress = f"{data['status']}: {data['done']}/{data['total']} done, {data['failed']} failed"
+    callbacks = [
+        f"{name}: {c['task']} " + (f"fired (job {c['job_id']})" if c["fired_at"] else "not fired")
+        for name, c in data["callbacks"].items()
+    ]
+    text = "\n".join([*([said] if said else []), f"{head}: {progress}", *callbacks])
+    return Answer(data, columns=STEP_COLUMNS, rows=data["steps"], extra=[text])
+
+
+def workflows_show(o: dict[str, Any]) -> Answer:
+    return _workflow_answer(lifecycle.get_workflow(o["id"]))
+
+
+def workflows_cancel(o: dict[str, Any]) -> Answer:
+    workflow = lifecycle.cancel_workflow(o["id"])
+    return _workflow_answer(workflow, f"Cancelled the unfinished steps of workflow {workflow.id}.")
+
+
+def workflows_retry(o: dict[str, Any]) -> Answer:
+    job = lifecycle.retry(lifecycle.step_job_id(o["id"], o["step"]), by="taskctl")
+    return _workflow_answer(
+        lifecycle.get_workflow(o["id"]), f"Step {o['step']} (job {job.pk}) is {job.status} again."
+    )
+
+
+Handler = Callable[[dict[str, Any]], Answer]
+
+
+def _actions(command: str, **handlers: Handler) -> dict[tuple[str, ...], Handler]:
+    return {(command, action): handler for action, handler in handlers.items()}
+
+
+HANDLERS: dict[tuple[str, ...], Handler] = {
     ("enqueue",): enqueue,
     ("stats",): stats,
-    ("queues", "list"): queues_list,
-    ("queues", "create"): queues_create,
-    ("queues", "update"): queues_update,
-    ("queues", "pause"): queues_pause,
-    ("queues", "resume"): queues_resume,
-    ("queues", "purge"): queues_purge,
-    ("queues", "delete"): queues_delete,
-    ("jobs", "list"): jobs_list,
-    ("jobs", "show"): jobs_show,
-    ("jobs", "cancel"): jobs_cancel,
-    ("jobs", "retry"): jobs_retry,
-    ("dlq", "list"): dlq_list,
-    ("dlq", "replay"): dlq_replay,
-    ("dlq", "delete"): dlq_delete,
     ("workers",): workers,
-    ("schedules", "list"): schedules_list,
-    ("schedules", "run"): schedules_run,
-    ("token", "create"): token_create,
-    ("token", "revoke"): token_revoke,
-    ("token", "list"): token_list,
+    **_actions("queues", list=queues_list, create=queues_create, update=queues_update, delete=queues_delete),
+    **_actions("queues", pause=queues_pause, resume=queues_resume, purge=queues_purge),
+    **_actions("jobs", list=jobs_list, show=jobs_show, cancel=jobs_cancel, retry=jobs_retry),
+    **_actions("dlq", list=dlq_list, replay=dlq_replay, delete=dlq_delete),
+    **_actions("schedules", list=schedules_list, run=schedules_run),
+    **_actions("keys", rotate=keys_rotate),
+    **_actions("token", create=token_create, revoke=token_revoke, list=token_list),
+    **_actions("workflows", list=workflows_list, show=workflows_show),
+    **_actions("workflows", cancel=workflows_cancel, retry=workflows_retry),
 }

@@ -1,52 +1,42 @@
 """The one place that knows where Django's Tasks framework lives.
 
 Django 6.x ships it as ``django.tasks``; on Django 5.2 the ``django-tasks``
-backport provides the same API as ``django_tasks``.
+backport provides the same API as ``django_tasks`` (two names differ: the invalid-task
+exception and the home of ``normalize_json``).
 """
 
 from __future__ import annotations
 
 try:
-    from django.tasks import (
-        DEFAULT_TASK_QUEUE_NAME,
-        TaskContext,
-        TaskResult,
-        TaskResultStatus,
-        task,
-        task_backends,
-    )
-    from django.tasks.backends.base import BaseTaskBackend
-    from django.tasks.base import (
-        DEFAULT_TASK_BACKEND_ALIAS,
-        TASK_MAX_PRIORITY,
-        TASK_MIN_PRIORITY,
-        Task,
-        TaskError,
-    )
+    from django import tasks as framework
     from django.tasks.exceptions import InvalidTask as InvalidTaskError
-    from django.tasks.exceptions import TaskResultDoesNotExist
-    from django.tasks.signals import task_enqueued, task_finished, task_started
     from django.utils.json import normalize_json
 except ImportError:
-    from django_tasks import (
-        DEFAULT_TASK_QUEUE_NAME,
-        TaskContext,
-        TaskResult,
-        TaskResultStatus,
-        task,
-        task_backends,
-    )
-    from django_tasks.backends.base import BaseTaskBackend
-    from django_tasks.base import (
-        DEFAULT_TASK_BACKEND_ALIAS,
-        TASK_MAX_PRIORITY,
-        TASK_MIN_PRIORITY,
-        Task,
-        TaskError,
-    )
-    from django_tasks.exceptions import InvalidTaskError, TaskResultDoesNotExist
-    from django_tasks.signals import task_enqueued, task_finished, task_started
+    import django_tasks as framework
+    from django_tasks.exceptions import InvalidTaskError
     from django_tasks.utils import normalize_json
+
+from importlib import import_module
+
+_base = import_module(f"{framework.__name__}.base")
+_signals = import_module(f"{framework.__name__}.signals")
+
+BaseTaskBackend = import_module(f"{framework.__name__}.backends.base").BaseTaskBackend
+TaskResultDoesNotExist = import_module(f"{framework.__name__}.exceptions").TaskResultDoesNotExist
+DEFAULT_TASK_QUEUE_NAME = framework.DEFAULT_TASK_QUEUE_NAME
+TaskContext = framework.TaskContext
+TaskResult = framework.TaskResult
+TaskResultStatus = framework.TaskResultStatus
+task = framework.task
+task_backends = framework.task_backends
+DEFAULT_TASK_BACKEND_ALIAS = _base.DEFAULT_TASK_BACKEND_ALIAS
+TASK_MAX_PRIORITY = _base.TASK_MAX_PRIORITY
+TASK_MIN_PRIORITY = _base.TASK_MIN_PRIORITY
+Task = _base.Task
+TaskError = _base.TaskError
+task_enqueued = _signals.task_enqueued
+task_finished = _signals.task_finished
+task_started = _signals.task_started
 
 __all__ = [
     "DEFAULT_TASK_BACKEND_ALIAS",

@@ -40,6 +40,21 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES_PROTOCOL_AUTH_TIMEOUT": 10.0,  # seconds a TCP client has to AUTH (when required)
     "QUEUES_PROTOCOL_IDLE_TIMEOUT": 300.0,  # seconds a TCP client may send nothing
     "QUEUES_PROTOCOL_MAX_CONNECTIONS": 500,  # TCP connections served at once
+    # REST API sign-in with an identity provider's JWTs (queues/oidc.py): off until the
+    # issuer, the audience and the JWKS URL are all set.
+    "QUEUES_OIDC_ISSUER": "",
+    "QUEUES_OIDC_AUDIENCE": "",
+    "QUEUES_OIDC_JWKS_URL": "",
+    "QUEUES_OIDC_LEEWAY": 30.0,  # seconds of clock skew allowed on exp, nbf and iat
+    "QUEUES_OIDC_USER_CLAIM": "preferred_username",  # the claim naming the user...
+    "QUEUES_OIDC_USER_FIELD": "username",  # ...matched to this user field ("email": case-insensitive)
+    "QUEUES_OIDC_ROLES_CLAIM": "roles",  # a dotted path reaches nested claims: realm_access.roles
+    "QUEUES_OIDC_ROLES": {"taskweb-read": "read", "taskweb-operate": "operate", "taskweb-admin": "admin"},
+    "QUEUES_OIDC_CREATE_USERS": "",  # a group name: unknown users are created in it; empty: refused
+    # Payload encryption (queues.encryption): the environment variable holding the Fernet
+    # keys (comma-separated, the first encrypts), and whether every job is encrypted.
+    "QUEUES_ENCRYPTION_KEYS_ENV": "TASKWEB_PAYLOAD_KEYS",
+    "QUEUES_ENCRYPT_ALL": False,
 }
 
 

@@ -56,6 +56,12 @@ class JobNotFound(TaskwebError, LookupError):
         self.job_id = job_id
 
 
+class WorkflowNotFound(TaskwebError, LookupError):
+    def __init__(self, workflow_id: object) -> None:
+        super().__init__(f"Workflow {workflow_id} does not exist.")
+        self.workflow_id = workflow_id
+
+
 class JobStateError(TaskwebError):
     """The job is not in a state that allows this action (e.g. replaying a live job)."""
 

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 
 from django.db import DatabaseError
-from django.db.models import Count, Min, QuerySet, Sum
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -23,7 +23,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import choose_encoder
 
 from .conf import conf
-from .models import Circuit, CircuitState, Job, MinuteStat, Queue, RuntimeBucket, Worker
+from .models import (
+    Circuit,
+    CircuitState,
+    Job,
+    MinuteStat,
+    Queue,
+    RuntimeBucket,
+    Worker,
+    Workflow,
+    WorkflowStatus,
+)
 from .states import TERMINAL, WAITING, Status
 
 COUNTERS = {
@@ -44,6 +54,7 @@ class ClusterCollector:
         yield self._runtime_histogram()
         yield from self._queue_gauges()
         yield from self._cluster_gauges()
+        yield from self._workflows()
 
     def _job_counters(self) -> Iterator[Metric]:
         totals = (
@@ -197,6 +208,43 @@ class ClusterCollector:
         ):
             circuits.add_metric([task, state], 1)
         yield circuits
+
+    def _workflows(self) -> Iterator[Metric]:
+        """Workflows by status, the steps still to finish, and the callbacks fired, in one query."""
+        done = Q(finished_at__isnull=False)
+        short = Q(succeeded__lt=F("total"))
+        by_status = {
+            WorkflowStatus.RUNNING: ~done,
+            WorkflowStatus.SUCCEEDED: done & ~short,
+            WorkflowStatus.FAILED: done & short & Q(cancelled_at__isnull=True),
+            WorkflowStatus.CANCELLED: done & short & Q(cancelled_at__isnull=False),
+        }
+        # Named n_*: an aggregate may not share a name with a field.
+        counts = Workflow.objects.aggregate(
+            **{f"n_{status.value}": Count("id", filter=where) for status, where in by_status.items()},
+            n_unfinished=Sum(F("total") - F("succeeded") - F("dead") - F("cancelled"), filter=~done),
+            **{
+                f"n_{name}": Count("id", filter=Q(**{f"{name}_fired_at__isnull": False}))
+                for name in Workflow.CALLBACKS
+            },
+        )
+        workflows = GaugeMetricFamily("taskweb_workflows", "Workflows by status.", labels=["status"])
+        for status in WorkflowStatus:
+            workflows.add_metric([status.value], counts[f"n_{status.value}"])
+        yield workflows
+        steps = GaugeMetricFamily(
+            "taskweb_workflow_steps_unfinished", "Steps of running workflows not finished yet."
+        )
+        steps.add_metric([], counts["n_unfinished"] or 0)
+        yield steps
+        fired = CounterMetricFamily(
+            "taskweb_workflow_callbacks_fired",
+            "Workflow callbacks enqueued (each once).",
+            labels=["callback"],
+        )
+        for name in Workflow.CALLBACKS:
+            fired.add_metric([name.removeprefix("on_")], counts[f"n_{name}"])
+        yield fired
 
 
 def _authorised(request: HttpRequest) -> bool:

@@ -20,7 +20,7 @@ from django.utils import timezone
 from . import bounds
 from .cron import next_due, validate_timing
 from .exceptions import InvalidJob
-from .quarantine import Recovering, check_read
+from .quarantine import ReadChecked, Recovering
 from .states import HELD, WAITING, Outcome, Status
 
 QUEUE_NAME_VALIDATOR = RegexValidator(
@@ -31,7 +31,7 @@ PRIORITY_VALIDATORS = [MinValueValidator(-100), MaxValueValidator(100)]
 DEFAULT_RETENTION = timedelta(days=7)
 
 
-class Queue(models.Model):
+class Queue(ReadChecked):
     name = models.CharField(max_length=64, unique=True, validators=[QUEUE_NAME_VALIDATOR])
     paused = models.BooleanField(default=False)
     concurrency = models.PositiveIntegerField(
@@ -52,7 +52,12 @@ class Queue(models.Model):
         default=300, validators=[MinValueValidator(1)], help_text="Seconds one attempt may run."
     )
     retention = models.DurationField(default=DEFAULT_RETENTION)
+    encrypt = models.BooleanField(
+        default=False, help_text="Store the payloads of new jobs encrypted (queues.encryption)."
+    )
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = Recovering.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -98,7 +103,7 @@ class JobQuerySet(Recovering):
         return self.filter(status=Status.DEAD)
 
 
-class Job(models.Model):
+class Job(ReadChecked):
     RAW_TASK = "raw"
 
     queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="jobs")
@@ -133,6 +138,7 @@ class Job(models.Model):
     objects = JobQuerySet.as_manager()
 
     class Meta:
+        permissions = [("view_payloads", "Can see encrypted payloads in the clear")]
         indexes = [
             # The claim reads this index in order and stops at LIMIT: an index scan over
             # queued jobs only, however many other rows the table holds. Its condition is
@@ -170,19 +176,12 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.task_path}"
 
-    @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Job:
-        # Django 6.1 passes fetch_mode; 5.2 passes nothing more.
-        instance = super().from_db(db, field_names, values, **kwargs)
-        check_read(instance)
-        return instance
-
     @property
     def is_raw(self) -> bool:
         return self.task_path == self.RAW_TASK
 
 
-class Attempt(models.Model):
+class Attempt(ReadChecked):
     """One finished attempt of a job: who ran it, how long, and how it ended."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_history")
@@ -196,6 +195,8 @@ class Attempt(models.Model):
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
 
+    objects = Recovering.as_manager()
+
     class Meta:
         ordering = ["job", "number"]
         indexes = [models.Index(fields=["job", "number"], name="attempt_job_number")]
@@ -204,7 +205,7 @@ class Attempt(models.Model):
         return f"#{self.job_id} attempt {self.number}: {self.outcome}"
 
 
-class DeadLetter(models.Model):
+class DeadLetter(ReadChecked):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dead_letters")
     queue_name = models.CharField(max_length=64)
     task_path = models.CharField(max_length=255)
@@ -238,13 +239,13 @@ class WorkerStatus(models.TextChoices):
     LOST = "lost", "Lost"
 
 
-class WorkerQuerySet(models.QuerySet):
+class WorkerQuerySet(Recovering):
     def alive(self) -> WorkerQuerySet:
         """Heartbeating workers: a silent one stops counting even before it is marked lost."""
         return self.filter(status=WorkerStatus.ALIVE, expires_at__gte=timezone.now())
 
 
-class Worker(models.Model):
+class Worker(ReadChecked):
     id = models.CharField(max_length=128, primary_key=True)
     hostname = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
@@ -270,7 +271,7 @@ class Worker(models.Model):
         return self.id
 
 
-class Schedule(models.Model):
+class Schedule(ReadChecked):
     """A recurring job: a cron expression and what to enqueue at each due time."""
 
     name = models.CharField(max_length=100, unique=True)
@@ -325,13 +326,15 @@ class Schedule(models.Model):
         validate_timing(self.cron, self.time_zone)
 
 
-class ScheduleRun(models.Model):
+class ScheduleRun(ReadChecked):
     """One enqueue of a schedule; unique per due time so that it happens once."""
 
     schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="runs")
     due_at = models.DateTimeField()
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = Recovering.as_manager()
 
     class Meta:
         constraints = [
@@ -342,12 +345,14 @@ class ScheduleRun(models.Model):
         return f"{self.schedule_id} at {self.due_at:%Y-%m-%d %H:%M}"
 
 
-class Lease(models.Model):
+class Lease(ReadChecked):
     """A named, expiring lock in the database, e.g. for the one scheduler leader."""
 
     name = models.CharField(max_length=64, primary_key=True)
     holder = models.CharField(max_length=128)
     expires_at = models.DateTimeField()
+
+    objects = Recovering.as_manager()
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder}"
@@ -359,7 +364,7 @@ class CircuitState(models.TextChoices):
     HALF_OPEN = "half_open", "Half-open"  # one probe job is running; its outcome decides
 
 
-class Circuit(models.Model):
+class Circuit(ReadChecked):
     """The circuit breaker of one task: recent outcomes and whether workers may claim it."""
 
     task_path = models.CharField(max_length=255, primary_key=True)
@@ -375,6 +380,8 @@ class Circuit(models.Model):
     )
     last_error = models.TextField(blank=True, default="")
 
+    objects = Recovering.as_manager()
+
     class Meta:
         ordering = ["task_path"]
         indexes = [models.Index(fields=["state"], name="circuit_not_closed", condition=~Q(state="closed"))]
@@ -383,7 +390,7 @@ class Circuit(models.Model):
         return f"{self.task_path}: {self.state}"
 
 
-class MinuteStat(models.Model):
+class MinuteStat(ReadChecked):
     """Per-minute counts by queue and task, written by workers as jobs finish.
 
     The console chart and the metrics endpoint read these instead of scanning jobs.
@@ -399,6 +406,8 @@ class MinuteStat(models.Model):
     dead = models.PositiveIntegerField(default=0)
     runtime_sum = models.FloatField(default=0.0, help_text="Seconds spent in finished attempts.")
 
+    objects = Recovering.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -411,7 +420,7 @@ class MinuteStat(models.Model):
         return f"{self.minute:%Y-%m-%d %H:%M} {self.queue_name} {self.task_path}"
 
 
-class RuntimeBucket(models.Model):
+class RuntimeBucket(ReadChecked):
     """Per-minute run-time histogram by queue and task, beside MinuteStat.
 
     ``count`` is the number of finished attempts whose duration fell in
@@ -428,6 +437,8 @@ class RuntimeBucket(models.Model):
     # Seconds, from 5 ms to 30 min; the last bucket takes everything longer.
     BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
     BOUNDS += (math.inf,)
+
+    objects = Recovering.as_manager()
 
     class Meta:
         constraints = [
@@ -459,7 +470,7 @@ class TokenScope(models.TextChoices):
         return list(TokenScope).index(self)
 
 
-class ApiToken(models.Model):
+class ApiToken(ReadChecked):
     """A REST API / TCP token. Only a hash is stored; the token is shown once at creation.
 
     A token acts for its owner: it can never do what the owner (an active staff user)
@@ -486,8 +497,120 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    objects = Recovering.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix})"
+
+
+class WorkflowStatus(models.TextChoices):
+    """Where a workflow stands, read from its counters (see ``Workflow.status``)."""
+
+    RUNNING = "running", "Running"  # some step has not finished
+    SUCCEEDED = "succeeded", "Succeeded"  # every step succeeded
+    FAILED = "failed", "Failed"  # every step finished, and one died or was cancelled
+    CANCELLED = "cancelled", "Cancelled"  # an operator cancelled the whole workflow
+
+
+class Workflow(ReadChecked):
+    """Jobs enqueued together with dependencies between them, and the batch they form.
+
+    The counters move in the same transaction as each step's status (``queues.lifecycle``),
+    so ``succeeded + dead + cancelled == total`` exactly when every step has finished. Each
+    callback is a job enqueued once: the guarded UPDATE that stamps its ``*_fired_at``
+    is won by one transaction only, however many workers finish the last steps together.
+    """
+
+    CALLBACKS = ("on_success", "on_complete", "on_death")
+
+    name = models.CharField(max_length=200, blank=True, default="")
+    total = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    dead = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    # Each callback as {"task_path", "args", "kwargs", "queue", "priority"}; it is called
+    # with the workflow's id first, then its own arguments.
+    callbacks = models.JSONField(default=dict, blank=True)
+    on_success_fired_at = models.DateTimeField(null=True, blank=True)
+    on_complete_fired_at = models.DateTimeField(null=True, blank=True)
+    on_death_fired_at = models.DateTimeField(null=True, blank=True)
+    callback_jobs = models.JSONField(default=dict, blank=True, help_text="Callback name -> job id.")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = Recovering.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["finished_at"], name="workflow_finished")]
+
+    def __str__(self) -> str:
+        return f"workflow {self.pk} {self.name}".rstrip()
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.dead + self.cancelled
+
+    @property
+    def failed(self) -> int:
+        return self.dead + self.cancelled
+
+    @property
+    def status(self) -> WorkflowStatus:
+        if self.done < self.total:
+            return WorkflowStatus.RUNNING
+        if self.succeeded == self.total:
+            return WorkflowStatus.SUCCEEDED
+        return WorkflowStatus.CANCELLED if self.cancelled_at else WorkflowStatus.FAILED
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else self.done * 100 // self.total
+
+
+class WorkflowStep(ReadChecked):
+    """A job's place in its workflow: its step name and how its dependencies feed it."""
+
+    job = models.OneToOneField(Job, primary_key=True, on_delete=models.CASCADE, related_name="step")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=200)
+    pass_result = models.BooleanField(
+        default=False, help_text="Prepend its dependencies' results to its arguments when it is released."
+    )
+    run_anyway = models.BooleanField(
+        default=False, help_text="Run once every dependency has finished, even if one died."
+    )
+    # Dependencies not finished yet: a step is looked at closely only when this reaches 0
+    # (or a dependency fails), so a step after 10,000 others costs O(1) per finished one.
+    pending = models.IntegerField(default=0)
+
+    objects = Recovering.as_manager()
+
+    class Meta:
+        ordering = ["job"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "name"], name="workflowstep_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id}:{self.name}"
+
+
+class JobDependency(ReadChecked):
+    """``job`` runs only after ``depends_on``; ``position`` orders the results it is passed."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dependencies")
+    depends_on = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dependents")
+    position = models.PositiveIntegerField(default=0)
+
+    objects = Recovering.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "depends_on"], name="jobdependency_unique")]
+        indexes = [models.Index(fields=["depends_on"], name="jobdependency_depends_on")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} after {self.depends_on_id}"

@@ -23,6 +23,12 @@ revoked, narrowed or whose owner lost a right stops working at its next command 
 state is re-read at most ``ACCESS_TTL`` seconds apart). Without AUTH (the loopback
 default) every verb is open, as before.
 
+A job whose payload is stored encrypted (``queues.encryption``) is dequeued in the clear
+only by a connection that may see payloads (an open server's, or one whose token's owner
+has ``queues.view_payloads``); others get ``ERR`` for a queue that encrypts, and
+``JOB <id> 🔒 encrypted`` for a stray encrypted job on another queue. A payload the
+server's keys cannot open fails its job for good (``PayloadKeyError``) with an ``ERR``.
+
 Limits: a connection that has not authenticated within ``auth_timeout`` seconds, or
 that sends nothing for ``idle_timeout`` seconds, gets one ``ERR`` line and is closed;
 a connection beyond ``max_connections`` gets one ``ERR`` line and is closed at once.
@@ -48,7 +54,8 @@ from typing import Any, TypeVar
 from django import db
 from django.utils import timezone
 
-from . import auth_tokens, lifecycle, rules, storable, values
+from . import auth_tokens, encryption, lifecycle, rules, storable, values
+from .conf import conf
 from .exceptions import InvalidJob, InvalidQueue, Nack, QueueConflict, error_path
 from .models import ApiToken, Job, Queue
 from .runner.duties import ClusterDuties
@@ -166,14 +173,42 @@ class Commands:
 
     def dequeue(self, session: Session, rest: str) -> str:
         name = _one_word(rest, "DEQUEUE <queue>")
-        lifecycle.get_queue(name)  # an unknown queue is an error, not EMPTY forever
+        queue = lifecycle.get_queue(name)  # an unknown queue is an error, not EMPTY forever
+        reveal = session.open or rules.sees_payloads(session.token)
+        if not reveal and (queue.encrypt or conf.QUEUES_ENCRYPT_ALL):
+            raise ProtocolError(
+                f"queue {name} stores encrypted payloads; taking its jobs needs the "
+                f"{rules.RULES['payload.view'].permission} permission"
+            )
         claimed = lifecycle.claim(session.id, [name], 1, raw=True, lease=self.lease)
         if not claimed:
             return "EMPTY"
         job = claimed[0]
         session.leased[job.id] = (job, timezone.now())
-        payload = job.args[0] if job.args else ""
-        return f"JOB {job.id} {payload}"
+        return f"JOB {job.id} {self._payload(session, job, reveal)}"
+
+    def _payload(self, session: Session, job: values.ClaimedJob, reveal: bool) -> str:
+        """The job's payload text; an encrypted one opened for a connection that may see it."""
+        if not encryption.sealed_arguments(job.args, job.kwargs):
+            return job.args[0] if job.args else ""
+        if not reveal:
+            return encryption.HIDDEN
+        try:
+            args, _ = encryption.open_arguments(job.args, job.kwargs)
+        except encryption.PayloadKeyError as exc:
+            _, started_at = session.leased[job.id]
+            failed = values.Finished(
+                job,
+                Outcome.FAILED,
+                started_at,
+                timezone.now(),
+                error_type=error_path(encryption.PayloadKeyError),
+                error_message=str(exc),
+                retryable=False,
+            )
+            self._finish(session, failed)
+            raise ProtocolError(f"job {job.id} cannot be decrypted ({exc}); it failed for good") from None
+        return args[0]
 
     def ack(self, session: Session, rest: str) -> str:
         job, started_at = self._leased(session, rest.strip(), "ACK <id>")
@@ -189,7 +224,9 @@ class Commands:
             started_at,
             timezone.now(),
             error_type=error_path(Nack),
-            error_message=reason.strip() or "the client gave the job back",
+            error_message=encryption.sealed_like(
+                job.args, job.kwargs, reason.strip() or "the client gave the job back"
+            ),
         )
         self._finish(session, failed)
         return "OK"

@@ -13,8 +13,14 @@ Who quarantines:
 - the claim, for the jobs it has just taken: a poisoned job never runs, and the
   claim decodes no column it does not need, so one bad row cannot break it;
 - the worker's maintenance, over waiting and running jobs, every prune interval;
-- any read of jobs that fails to decode (``Recovering`` querysets): it sweeps every
-  job, then reads again.
+- any read that fails to decode (``Recovering`` querysets): it sweeps every job and
+  every other table, then reads again.
+
+Rows of the other tables (schedules, queues, workers, dead letters, tokens, stats) are
+repaired in place the same way (``lifecycle.maintenance.repair_unreadable_rows``): an
+unreadable time becomes now (or nothing where a row may have none), JSON of the wrong
+type becomes empty. A schedule so repaired is also switched off, with the reason in its
+``last_error``: its timetable is no longer what someone wrote, so it waits for a person.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC
+from functools import cache
 from typing import Any, NamedTuple
 
 from django.db import DataError, models
@@ -130,18 +137,54 @@ class Suspect(NamedTuple):
         return found
 
 
+class RowShape(NamedTuple):
+    """The columns of one model, other than a job, that a stored value can make unreadable:
+    its times, and its JSON columns whose default says which JSON type they hold."""
+
+    model: type[models.Model]
+    times: tuple[str, ...]
+    nullable: frozenset[str]
+    json: dict[str, str]  # column -> the JSON type it must hold
+
+    @classmethod
+    def of(cls, model: type[models.Model]) -> RowShape:
+        fields = model._meta.concrete_fields
+        times = [f for f in fields if isinstance(f, models.DateTimeField)]
+        json = {
+            f.column: kind
+            for f in fields
+            if isinstance(f, models.JSONField) and (kind := _JSON_KIND.get(type(f.get_default())))
+        }
+        return cls(model, tuple(f.column for f in times), frozenset(f.column for f in times if f.null), json)
+
+    def problems(self, row: tuple) -> dict[str, str]:
+        """Why each value of a row ``Engine.suspect_rows`` returned cannot be read ({column: why})."""
+        found = {}
+        n = len(self.times)
+        for column, text in zip(self.times, row[1 : 1 + n], strict=True):
+            if why := time_problem(text, nullable=column in self.nullable):
+                found[column] = why
+        for (column, expected), json_type in zip(self.json.items(), row[1 + n :], strict=True):
+            if why := json_problem(json_type, expected, None):
+                found[column] = why
+        return found
+
+
+_JSON_KIND = {list: "array", dict: "object"}
+
+
 def _no_sweep() -> int:
     return 0
 
 
 sweeper: Callable[[], int] = _no_sweep
-"""Quarantines every unreadable job and says how many: ``lifecycle.maintenance.sweep_unreadable``,
+"""Quarantines every unreadable row and says how many: ``lifecycle.maintenance.sweep_every_table``,
 set by the app's ``ready``. The models read through this module, which therefore sits
 below the lifecycle and cannot import it."""
 
 
 def recovering(fetch: Callable[[], Any]) -> Any:
-    """Run a read of jobs; if a row fails to decode, quarantine what cannot be read, read again."""
+    """Run a read of rows; if a row fails to decode, quarantine what cannot be read, read again."""
     try:
         return fetch()
     except DECODE_ERRORS:
@@ -151,21 +194,44 @@ def recovering(fetch: Callable[[], Any]) -> Any:
 
 
 class Recovering(models.QuerySet):
-    """A queryset whose reads survive unreadable job rows (see ``recovering``)."""
+    """A queryset whose reads survive unreadable rows (see ``recovering``): every model of the
+    app reads through one."""
 
     def _fetch_all(self) -> None:
         # Django's one place where a queryset reads rows (get, first, iteration, len...).
         recovering(super()._fetch_all)
 
 
-def check_read(job: models.Model) -> None:
-    """Raise Unreadable for a job read with values nothing downstream can use, which the
-    database hands back without failing: a time that cannot be NULL read as None
-    (SQLite reads text that is no time so) and a status that is none. Deferred fields
+@cache
+def _required_times(model: type[models.Model]) -> tuple[str, ...]:
+    return tuple(
+        f.attname for f in model._meta.concrete_fields if isinstance(f, models.DateTimeField) and not f.null
+    )
+
+
+def check_read(row: models.Model) -> None:
+    """Raise Unreadable for a row read with a value nothing downstream can use, which the
+    database hands back without failing: a time that cannot be NULL read as None (SQLite
+    reads text that is no time so) and, for a job, a status that is none. Deferred fields
     are not looked at."""
-    loaded = job.__dict__
-    for name in ("run_after", "enqueued_at", "updated_at"):
+    loaded = row.__dict__
+    for name in _required_times(type(row)):
         if name in loaded and loaded[name] is None:
-            raise Unreadable(f"job {job.pk}: {name} is not a readable time")
-    if "status" in loaded and loaded["status"] not in Status.values:
-        raise Unreadable(f"job {job.pk}: {loaded['status']!r} is not a job status")
+            raise Unreadable(f"{row._meta.model_name} {row.pk}: {name} is not a readable time")
+    if row._meta.model_name == "job" and "status" in loaded and loaded["status"] not in Status.values:
+        raise Unreadable(f"job {row.pk}: {loaded['status']!r} is not a job status")
+
+
+class ReadChecked(models.Model):
+    """A model whose rows are checked as they are read (``check_read``), so that an
+    unreadable one fails the read, and ``Recovering`` repairs it, before any page uses it."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> models.Model:
+        # Django 6.1 passes fetch_mode; 5.2 passes nothing more.
+        instance = super().from_db(db, field_names, values, **kwargs)
+        check_read(instance)
+        return instance

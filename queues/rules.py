@@ -29,6 +29,8 @@ class Rule:
 
 RULES: dict[str, Rule] = {
     READ: Rule("queues.view_job", TokenScope.READ),
+    # reading encrypted arguments, results and errors in the clear (queues.encryption)
+    "payload.view": Rule("queues.view_payloads", TokenScope.READ),
     # operate: run the work day to day
     "job.enqueue": Rule("queues.add_job", TokenScope.OPERATE),
     "job.retry": Rule("queues.change_job", TokenScope.OPERATE),
@@ -38,6 +40,8 @@ RULES: dict[str, Rule] = {
     "queue.pause": Rule("queues.change_queue", TokenScope.OPERATE),  # pause and resume
     "circuit.close": Rule("queues.change_queue", TokenScope.OPERATE),
     "schedule.run": Rule("queues.change_schedule", TokenScope.OPERATE),
+    "workflow.enqueue": Rule("queues.add_job", TokenScope.OPERATE),
+    "workflow.cancel": Rule("queues.change_job", TokenScope.OPERATE),
     # admin: change what exists, destroy, plan
     "job.delete": Rule("queues.delete_job", TokenScope.ADMIN),
     "queue.add": Rule("queues.add_queue", TokenScope.ADMIN),
@@ -90,13 +94,28 @@ def allowed_actions(user: Any) -> frozenset[str]:
     )
 
 
+def sees_payloads(actor: Any) -> bool:
+    """Whether ``actor`` (a user, or a token acting for one) may read encrypted payloads in the
+    clear; everyone else is shown "encrypted" in their place."""
+    if isinstance(actor, ApiToken):
+        return token_refusal(actor, "payload.view") is None
+    return can(actor, "payload.view")
+
+
 def token_refusal(token: ApiToken, action: str) -> str | None:
     """Why ``token`` may not do ``action`` (its scope, or its owner's rights), or None."""
+    return scoped_refusal(f"The token {token.name!r}", TokenScope(token.scope), token.user, action)
+
+
+def scoped_refusal(credential: str, scope: TokenScope, owner: Any, action: str) -> str | None:
+    """Why a credential acting for ``owner`` within ``scope`` may not do ``action``, or None.
+
+    Tokens and identity-provider JWTs (``queues.oidc``) both answer here, so a scope never
+    lets anyone do more than their own permissions allow."""
     needed = RULES[action].scope
-    scope = TokenScope(token.scope)
     if scope.rank < needed.rank:
-        return f"The token {token.name!r} has the {scope} scope; {action} needs the {needed} scope."
-    owner_refused = refusal(token.user, action)
+        return f"{credential} has the {scope} scope; {action} needs the {needed} scope."
+    owner_refused = refusal(owner, action)
     if owner_refused:
-        return f"The token {token.name!r} can do no more than its owner: {owner_refused}"
+        return f"{credential} can do no more than its owner: {owner_refused}"
     return None

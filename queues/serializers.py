@@ -1,35 +1,27 @@
 """Jobs, queues, dead letters, workers, schedules and stats as plain dicts.
 
 One shape for every reader: the REST API returns these (its schemas describe
-them) and ``taskctl`` prints them as tables or JSON.
+them) and ``taskctl`` prints them as tables or JSON. An encrypted job's arguments,
+result and error texts read "🔒 encrypted" unless the reader may see them (``reveal``:
+``rules.sees_payloads``), then they are decrypted here (``queues.encryption``).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any
 
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from .counts import as_numbers, status_counts
+from .encryption import is_encrypted, shown_arguments, shown_result, shown_text
 from .exceptions import JobNotFound
 from .models import Attempt, DeadLetter, Job, MinuteStat, Queue, Schedule, Worker, WorkerStatus
 from .states import HELD, Status
 
 RATES = ("enqueued", "succeeded", "failed", "retried", "dead")
-
-
-def status_counts(queue_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
-    """{queue id: {status: jobs}} with every status present, from one grouped query."""
-    jobs = Job.objects.all() if queue_ids is None else Job.objects.filter(queue_id__in=queue_ids)
-    counts: dict[int, dict[str, int]] = {}
-    for row in jobs.values("queue_id", "status").annotate(n=Count("id")).order_by():
-        counts.setdefault(row["queue_id"], dict.fromkeys(Status.values, 0))[row["status"]] = row["n"]
-    return counts
-
-
-def empty_counts() -> dict[str, int]:
-    return dict.fromkeys(Status.values, 0)
 
 
 def _since(minutes: int) -> dict[str, int]:
@@ -41,8 +33,9 @@ def _since(minutes: int) -> dict[str, int]:
 
 
 def stats() -> dict[str, Any]:
-    per_queue = status_counts()
-    totals = empty_counts()
+    queues = list(Queue.objects.all())
+    per_queue = {queue_id: as_numbers(counts) for queue_id, counts in status_counts(queues).items()}
+    totals = dict.fromkeys(Status.values, 0)
     for counts in per_queue.values():
         for status, n in counts.items():
             totals[status] += n
@@ -51,8 +44,7 @@ def stats() -> dict[str, Any]:
     return {
         "counts": totals,
         "queues": [
-            {"name": q.name, "paused": q.paused, "counts": per_queue.get(q.pk, empty_counts())}
-            for q in Queue.objects.all()
+            {"name": q.name, "paused": q.paused, "counts": per_queue[q.pk]} for q in queues
         ],
         "dead_letters": DeadLetter.objects.filter(replayed_at=None).count(),
         "workers": workers,
@@ -61,13 +53,15 @@ def stats() -> dict[str, Any]:
     }
 
 
-def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
+def job_out(job: Job, queue_name: str | None = None, reveal: bool = False) -> dict[str, Any]:
+    args, kwargs = shown_arguments(job.args, job.kwargs, reveal)
     return {
         "id": job.pk,
         "queue": queue_name or job.queue.name,
         "task": job.task_path,
-        "args": job.args,
-        "kwargs": job.kwargs,
+        "args": args,
+        "kwargs": kwargs,
+        "encrypted": is_encrypted(job),
         "priority": job.priority,
         "status": job.status,
         "attempts": job.attempts,
@@ -75,7 +69,7 @@ def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
         "timeout": job.timeout,
         "run_after": job.run_after,
         "idempotency_key": job.idempotency_key,
-        "result": job.result,
+        "result": shown_result(job.result, reveal),
         "progress": job.progress,
         "progress_message": job.progress_message,
         "enqueued_at": job.enqueued_at,
@@ -83,20 +77,23 @@ def job_out(job: Job, queue_name: str | None = None) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "worker_id": job.worker_id,
         "lease_expires_at": job.lease_expires_at,
-        "last_error": job.last_error,
+        "last_error": shown_text(job.last_error, reveal),
         "callback_url": (job.meta or {}).get("callback_url"),
     }
 
 
-def job_detail(job_id: int) -> dict[str, Any]:
+def job_detail(job_id: int, reveal: bool = False) -> dict[str, Any]:
     job = Job.objects.select_related("queue").filter(pk=job_id).first()
     if job is None:
         raise JobNotFound(job_id)
-    return {**job_out(job), "errors": [attempt_out(a) for a in job.attempt_history.all()]}
+    errors = [attempt_out(a, reveal) for a in job.attempt_history.all()]
+    return {**job_out(job, reveal=reveal), "errors": errors}
 
 
-def _pick(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in names}
+def _pick(row: Any, names: tuple[str, ...], read: dict[str, str] | None = None) -> dict[str, Any]:
+    """``names`` of ``row``; ``read`` gives the attribute (dotted) behind a name that differs."""
+    read = read or {}
+    return {name: attrgetter(read.get(name, name))(row) for name in names}
 
 
 ATTEMPT_FIELDS = (
@@ -105,13 +102,24 @@ ATTEMPT_FIELDS = (
 )  # fmt: skip
 
 
-def attempt_out(attempt: Attempt) -> dict[str, Any]:
-    return _pick(attempt, ATTEMPT_FIELDS)
+SEALABLE = ("error_message", "traceback")
+"""The texts of attempts and dead letters that an encrypted job stores sealed."""
+
+
+def _pick_shown(
+    row: Any, names: tuple[str, ...], reveal: bool, read: dict[str, str] | None = None
+) -> dict[str, Any]:
+    picked = _pick(row, names, read)
+    return {**picked, **{name: shown_text(picked[name], reveal) for name in SEALABLE}}
+
+
+def attempt_out(attempt: Attempt, reveal: bool = False) -> dict[str, Any]:
+    return _pick_shown(attempt, ATTEMPT_FIELDS, reveal)
 
 
 def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, Any]:
     if counts is None:
-        counts = status_counts([queue.pk]).get(queue.pk, empty_counts())
+        counts = as_numbers(status_counts([queue])[queue.pk])
     return {
         "name": queue.name,
         "paused": queue.paused,
@@ -120,24 +128,21 @@ def queue_out(queue: Queue, counts: dict[str, int] | None = None) -> dict[str, A
         "max_attempts": queue.max_attempts,
         "timeout": queue.timeout,
         "retention": queue.retention.total_seconds(),
+        "encrypt": queue.encrypt,
         "created_at": queue.created_at,
         "counts": counts,
     }
 
 
 DEAD_LETTER_FIELDS = (
-    "reason", "error_type", "error_message", "traceback", "created_at", "replayed_at", "replayed_by",
+    "id", "job_id", "queue", "task", "reason", "error_type", "error_message", "traceback", "created_at",
+    "replayed_at", "replayed_by",
 )  # fmt: skip
 
 
-def dead_letter_out(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": letter.pk,
-        "job_id": letter.job_id,
-        "queue": letter.queue_name,
-        "task": letter.task_path,
-        **_pick(letter, DEAD_LETTER_FIELDS),
-    }
+def dead_letter_out(letter: DeadLetter, reveal: bool = False) -> dict[str, Any]:
+    read = {"id": "pk", "queue": "queue_name", "task": "task_path"}
+    return _pick_shown(letter, DEAD_LETTER_FIELDS, reveal, read)
 
 
 WORKER_FIELDS = (
@@ -166,25 +171,18 @@ def workers_with_running(status: str | None = None) -> list[dict[str, Any]]:
     ]
 
 
+SCHEDULE_FIELDS = (
+    "id", "name", "cron", "time_zone", "task", "args", "kwargs", "queue", "priority", "enabled",
+    "last_run_at", "next_run_at", "last_job_id",
+)  # fmt: skip
+
+
 def schedule_out(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "id": schedule.pk,
-        "name": schedule.name,
-        "cron": schedule.cron,
-        "time_zone": schedule.time_zone,
-        "task": schedule.task_path,
-        "args": schedule.args,
-        "kwargs": schedule.kwargs,
-        "queue": schedule.queue.name,
-        "priority": schedule.priority,
-        "enabled": schedule.enabled,
-        "last_run_at": schedule.last_run_at,
-        "next_run_at": schedule.next_run_at,
-        "last_job_id": schedule.last_job_id,
-        "last_error": getattr(schedule, "last_error", ""),
-    }
+    fields = _pick(schedule, SCHEDULE_FIELDS, {"id": "pk", "task": "task_path", "queue": "queue.name"})
+    return {**fields, "last_error": getattr(schedule, "last_error", "")}
 
 
 def queues_with_counts() -> list[dict[str, Any]]:
-    counts = status_counts()
-    return [queue_out(q, counts.get(q.pk, empty_counts())) for q in Queue.objects.all()]
+    queues = list(Queue.objects.all())
+    counts = status_counts(queues)
+    return [queue_out(q, as_numbers(counts[q.pk])) for q in queues]

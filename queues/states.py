@@ -17,6 +17,8 @@ class Status(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     DEAD = "dead", "Dead"  # attempts exhausted or not retryable; a DeadLetter exists
     CANCELLED = "cancelled", "Cancelled"
+    # A workflow step waiting for the steps it depends on; claims never see it.
+    BLOCKED = "blocked", "Blocked"
 
 
 WAITING = frozenset({Status.SCHEDULED, Status.QUEUED})
@@ -47,7 +49,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cut": frozenset({Status.RUNNING}),
     # lease expired: a running attempt fails with WorkerLost; a reserved one is released.
     "recover": HELD,
-    "cancel": LIVE,  # -> cancelled (a held job is dropped or stopped by its worker)
+    # -> cancelled (a held job is dropped or stopped by its worker); a blocked step also
+    # when a dependency fails.
+    "cancel": LIVE | {Status.BLOCKED},
+    "unblock": frozenset({Status.BLOCKED}),  # -> queued once every dependency is satisfied
+    # -> blocked again: a dependency it was cancelled for is retried or replayed.
+    "reblock": frozenset({Status.CANCELLED}),
     # -> queued now, with a fresh attempt budget; a dead job is replayed instead.
     "retry": frozenset({Status.SCHEDULED, Status.SUCCEEDED, Status.CANCELLED, Status.DEAD}),
     "replay": frozenset({Status.DEAD}),  # -> queued, fresh attempt budget

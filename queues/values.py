@@ -48,7 +48,7 @@ class ClaimedJob:
     max_attempts: int
     timeout: int
     queue_name: str
-    has_callback: bool = False
+    has_callback: bool = False  # a completion webhook or a workflow waits for its outcome
     size: int = 0  # bytes of JSON arguments, to keep big jobs out of child pipes
 
     @property
@@ -73,3 +73,19 @@ class Finished:
     @property
     def duration(self) -> float:
         return max((self.finished_at - self.started_at).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step of a workflow to create: its job, its name, and the steps it waits for.
+
+    ``pass_result`` prepends the dependencies' results to its arguments when it is
+    released (one dependency: its result; several: the list of their results, in order);
+    ``run_anyway`` runs it once every dependency has finished, even if one died.
+    """
+
+    name: str
+    job: JobSpec
+    depends_on: tuple[str, ...] = ()
+    pass_result: bool = False
+    run_anyway: bool = False

@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from .conf import conf
+from .encryption import shown_result, shown_text
 from .exceptions import InvalidJob, NonRetryable
 from .lifecycle.enqueue import enqueue_many
 from .models import Job, Queue
@@ -58,8 +59,9 @@ def payload(job: Job, queue_name: str) -> dict[str, Any]:
             "task": job.task_path,
             "status": job.status,
             "attempts": job.attempts,
-            "result": job.result,
-            "error": job.last_error or None,
+            # An encrypted job's outcome leaves only as "🔒 encrypted" (queues.encryption).
+            "result": shown_result(job.result, reveal=False),
+            "error": shown_text(job.last_error, reveal=False) or None,
             "enqueued_at": job.enqueued_at.isoformat(),
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         },

@@ -163,6 +163,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 
 # Queue behaviour; every value can be overridden from the environment.
 QUEUES_AUTO_CREATE = env_bool("QUEUES_AUTO_CREATE")
+QUEUES_ENCRYPT_ALL = env_bool("QUEUES_ENCRYPT_ALL")  # keys: TASKWEB_PAYLOAD_KEYS (README)
 QUEUES_METRICS_TOKEN = os.environ.get("QUEUES_METRICS_TOKEN", "")
 TASKWEB_MEDIA_DIR = VAR_DIR / "media"
 
@@ -190,6 +191,27 @@ LOGGING = {
 # Secrets for completion webhooks and the TCP protocol come only from the environment.
 QUEUES_WEBHOOK_SECRET = os.environ.get("QUEUES_WEBHOOK_SECRET", "")
 
+# REST API sign-in with an identity provider's JWTs (README "Signing in with an identity
+# provider"): off until the issuer, the audience and the JWKS URL are all set.
+for _name in (
+    "QUEUES_OIDC_ISSUER",
+    "QUEUES_OIDC_AUDIENCE",
+    "QUEUES_OIDC_JWKS_URL",
+    "QUEUES_OIDC_USER_CLAIM",
+    "QUEUES_OIDC_USER_FIELD",
+    "QUEUES_OIDC_ROLES_CLAIM",
+    "QUEUES_OIDC_CREATE_USERS",
+):
+    if _name in os.environ:
+        globals()[_name] = os.environ[_name].strip()
+if "QUEUES_OIDC_ROLES" in os.environ:
+    # "provider-role=scope,...": a pair without "=" maps to no scope, which `check` reports.
+    QUEUES_OIDC_ROLES = {
+        role.strip(): scope.strip()
+        for role, _, scope in (pair.partition("=") for pair in os.environ["QUEUES_OIDC_ROLES"].split(","))
+        if role.strip()
+    }
+
 # Worker tuning from the environment (see queues/conf.py for what each one does).
 for _name, _cast in {
     "QUEUES_API_MAX_BODY": int,
@@ -210,6 +232,7 @@ for _name, _cast in {
     "QUEUES_CIRCUIT_WINDOW": float,
     "QUEUES_CIRCUIT_COOLDOWN": float,
     "QUEUES_AUTOSCALE_IDLE": float,
+    "QUEUES_OIDC_LEEWAY": float,
     "QUEUES_LISTEN": lambda value: value.strip().lower() in {"1", "true", "yes", "on"},
 }.items():
     if _name in os.environ:

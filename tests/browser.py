@@ -30,8 +30,8 @@ def chromium_path() -> str | None:
 class DaphneProcess(cluster.WebNode):
     """A daphne web node (bench/cluster.py: port 0, read from its own log) on the test database."""
 
-    def __init__(self, log_dir: Path, **env: str) -> None:
-        super().__init__(test_database_url(), log_dir, **env)
+    def __init__(self, log_dir: Path, *options: str, **env: str) -> None:
+        super().__init__(test_database_url(), log_dir, *options, **env)
 
 
 @contextmanager

@@ -34,6 +34,18 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_python(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python *args`` in the checkout against the test database, run to its end, output kept."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class WorkerProcess:
     """A ``manage.py runworker`` subprocess; its output goes to a log file for failures."""
 

@@ -178,3 +178,52 @@ def returns_bytes_and_a_tuple() -> tuple[bytes, tuple[int, int]]:
 @task
 def returns_text_with_a_nul() -> str:
     return "a\x00b"
+
+
+@task(encrypt=True)
+def secret_sum(a: int, b: int, label: str = "") -> dict[str, object]:
+    """An encrypted task: its arguments, result and errors are stored as ciphertext."""
+    return {"sum": a + b, "label": label}
+
+
+@task(encrypt=True)
+def secret_failure(secret: str) -> None:
+    """Fails with its (encrypted) argument in the message and the traceback."""
+    raise NonRetryable(f"cannot use {secret}")
+
+
+@task
+def echo_args(*args: object, **kwargs: object) -> list[object]:
+    """Returns what it was given: a plain task whose arguments tests can look for."""
+    return [list(args), kwargs]
+@task
+def step_log(label: str, sleep: float = 0.0) -> str:
+    """A workflow step: logs "start <label>" and "end <label>" around its work."""
+    _log(f"start {label}")
+    if sleep:
+        time.sleep(sleep)
+    _log(f"end {label}")
+    return label
+
+
+@task
+def step_log_after_file(label: str, path: str) -> str:
+    """A workflow step that logs its start, then works until ``path`` exists."""
+    _log(f"start {label}")
+    while not Path(path).exists():
+        time.sleep(0.05)
+    _log(f"end {label}")
+    return label
+
+
+@task
+def concat(previous: object, suffix: str) -> str:
+    """A chain step taking the result of the step before it."""
+    return f"{previous}{suffix}"
+
+
+@task
+def workflow_callback(workflow_id: int, kind: str) -> str:
+    """A workflow callback: logs "callback <kind> <workflow id>" once per run."""
+    _log(f"callback {kind} {workflow_id}")
+    return kind

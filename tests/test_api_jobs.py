@@ -145,6 +145,16 @@ def test_list_filters_by_queue_status_and_task(api):
     assert [item["id"] for item in items] == [wanted.pk]
 
 
+def test_list_searches_like_the_console(api):
+    wanted = make_job(args=["Invoice-4711"])
+    make_job(args=["other"])
+    assert [item["id"] for item in api.get("/jobs", q="invoice").json()["items"]] == [wanted.pk]
+
+
+def test_list_by_a_queue_that_cannot_exist_is_400(api):
+    assert api.get("/jobs", queue="no spaces").status_code == 400
+
+
 def test_list_pages_with_a_cursor_newest_first(api):
     ids = [make_job().pk for _ in range(5)]
     first = api.get("/jobs", limit=3).json()

@@ -9,11 +9,13 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
-from queues import rules
+from queues import lifecycle, rules
 from queues.api import api as ninja_api
-from queues.api.security import StaffSession, TokenAuth
+from queues.api.security import OidcBearer, StaffSession, TokenAuth
 from queues.models import DeadLetter, Job, Queue, Schedule
+from queues.workflows import workflow
 
+from . import tasks
 from .api import ApiClient
 from .console_helpers import make_operator, make_user, make_viewer
 from .factories import make_dead_job, make_job, make_queue, make_token
@@ -41,6 +43,9 @@ MUTATIONS: list[tuple[str, str, str, Any]] = [
     ("schedule.change", "patch", "/schedules/{schedule}", {"enabled": False}),
     ("schedule.delete", "delete", "/schedules/{schedule}", None),
     ("schedule.run", "post", "/schedules/{schedule}/run", None),
+    ("workflow.enqueue", "post", "/workflows", {"steps": [{"name": "a", "task": "tests.tasks.noop"}]}),
+    ("workflow.cancel", "post", "/workflows/{workflow}/cancel", None),
+    ("job.retry", "post", "/workflows/{workflow}/steps/done/retry", None),
 ]
 OPERATE = [m for m in MUTATIONS if rules.RULES[m[0]].scope == "operate"]
 ADMIN = [m for m in MUTATIONS if rules.RULES[m[0]].scope == "admin"]
@@ -60,7 +65,10 @@ def ids() -> dict[str, int]:
         name="hourly", cron="@hourly", task_path="tests.tasks.noop", queue=Queue.objects.get(name="default")
     )
     letter = DeadLetter.objects.get(job=dead)
-    return {"job": job.pk, "dead": dead.pk, "letter": letter.pk, "schedule": schedule.pk}
+    run = workflow(tasks.noop.s().set(name="done"), tasks.noop.s().set(name="waiting")).enqueue()
+    lifecycle.cancel(run.job_ids["done"])
+    ids = {"job": job.pk, "dead": dead.pk, "letter": letter.pk, "schedule": schedule.pk}
+    return {**ids, "workflow": run.id}
 
 
 def snapshot() -> tuple:
@@ -238,7 +246,7 @@ def _operations() -> list[tuple[str, str, Any]]:
 def test_every_endpoint_declares_an_action_of_the_rule_table():
     for method, path, operation in _operations():
         kinds = [type(auth) for auth in operation.auth_callbacks]
-        assert kinds == [TokenAuth, StaffSession], f"{method} {path}"
+        assert kinds == [TokenAuth, OidcBearer, StaffSession], f"{method} {path}"
         assert {auth.action for auth in operation.auth_callbacks} <= rules.RULES.keys(), f"{method} {path}"
 
 

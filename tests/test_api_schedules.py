@@ -28,19 +28,19 @@ def test_create_answers_201_and_plans_the_next_run(api):
 
 
 @pytest.mark.parametrize(
-    ("change", "field"),
+    ("field", "value"),
     [
-        ({"cron": "61 * * * *"}, "cron"),
-        ({"cron": "* * * *"}, "cron"),
-        ({"cron": "@sometimes"}, "cron"),
-        ({"task": "tests.tasks.missing"}, "task"),
-        ({"queue": "typo"}, "queue"),
-        ({"priority": 500}, "priority"),
-        ({"time_zone": "Mars/Olympus"}, "time_zone"),
+        ("cron", "61 * * * *"),
+        ("cron", "* * * *"),
+        ("cron", "@sometimes"),
+        ("task", "tests.tasks.missing"),
+        ("queue", "typo"),
+        ("priority", 500),
+        ("time_zone", "Mars/Olympus"),
     ],
 )
-def test_create_with_bad_input_is_400_naming_the_field(api, change, field):
-    response = api.post("/schedules", {**HOURLY, **change})
+def test_create_with_bad_input_is_400_naming_the_field(api, field, value):
+    response = api.post("/schedules", {**HOURLY, field: value})
     assert (response.status_code, field in fields(response)) == (400, True)
     assert not Schedule.objects.exists()
 

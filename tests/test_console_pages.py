@@ -119,10 +119,24 @@ def test_the_jobs_list_pages_by_id_without_offsets():
     assert f'id="job-{ids[0]}-status"' in html and f'id="job-{ids[1]}-status"' not in html
 
 
-def test_the_socket_url_carries_the_page_filters_and_rows():
-    job = make_job(queue="default")
+def test_the_socket_url_carries_the_page_filters_range_and_newest_id_but_no_rows():
+    older, newer = make_job(), make_job()
+    make_job(queue="mail")
     html = client_for(make_operator()).get("/jobs/?queue=default").content.decode()
-    assert f"page=jobs&amp;queue=default&amp;top={job.id}&amp;rows={job.id}" in html
+    address = f"page=jobs&amp;queue=default&amp;oldest={older.id}&amp;newest={newer.id}"
+    assert f'data-socket="/ws/console/?{address}&amp;as_of={newer.id + 1}"' in html
+
+
+def test_a_later_page_of_a_list_counts_no_new_rows():
+    job = make_job()
+    html = client_for(make_operator()).get(f"/jobs/?before={job.id + 1}").content.decode()
+    assert f'data-socket="/ws/console/?page=jobs&amp;oldest={job.id}&amp;newest={job.id}"' in html
+
+
+def test_a_filter_no_page_would_write_is_named_and_not_applied():
+    make_job()
+    html = client_for(make_operator()).get("/jobs/?status=sleeping").content.decode()
+    assert "&#x27;sleeping&#x27; is not a status" in html and html.count('class="status status-') == 1
 
 
 def test_read_only_staff_get_no_action_buttons():

@@ -12,7 +12,7 @@ from django.db import connections
 
 from queues import lifecycle
 from queues.console import live
-from queues.consumers import FORBIDDEN
+from queues.console.consumer import FORBIDDEN
 from taskweb.asgi import application
 
 from .console_helpers import (
@@ -43,6 +43,15 @@ def communicator(
     path: str, cookie: str | None = None, origin: str = f"http://{HOST}"
 ) -> WebsocketCommunicator:
     return socket_to(application, path, cookie, origin)
+
+
+async def opened(path: str, make_user=make_operator) -> WebsocketCommunicator:
+    """A socket at ``path``, connected with the session of a new user from ``make_user``."""
+    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_user)())
+    socket = communicator(path, cookie)
+    connected, _ = await socket.connect()
+    assert connected
+    return socket
 
 
 async def closed_on_connect(socket: WebsocketCommunicator) -> bool:
@@ -78,10 +87,7 @@ async def test_a_socket_naming_no_known_page_is_refused():
 
 
 async def test_a_new_job_reaches_a_staff_socket_on_the_overview():
-    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_operator)())
-    socket = communicator("/ws/console/?page=overview", cookie)
-    connected, _ = await socket.connect()
-    assert connected
+    socket = await opened("/ws/console/?page=overview")
     await receive_until(socket, 'id="queue-table"')
     await sync_to_async(make_job)(queue="mail")
     message = await receive_until(socket, 'data-queue="mail"')
@@ -90,15 +96,21 @@ async def test_a_new_job_reaches_a_staff_socket_on_the_overview():
 
 
 async def test_a_read_only_socket_also_receives_changes():
-    cookie = await sync_to_async(session_cookie)(await sync_to_async(make_viewer)())
     job = await sync_to_async(make_job)()
-    socket = communicator(f"/ws/console/?page=job&id={job.id}", cookie)
-    connected, _ = await socket.connect()
-    assert connected
+    socket = await opened(f"/ws/console/?page=job&id={job.id}", make_viewer)
     await receive_until(socket, 'id="job-live"')
     await sync_to_async(lifecycle.cancel)(job.id)
     message = await receive_until(socket, "status-cancelled")
     assert "hx-post" not in message  # no buttons for someone who may not act
+    await socket.disconnect()
+
+
+async def test_a_list_socket_gets_the_status_of_rows_in_its_range_from_its_filter_alone():
+    job = await sync_to_async(make_job)()
+    socket = await opened(f"/ws/console/?page=jobs&queue=default&oldest={job.id}&newest={job.id}")
+    await receive_until(socket, f'data-cell="job-{job.id}-status" class="status status-queued"')
+    await sync_to_async(lifecycle.cancel)(job.id)
+    await receive_until(socket, f'data-cell="job-{job.id}-status" class="status status-cancelled"')
     await socket.disconnect()
 
 
@@ -128,9 +140,10 @@ async def _viewer_socket() -> tuple[User, str, WebsocketCommunicator]:
     return user, cookie, await _watching(cookie)
 
 
-async def test_a_socket_closes_when_its_user_loses_staff_status():
+@pytest.mark.parametrize("change", [{"is_staff": False}, {"is_active": False}], ids=["not-staff", "inactive"])
+async def test_a_socket_closes_when_its_user_loses_staff_status_or_is_deactivated(change):
     user, _, socket = await _viewer_socket()
-    await sync_to_async(User.objects.filter(pk=user.pk).update)(is_staff=False)
+    await sync_to_async(User.objects.filter(pk=user.pk).update)(**change)
     assert await close_code(socket) == FORBIDDEN
 
 
@@ -138,12 +151,6 @@ async def test_a_socket_closes_when_its_user_loses_the_view_permission():
     user, _, socket = await _viewer_socket()
     view = await sync_to_async(Permission.objects.get)(codename="view_job")
     await sync_to_async(user.user_permissions.remove)(view)
-    assert await close_code(socket) == FORBIDDEN
-
-
-async def test_a_socket_closes_when_its_user_is_deactivated():
-    user, _, socket = await _viewer_socket()
-    await sync_to_async(User.objects.filter(pk=user.pk).update)(is_active=False)
     assert await close_code(socket) == FORBIDDEN
 
 

@@ -34,6 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 
@@ -598,6 +599,22 @@ def test_the_broker_unit_behind_nginx_still_asks_for_a_token(mutual_tls):
     assert broker_lines(mutual_tls.ports.broker, context, "LIST") == [
         "ERR authentication required: send AUTH <token> first"
     ]
+
+
+@needs_mutual_tls
+def test_behind_nginx_a_forged_x_forwarded_for_does_not_escape_the_address_lock_out(mutual_tls):
+    """Login throttling counts the address nginx saw, not one the client wrote itself."""
+    get_user_model().objects.create_superuser("bob", password="deploy-pass-5")
+    site = f"https://127.0.0.1:{mutual_tls.ports.https}"
+
+    def log_in(username: str, password: str, forged: str) -> tuple[int, bool]:
+        headers = {"X-Forwarded-For": forged}
+        status, cookies = cluster.try_log_in(site, username, password, mutual_tls.trust(), headers)
+        return status, "sessionid" in cookies
+
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        log_in(f"guess{n}", "wrong", f"192.0.2.{n}")
+    assert log_in("bob", "deploy-pass-5", "192.0.2.99") == (429, False)
 
 
 @needs_mutual_tls

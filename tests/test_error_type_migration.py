@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from queues.compat import TaskError
 from queues.models import Attempt, Circuit, DeadLetter, Job
 from queues.states import Outcome
+
+from .migrating import migrate, schema_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,18 +22,10 @@ OLD_NAMES = ["WorkerLost", "WorkerShutdown", "WorkerChildDied", "ResultNotSerial
              "TaskImportError", "Nack", "TimeoutError"]  # fmt: skip
 
 
-def _migrate(target: list[tuple[str, str]]) -> Any:
-    """Migrate the test database to ``target``; the apps (models) as they were there."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(target)
-    return executor.loader.project_state(target).apps
-
-
 @pytest.fixture
 def old_apps() -> Iterator[Any]:
     """The schema before the rename; the latest one again afterwards."""
-    yield _migrate(BEFORE)
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    yield from schema_at(BEFORE)
 
 
 def _old_rows(apps: Any) -> None:
@@ -56,7 +48,7 @@ def _old_rows(apps: Any) -> None:
 
 def test_every_recorded_error_type_becomes_a_class_path_that_imports(old_apps):
     _old_rows(old_apps)
-    _migrate(AFTER)
+    migrate(AFTER)
     paths = list(Attempt.objects.order_by("number").values_list("error_type", flat=True))
     classes = [TaskError(exception_class_path=path, traceback="").exception_class for path in paths]
     assert [kind.__name__ for kind in classes] == [*OLD_NAMES, "KeyError"]
@@ -65,7 +57,7 @@ def test_every_recorded_error_type_becomes_a_class_path_that_imports(old_apps):
 
 def test_dead_letters_and_last_errors_follow(old_apps):
     _old_rows(old_apps)
-    _migrate(AFTER)
+    migrate(AFTER)
     assert DeadLetter.objects.get().error_type == "queues.exceptions.Nack"
     assert Job.objects.get().last_error == "queues.exceptions.WorkerLost: worker w stopped heartbeating"
     assert Circuit.objects.get().last_error == "builtins.TimeoutError"
@@ -73,8 +65,8 @@ def test_dead_letters_and_last_errors_follow(old_apps):
 
 def test_the_migration_reverses_to_the_bare_names(old_apps):
     _old_rows(old_apps)
-    _migrate(AFTER)
-    _migrate(BEFORE)
+    migrate(AFTER)
+    migrate(BEFORE)
     assert sorted(Attempt.objects.values_list("error_type", flat=True)) == sorted(
         [*OLD_NAMES, "builtins.KeyError"]
     )

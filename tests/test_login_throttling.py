@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -11,8 +10,11 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.db.models import F
 
+from bench import cluster
+
+from .browser import DaphneProcess
 from .console_helpers import PASSWORD, client_for, make_operator
-from .processes import ROOT, child_env
+from .processes import run_python
 
 pytestmark = pytest.mark.django_db
 LIMIT = settings.AXES_FAILURE_LIMIT
@@ -100,14 +102,7 @@ def test_the_admin_login_is_throttled_too():
 
 
 def manage(*args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python("manage.py", *args)
     assert done.returncode == 0, done.stderr
 
 
@@ -129,3 +124,46 @@ def test_an_operator_lifts_an_address_lock_with_axes_reset_ip():
     assert log_in("alice", PASSWORD, "203.0.113.7").status_code == 429
     manage("axes_reset_ip", "203.0.113.7")
     assert log_in("alice", PASSWORD, "203.0.113.7").logged_in
+
+
+# --- through daphne, as the site is served -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def site(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[str]:
+    """The real site under daphne, run as the web unit runs it (``--proxy-headers``): the
+    browser's address comes from the X-Forwarded-For header nginx sets, which the test sets."""
+    with django_db_blocker.unblock():
+        daphne = DaphneProcess(
+            tmp_path_factory.mktemp("daphne"), "--proxy-headers", DJANGO_SETTINGS_MODULE="taskweb.settings"
+        )
+    yield daphne.url
+    daphne.stop()
+
+
+def http_log_in(site: str, username: str, password: str, address: str) -> tuple[int, bool]:
+    """The console's login form over HTTP from a browser at ``address``: status, and whether
+    it gave a session."""
+    status, cookies = cluster.try_log_in(site, username, password, headers={"X-Forwarded-For": address})
+    return status, "sessionid" in cookies
+
+
+@pytest.mark.process
+@pytest.mark.django_db(transaction=True)
+def test_through_daphne_failures_for_one_username_lock_it_out_whatever_the_address(site):
+    make_operator("alice")
+    make_operator("carol")
+    failures = [http_log_in(site, "alice", "wrong", f"198.51.100.{n}")[0] for n in range(LIMIT)]
+    assert failures == [200] * (LIMIT - 1) + [429]
+    assert http_log_in(site, "alice", PASSWORD, "198.51.100.200") == (429, False)
+    assert http_log_in(site, "carol", PASSWORD, "198.51.100.201") == (302, True)
+
+
+@pytest.mark.process
+@pytest.mark.django_db(transaction=True)
+def test_through_daphne_failures_from_one_address_lock_it_out_for_every_username(site):
+    make_operator("bob")
+    for n in range(LIMIT):
+        http_log_in(site, f"guess{n}", "wrong", "203.0.113.9")
+    assert http_log_in(site, "bob", PASSWORD, "203.0.113.9") == (429, False)
+    assert http_log_in(site, "bob", PASSWORD, "203.0.113.10") == (302, True)

@@ -22,7 +22,7 @@ from queues.states import Status
 from . import servers
 from .brokers import LISTENING
 from .factories import make_job
-from .processes import ROOT, WorkerProcess, child_env, wait_until
+from .processes import ROOT, WorkerProcess, child_env, run_python, wait_until
 
 
 def json_lines(text: str) -> list[dict]:
@@ -121,14 +121,7 @@ def test_plain_lines_end_with_the_context_as_key_value_pairs():
 
 def run_command(*args: str, settings: str = "tests.settings_without_logging") -> subprocess.CompletedProcess:
     """``manage.py <args>`` on the test database; stdout and stderr kept apart."""
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=child_env(DJANGO_SETTINGS_MODULE=settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_python("manage.py", *args, timeout=120, DJANGO_SETTINGS_MODULE=settings)
 
 
 @pytest.mark.process

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import http.client
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from .browser import DaphneProcess
-from .processes import ROOT, child_env
+from .processes import run_python
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db]
 PROFILE = {
@@ -42,14 +41,7 @@ def get(site: DaphneProcess, path: str, **headers: str) -> http.client.HTTPRespo
 def manage_check(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``manage.py check`` with the profile, on a database of its own (the test's stays untouched)."""
     env.setdefault("DATABASE_URL", f"sqlite:///{tmp_path}/check.sqlite3")
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", *args],
-        cwd=ROOT,
-        env=child_env(**{**PROFILE, **env}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_python("manage.py", "check", *args, timeout=120, **{**PROFILE, **env})
 
 
 def test_a_plain_http_request_is_redirected_to_https(site):

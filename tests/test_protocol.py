@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socketserver
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 
@@ -18,7 +16,7 @@ from queues.states import Status
 from . import servers
 from .brokers import BrokerProcess, LineClient
 from .factories import make_job, make_queue, make_token
-from .processes import ROOT, child_env, wait_until
+from .processes import run_python, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -202,16 +200,16 @@ def test_with_auth_required_a_valid_token_opens_the_connection(auth_server):
     assert (client(f"AUTH {make_token('tcp')}"), client("LIST")) == ("OK", "OK default")
 
 
-def test_runbroker_refuses_a_bad_port_clearly():
-    done = subprocess.run(
-        [sys.executable, "manage.py", "runbroker", "--port", "70000"],
-        cwd=ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert (done.returncode, "--port must be 0..65535" in done.stderr) == (1, True)
+@pytest.mark.parametrize(
+    "option, refusal",
+    [
+        (["--port", "70000"], "--port must be 0..65535"),
+        (["--max-connections", "0"], "--max-connections at least 1"),
+    ],
+)
+def test_runbroker_refuses_a_bad_option_clearly(option, refusal):
+    done = run_python("manage.py", "runbroker", *option)
+    assert (done.returncode, refusal in done.stderr) == (1, True)
 
 
 class ForeignServer(socketserver.ThreadingTCPServer):

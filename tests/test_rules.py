@@ -17,7 +17,21 @@ def _scope_actions(scope: TokenScope) -> set[str]:
 
 
 def test_the_read_scope_covers_reading_only():
-    assert _scope_actions(TokenScope.READ) == {rules.READ}
+    assert _scope_actions(TokenScope.READ) == {rules.READ, "payload.view"}  # reading encrypted payloads
+
+
+def test_only_a_user_with_view_payloads_sees_encrypted_payloads_in_the_clear():
+    reader = make_user("reader", perms=("view_job", "view_payloads"))
+    assert rules.sees_payloads(reader)
+    assert not rules.sees_payloads(make_viewer())
+    assert not rules.sees_payloads(make_user("outsider", staff=False, perms=("view_job", "view_payloads")))
+
+
+def test_a_token_sees_encrypted_payloads_when_its_owner_does():
+    reader = make_user("reader", perms=("view_job", "view_payloads"))
+    assert rules.sees_payloads(auth_tokens.create_token("r", user=reader, scope=TokenScope.READ).token)
+    viewer = make_viewer()
+    assert not rules.sees_payloads(auth_tokens.create_token("v", user=viewer, scope=TokenScope.ADMIN).token)
 
 
 def test_the_operate_scope_covers_the_day_to_day_work():
@@ -30,6 +44,8 @@ def test_the_operate_scope_covers_the_day_to_day_work():
         "queue.pause",
         "circuit.close",
         "schedule.run",
+        "workflow.enqueue",
+        "workflow.cancel",
     }
 
 

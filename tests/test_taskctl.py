@@ -18,7 +18,7 @@ from queues.states import Status
 from .api import ApiClient
 from .console_helpers import make_operator, make_user, make_viewer
 from .factories import make_job, make_queue, make_token, start_claimed
-from .processes import ROOT, child_env
+from .processes import ROOT, child_env, run_python
 
 
 def taskctl(*args: str) -> str:
@@ -92,9 +92,14 @@ class TestInProcess:
             taskctl("queues", "create", "mail", *option)
         assert not Queue.objects.filter(name="mail").exists()
 
-    def test_queues_create_of_an_existing_queue_fails(self):
-        with pytest.raises(CommandError, match="already exists"):
-            taskctl("queues", "create", "default")
+    @pytest.mark.parametrize(
+        ("command", "reason"),
+        [(("create", "default"), "already exists"), (("pause", "nope"), "'nope'")],
+        ids=["existing", "unknown"],
+    )
+    def test_a_queues_command_on_the_wrong_queue_fails_saying_why(self, command, reason):
+        with pytest.raises(CommandError, match=reason):
+            taskctl("queues", *command)
 
     def test_queues_list_shows_counts(self):
         make_job()
@@ -116,15 +121,16 @@ class TestInProcess:
         taskctl("queues", "delete", "old")
         assert not Queue.objects.filter(name="old").exists()
 
-    def test_an_unknown_queue_fails_naming_it(self):
-        with pytest.raises(CommandError, match="'nope'"):
-            taskctl("queues", "pause", "nope")
-
     def test_jobs_list_filters_by_status(self):
         make_job()
         cancelled = make_job()
         lifecycle.cancel(cancelled.pk)
         assert [j["id"] for j in taskctl_json("jobs", "list", "--status", "cancelled")] == [cancelled.pk]
+
+    def test_jobs_list_searches_the_arguments(self):
+        wanted = make_job(args=["invoice-4711"])
+        make_job()
+        assert [j["id"] for j in taskctl_json("jobs", "list", "--search", "4711")] == [wanted.pk]
 
     def test_jobs_show_prints_the_attempt_history(self):
         job = dead_job()
@@ -134,10 +140,15 @@ class TestInProcess:
         with pytest.raises(CommandError, match="Job 4242 does not exist"):
             taskctl("jobs", "show", "4242")
 
-    def test_jobs_cancel(self):
-        job = make_job()
-        taskctl("jobs", "cancel", str(job.pk))
-        assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
+    @pytest.mark.parametrize(
+        ("make", "command", "status"),
+        [(make_job, ("jobs", "cancel"), Status.CANCELLED), (dead_job, ("dlq", "replay"), Status.QUEUED)],
+        ids=["jobs-cancel", "dlq-replay"],
+    )
+    def test_a_job_command_moves_the_job(self, make, command, status):
+        job = make()
+        taskctl(*command, str(job.pk))
+        assert Job.objects.get(pk=job.pk).status == status
 
     def test_jobs_cancel_of_a_finished_job_fails_and_changes_nothing(self):
         job = make_job()
@@ -164,11 +175,6 @@ class TestInProcess:
         dead_job()
         listed = taskctl_json("dlq", "list", "--error-type", "queues.exceptions.WorkerLost")
         assert [d["job_id"] for d in listed] == [lost.pk]
-
-    def test_dlq_replay_of_ids(self):
-        job = dead_job()
-        taskctl("dlq", "replay", str(job.pk))
-        assert Job.objects.get(pk=job.pk).status == Status.QUEUED
 
     def test_dlq_replay_with_one_live_id_changes_nothing(self):
         dead = dead_job()
@@ -288,14 +294,7 @@ class TestInProcess:
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "taskctl", *args],
-        cwd=ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python("manage.py", "taskctl", *args)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from queues.models import ApiToken
+
+from .migrating import migrate, schema_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,18 +17,10 @@ BEFORE = [("queues", "0004_operations")]
 AFTER = [("queues", "0006_token_owner_required")]
 
 
-def _migrate(target: list[tuple[str, str]]) -> Any:
-    """Migrate the test database to ``target``; the apps (models) as they were there."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(target)
-    return executor.loader.project_state(target).apps
-
-
 @pytest.fixture
 def old_apps() -> Iterator[Any]:
     """The schema before tokens had owners and scopes; the latest one again afterwards."""
-    yield _migrate(BEFORE)
-    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+    yield from schema_at(BEFORE)
 
 
 def _old_token(apps: Any, name: str, user: Any = None) -> None:
@@ -41,14 +33,14 @@ def test_an_ownerless_token_goes_to_the_first_active_superuser_with_the_admin_sc
     User.objects.create(username="root", is_superuser=True, is_staff=True)
     User.objects.create(username="root2", is_superuser=True, is_staff=True)
     _old_token(old_apps, "ci")
-    _migrate(AFTER)
+    migrate(AFTER)
     assert ApiToken.objects.values_list("name", "user__username", "scope").get() == ("ci", "root", "admin")
 
 
 def test_a_token_with_an_owner_keeps_it_and_gets_the_admin_scope(old_apps):
     ops = old_apps.get_model("auth", "User").objects.create(username="ops", is_staff=True)
     _old_token(old_apps, "deploy", user=ops)
-    _migrate(AFTER)
+    migrate(AFTER)
     assert ApiToken.objects.values_list("user__username", "scope").get() == ("ops", "admin")
 
 
@@ -56,5 +48,5 @@ def test_an_ownerless_token_is_deleted_when_no_superuser_could_own_it(old_apps):
     ops = old_apps.get_model("auth", "User").objects.create(username="ops", is_staff=True)
     _old_token(old_apps, "ci")
     _old_token(old_apps, "deploy", user=ops)
-    _migrate(AFTER)
+    migrate(AFTER)
     assert list(ApiToken.objects.values_list("name", flat=True)) == ["deploy"]

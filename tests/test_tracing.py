@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from queues import tracing
 
 from .factories import make_job
-from .processes import ROOT, child_env
+from .processes import run_python
 
 
 @pytest.mark.django_db
@@ -24,14 +22,7 @@ def test_without_a_configured_tracer_provider_nothing_is_added_to_the_job():
 @pytest.mark.django_db(transaction=True)
 def test_enqueue_and_run_are_spans_of_one_trace():
     pytest.importorskip("opentelemetry.sdk")
-    probe = subprocess.run(
-        [sys.executable, "-m", "tests.trace_probe"],
-        cwd=ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    probe = run_python("-m", "tests.trace_probe")
     assert probe.returncode == 0, probe.stderr
     first, *spans = [json.loads(line) for line in probe.stdout.splitlines()]
     by_name = {span["name"]: span for span in spans}

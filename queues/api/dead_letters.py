@@ -11,7 +11,7 @@ from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import lifecycle
 from ..exceptions import JobStateError
-from ..filters import dead_letters_matching
+from ..filters import DeadLetterFilter
 from ..models import DeadLetter, Job
 from ..serializers import dead_letter_out, job_detail
 from ..states import Status
@@ -31,10 +31,13 @@ def _letter(letter_id: int) -> DeadLetter:
     "/dead-letters", response=DeadLetterPage, summary="Dead letters, newest first", auth=requires("view")
 )
 def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -> dict[str, Any]:
-    letters = DeadLetter.objects.filter(replayed_at__isnull=not filters.replayed)
-    letters = dead_letters_matching(letters, filters.queue, filters.task, filters.error_type)
+    wanted = DeadLetterFilter(
+        queue=filters.queue, task=filters.task, error_type=filters.error_type, replayed=filters.replayed
+    )
+    letters = wanted.queryset(DeadLetter.objects.all())
     items, next_cursor = pages.page(letters, filters.cursor, filters.limit)
-    return pages.with_next([dead_letter_out(letter) for letter in items], next_cursor)
+    reveal = security.reveals(request)
+    return pages.with_next([dead_letter_out(letter, reveal) for letter in items], next_cursor)
 
 
 @router.post(
@@ -45,11 +48,8 @@ def list_dead_letters(request: HttpRequest, filters: Query[DeadLetterFilters]) -
 )
 def replay_matching(request: HttpRequest, payload: ReplayMatching) -> dict[str, int]:
     """An empty filter replays every dead job; each goes back to queued with a fresh budget."""
-    letters = dead_letters_matching(
-        DeadLetter.objects.filter(replayed_at=None), payload.queue, payload.task, payload.error_type
-    )
-    jobs = Job.objects.filter(pk__in=letters.values("job_id"))
-    return {"count": lifecycle.replay_many(jobs, by=security.actor(request))}
+    wanted = DeadLetterFilter(queue=payload.queue, task=payload.task, error_type=payload.error_type)
+    return {"count": lifecycle.replay_many(wanted.jobs(), by=security.actor(request))}
 
 
 @router.post(
@@ -62,7 +62,7 @@ def replay(request: HttpRequest, letter_id: int = PathParam(..., ge=1, le=MAX_ID
     """409 when the job is no longer dead (already replayed, say)."""
     job_id = _letter(letter_id).job_id
     lifecycle.replay(job_id, by=security.actor(request))
-    return job_detail(job_id)
+    return job_detail(job_id, security.reveals(request))
 
 
 @router.delete(

@@ -20,19 +20,20 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from ..exceptions import InvalidJob, InvalidQueue, JobNotFound, JobStateError, QueueConflict
+from ..exceptions import InvalidJob, InvalidQueue, JobNotFound, JobStateError, QueueConflict, WorkflowNotFound
 from .schemas import ErrorOut
 
 logger = logging.getLogger("django.request")
 
 ERROR_DESCRIPTIONS = {
     400: "Bad input: errors lists each bad field.",
-    401: "No token, or an unknown or revoked one.",
+    401: "No token, or an unknown or revoked one, or an identity provider's JWT that is not accepted.",
     403: "Not allowed: the user or token may not do this, or a session call lacks the CSRF header.",
     404: "Nothing has the id or name in the URL.",
     409: "The action does not fit the current state.",
     413: "The request body is larger than QUEUES_API_MAX_BODY.",
     500: "An unexpected error; it is logged with its traceback.",
+    503: "The identity provider's signing keys could not be fetched (JWT sign-in only).",
 }
 CONFLICT = {409: ErrorOut}
 """Add to an operation's ``response`` when its action may not fit the current state."""
@@ -124,7 +125,7 @@ def _error_components() -> dict[str, Any]:
 
 def _document_errors(operation: dict[str, Any]) -> None:
     """Add the errors every operation may answer; 404 only where the URL names something."""
-    codes = {400, 401, 403, 413, 500}
+    codes = {400, 401, 403, 413, 500, 503}
     if any(parameter["in"] == "path" for parameter in operation.get("parameters", [])):
         codes.add(404)
     # ninja keys its own responses by number: one key per status, as text, as JSON has them.
@@ -163,6 +164,7 @@ def install(api: NinjaAPI) -> None:
         return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
 
     @api.exception_handler(JobNotFound)
+    @api.exception_handler(WorkflowNotFound)
     @api.exception_handler(NotFound)
     def not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
         return api.create_response(request, {"detail": str(exc)}, status=404)

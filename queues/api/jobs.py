@@ -12,6 +12,7 @@ from ninja import Query, Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import lifecycle, values, webhooks
+from ..filters import JobFilter
 from ..models import Job
 from ..serializers import job_detail, job_out
 from . import pages, security
@@ -47,27 +48,25 @@ def enqueue(request: HttpRequest, payload: JobIn) -> Reply:
             meta=meta,
         )
     )
-    return Reply(201 if created else 200, job_out(job, payload.queue if created else None))
+    shown = job_out(job, payload.queue if created else None, security.reveals(request))
+    return Reply(201 if created else 200, shown)
 
 
 @router.get("/jobs", response=JobPage, summary="List jobs, newest first", auth=requires("view"))
 def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[str, Any]:
-    jobs = Job.objects.select_related("queue")
-    if filters.queue:
-        jobs = jobs.filter(queue__name=filters.queue)
-    if filters.status:
-        jobs = jobs.filter(status=filters.status)
-    if filters.task:
-        jobs = jobs.filter(task_path=filters.task)
+    wanted = JobFilter(queue=filters.queue, status=filters.status, task=filters.task, q=filters.q)
+    jobs = wanted.queryset(Job.objects.select_related("queue"))
+    note = wanted.search_note(Job.objects.all())
     items, next_cursor = pages.page(jobs, filters.cursor, filters.limit)
-    return pages.with_next([job_out(job) for job in items], next_cursor)
+    reveal = security.reveals(request)
+    return {**pages.with_next([job_out(job, reveal=reveal) for job in items], next_cursor), "note": note}
 
 
 @router.get(
     "/jobs/{job_id}", response=JobDetailOut, summary="A job with its attempt history", auth=requires("view")
 )
 def get_job(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
-    return job_detail(job_id)
+    return job_detail(job_id, security.reveals(request))
 
 
 @router.post(
@@ -78,7 +77,7 @@ def get_job(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID))
 )
 def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     lifecycle.cancel(job_id)
-    return job_detail(job_id)
+    return job_detail(job_id, security.reveals(request))
 
 
 @router.post(
@@ -90,4 +89,4 @@ def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) 
 def retry(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
     """A scheduled, succeeded, cancelled or dead job goes back to queued with a fresh budget."""
     lifecycle.retry(job_id, by=security.actor(request))
-    return job_detail(job_id)
+    return job_detail(job_id, security.reveals(request))

@@ -14,6 +14,7 @@ from .. import bounds, cron, lifecycle, registry, scheduler
 from ..exceptions import QueueConflict
 from ..models import Schedule
 from ..serializers import job_detail, schedule_out
+from . import security
 from .errors import CONFLICT, get_or_404
 from .schemas import MAX_ID, JobDetailOut, ScheduleIn, ScheduleOut, SchedulePatch
 from .security import requires
@@ -108,4 +109,4 @@ def delete_schedule(request: HttpRequest, schedule_id: int = ScheduleId) -> Repl
 def run_now(request: HttpRequest, schedule_id: int = ScheduleId) -> Reply:
     """Outside the timetable; the next planned run stays as it was."""
     job = scheduler.run_now(_schedule(schedule_id))
-    return Reply(201, job_detail(job.pk))
+    return Reply(201, job_detail(job.pk, security.reveals(request)))

@@ -53,6 +53,8 @@ Priority = Annotated[
 ]
 """-100..100 or a name; one field (not a union), so an error names just ``priority``."""
 QUEUE_NAME = r"^[A-Za-z0-9_.-]+$"
+QueueFilter = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")]
+"""A queue name, or empty for every queue (``queues.filters``)."""
 TASK_PATH = f"^{DOTTED_PATH.pattern}$"
 Text = Annotated[str, Field(max_length=255, pattern=r"^[^\x00]*$")]
 """A filter's text: no database stores NUL characters, so none can match."""
@@ -133,12 +135,19 @@ class AttemptOut(Schema):
     traceback: str
 
 
+ENCRYPTED_NOTE = (
+    'An encrypted job\'s args, kwargs, result and error texts read "🔒 encrypted" unless the '
+    "caller has the queues.view_payloads permission."
+)
+
+
 class JobOut(Schema):
     id: int
     queue: str
     task: str
-    args: list[Any]
-    kwargs: dict[str, Any]
+    args: list[Any] | str = Field(description=ENCRYPTED_NOTE)
+    kwargs: dict[str, Any] | str
+    encrypted: bool = Field(description="The job's payloads are stored encrypted.")
     priority: int
     status: StatusName
     attempts: int
@@ -165,12 +174,21 @@ class JobDetailOut(JobOut):
 class JobPage(Schema):
     items: list[JobOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last.")
+    note: str | None = Field(
+        None, description="With ?q=: how many encrypted jobs the search could not look into."
+    )
 
 
 class JobFilters(Schema):
-    queue: Text | None = None
+    queue: QueueFilter | None = None
     status: StatusName | None = None
     task: Text | None = None
+    q: Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")] | None = Field(
+        None,
+        description="Search: #123 is that job; other text is found in the task path or the "
+        "arguments' JSON (case-insensitive) among the newest 50,000 jobs; encrypted jobs' "
+        "arguments cannot be searched (see note).",
+    )
     cursor: Cursor | None = None
     limit: int = Field(50, ge=1, le=500)
 
@@ -189,8 +207,11 @@ class QueueSettings(Strict):
     retention: float | None = Field(
         None, ge=1, le=bounds.MAX_RETENTION, description="Seconds finished jobs are kept; default 7 days."
     )
+    encrypt: StrictBool | None = Field(
+        None, description="Store the arguments, result and errors of new jobs encrypted; default false."
+    )
 
-    _numbers = field_validator(*SETTINGS, mode="before")(json_number)
+    _numbers = field_validator(*(name for name in SETTINGS if name != "encrypt"), mode="before")(json_number)
 
 
 class QueueIn(QueueSettings):
@@ -205,6 +226,7 @@ class QueueOut(Schema):
     max_attempts: int
     timeout: int
     retention: float = Field(description="Seconds.")
+    encrypt: bool = Field(description="New jobs are stored encrypted.")
     created_at: datetime
     counts: dict[str, int] = Field(description="Jobs by status.")
 
@@ -233,7 +255,7 @@ class DeadLetterPage(Schema):
 
 
 class DeadLetterFilters(Schema):
-    queue: Text | None = None
+    queue: QueueFilter | None = None
     task: Text | None = None
     error_type: Text | None = None
     replayed: bool = Field(False, description="true lists dead letters already replayed.")
@@ -242,7 +264,7 @@ class DeadLetterFilters(Schema):
 
 
 class ReplayMatching(Strict):
-    queue: Text | None = None
+    queue: QueueFilter | None = None
     task: Text | None = None
     error_type: Text | None = None
 
@@ -321,3 +343,93 @@ class StatsOut(Schema):
         description="Enqueued/succeeded/failed/retried/dead in the last 60 s."
     )
     last_hour: dict[str, int]
+
+
+StepName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00/]+$")]
+
+
+class CallbackIn(Strict):
+    task: str = Field(
+        ..., max_length=255, pattern=TASK_PATH, description="Called with the workflow id first."
+    )
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    queue: str = Field("default", min_length=1, max_length=64, pattern=QUEUE_NAME)
+    priority: Priority = 0
+
+
+class StepIn(CallbackIn):
+    task: str = Field(..., max_length=255, pattern=TASK_PATH, description="Dotted path of a registered task.")
+    name: StepName = Field(..., description="Unique in the workflow; other steps name it in depends_on.")
+    depends_on: list[StepName] = Field(default_factory=list, description="Steps that must succeed first.")
+    pass_result: StrictBool = Field(False, description="Prepend the dependencies' results to args.")
+    run_anyway: StrictBool = Field(False, description="Run once the dependencies finish, even if one died.")
+    max_attempts: int | None = Field(None, ge=1, le=bounds.MAX_ATTEMPTS)
+    timeout: int | None = Field(None, ge=1, le=bounds.MAX_TIMEOUT, description="Seconds one attempt may run.")
+    delay: float | None = Field(
+        None, ge=0, le=bounds.MAX_DELAY, description="Run no earlier than this many seconds from now."
+    )
+
+    _numbers = field_validator("delay", "max_attempts", "timeout", mode="before")(json_number)
+
+
+class WorkflowIn(Strict):
+    name: str = Field("", max_length=200)
+    steps: list[StepIn] = Field(..., min_length=1, max_length=100_000)
+    on_success: CallbackIn | None = Field(None, description="Enqueued once when every step has succeeded.")
+    on_complete: CallbackIn | None = Field(None, description="Enqueued once when every step has finished.")
+    on_death: CallbackIn | None = Field(None, description="Enqueued once when the first step dies.")
+
+
+class CallbackOut(Schema):
+    task: str
+    fired_at: datetime | None
+    job_id: int | None
+
+
+class WorkflowOut(Schema):
+    id: int
+    name: str
+    status: Literal["running", "succeeded", "failed", "cancelled"]
+    total: int
+    done: int
+    succeeded: int
+    failed: int
+    dead: int
+    cancelled: int
+    percent: int
+    created_at: datetime
+    finished_at: datetime | None
+    cancelled_at: datetime | None
+    callbacks: dict[str, CallbackOut]
+
+
+class StepOut(Schema):
+    name: str
+    stage: int = Field(description="0 for steps that wait for none; else 1 + the latest stage waited for.")
+    job_id: int
+    task: str
+    queue: str
+    status: StatusName
+    attempts: int
+    depends_on: list[str]
+    pass_result: bool
+    run_anyway: bool
+    last_error: str
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class WorkflowDetailOut(WorkflowOut):
+    steps: list[StepOut]
+
+
+class WorkflowPage(Schema):
+    items: list[WorkflowOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last.")
+
+
+class WorkflowFilters(Schema):
+    status: Literal["running", "finished"] | None = None
+    cursor: Cursor | None = None
+    limit: int = Field(50, ge=1, le=500)

@@ -1,9 +1,11 @@
-"""Who may call the API: a bearer token, or a staff user's session (the console's calls).
+"""Who may call the API: a bearer token, an identity provider's bearer JWT, or a staff
+user's session (the console's calls).
 
 Every endpoint declares the action it performs with ``auth=requires(action)``; the
 action's rule in ``queues.rules`` decides, for sessions exactly as in the console and
-for tokens within their scope and their owner's permissions. A refusal is a 403
-whose ``detail`` names the missing permission or scope.
+for tokens and JWTs within their scope and their user's permissions. A refusal is a 403
+whose ``detail`` names the missing permission or scope; a JWT that is not accepted is a
+401 saying why (503 when the provider's keys cannot be fetched).
 
 Session calls that change something must carry the CSRF token, as any Django form
 does; token calls need none, since a browser never sends the token on its own.
@@ -18,11 +20,11 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja.errors import AuthorizationError
+from ninja.errors import AuthenticationError, AuthorizationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
-from .. import auth_tokens, bounds, rules, storable
+from .. import auth_tokens, bounds, oidc, rules, storable
 from ..conf import conf
 from ..models import ApiToken
 
@@ -39,6 +41,34 @@ class TokenAuth(HttpBearer):
         if found is not None and (reason := rules.token_refusal(found, self.action)):
             raise AuthorizationError(403, reason)
         return found
+
+
+class OidcBearer(HttpBearer):
+    """``Authorization: Bearer <JWT>`` from the identity provider QUEUES_OIDC_* names (when set)."""
+
+    openapi_bearerFormat = "JWT"
+    openapi_description = (
+        "A JWT from the identity provider named by QUEUES_OIDC_ISSUER (when configured): "
+        "its user claim names a Taskweb user, its roles claim a scope."
+    )
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__()
+
+    def authenticate(self, request: HttpRequest, token: str) -> oidc.Identity | None:
+        if not (oidc.enabled() and oidc.looks_like_jwt(token)):
+            return None
+        try:
+            identity = oidc.authenticate(token)
+        except oidc.OidcRefused as refused:
+            if refused.status == 401:
+                raise AuthenticationError(401, str(refused)) from refused
+            raise HttpError(refused.status, str(refused)) from refused
+        credential = f"The identity provider's token for {identity.name}"
+        if reason := rules.scoped_refusal(credential, identity.scope, identity.user, self.action):
+            raise AuthorizationError(403, reason)
+        return identity
 
 
 class StaffSession(APIKeyCookie):
@@ -68,11 +98,11 @@ class StaffSession(APIKeyCookie):
         return user
 
 
-def requires(action: str) -> list[TokenAuth | StaffSession]:
+def requires(action: str) -> list[TokenAuth | OidcBearer | StaffSession]:
     """An endpoint's ``auth``: who may perform ``action`` (a key of ``queues.rules.RULES``)."""
     if action not in rules.RULES:
         raise KeyError(f"{action!r} is not an action in queues.rules.RULES")
-    return [TokenAuth(action), StaffSession(action)]
+    return [TokenAuth(action), OidcBearer(action), StaffSession(action)]
 
 
 class Undeclared:
@@ -82,11 +112,18 @@ class Undeclared:
         raise AuthorizationError(403, "This endpoint declares no permission, so nobody may call it.")
 
 
+def reveals(request: HttpRequest) -> bool:
+    """Whether the caller (token or session) may read encrypted payloads in the clear."""
+    return rules.sees_payloads(getattr(request, "auth", None))
+
+
 def actor(request: HttpRequest) -> str:
     """A name for who did something, stored e.g. as a dead letter's replayed_by."""
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiToken):
         return f"token:{auth.name}"
+    if isinstance(auth, oidc.Identity):
+        return f"oidc:{auth.name}"
     return getattr(auth, "username", "") or "api"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
@@ -26,6 +26,7 @@ from django.utils.module_loading import import_string
 from ..rules import VIEW, is_operator
 
 MODEL_BACKEND_ONLY = ["django.contrib.auth.backends.ModelBackend"]
+Key = TypeVar("Key")
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,15 @@ class Viewer:
     session_key: str
 
 
-def refused(viewers: Mapping[str, Viewer]) -> set[str]:
-    """The channel names (keys of ``viewers``) whose user or session no longer allows watching."""
+def refused(viewers: Mapping[Key, Viewer]) -> set[Key]:
+    """The keys of ``viewers`` (one per socket) whose user or session no longer allows watching."""
     if not viewers:
         return set()
     users = _operators({viewer.user_id for viewer in viewers.values()})
     sessions = _sessions({viewer.session_key for viewer in viewers.values()})
     return {
-        channel
-        for channel, viewer in viewers.items()
+        key
+        for key, viewer in viewers.items()
         if not _logged_in(sessions.get(viewer.session_key), users.get(viewer.user_id))
     }
 

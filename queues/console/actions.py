@@ -10,12 +10,13 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from .. import lifecycle
+from .. import counts, lifecycle
 from ..exceptions import InvalidJob, InvalidQueue, JobNotFound, JobStateError, QueueConflict
-from ..models import DeadLetter, Job, Queue
+from ..filters import DeadLetterFilter, JobFilter
+from ..models import Job, Queue
 from ..states import TRANSITIONS, Status
-from . import bulk, counts
-from .forms import DeadFilterForm, JobFilterForm, QueueCreateForm, QueueSettingsForm
+from . import bulk, render
+from .forms import QueueCreateForm, QueueSettingsForm
 from .permissions import action_required, allowed_actions, can, operator_required, refuse
 from .responses import flash, redirect
 
@@ -68,7 +69,11 @@ def jobs_bulk(request: HttpRequest) -> HttpResponse:
     if not can(request.user, f"job.{action}"):
         return refuse(request, f"job.{action}")
     if request.POST.get("all_matching"):
-        matching = JobFilterForm(request.POST).apply(Job.objects.all()).order_by("-id")
+        try:
+            wanted = JobFilter.parse(request.POST)
+        except InvalidJob as exc:
+            return flash(request, f"Nothing was done: {exc}", "error", 400)
+        matching = wanted.queryset(Job.objects.all()).order_by("-id")
         ids = matching.values_list("id", flat=True).iterator(chunk_size=bulk.CHUNK)
     else:
         ids = iter(_selected_ids(request.POST))
@@ -79,15 +84,11 @@ def jobs_bulk(request: HttpRequest) -> HttpResponse:
 # --- dead letters ---------------------------------------------------------------------
 
 
-def _matching_dead_jobs(data: QueryDict) -> QuerySet[Job]:
-    letters = DeadFilterForm(data).apply(DeadLetter.objects.filter(replayed_at=None))
-    return Job.objects.filter(id__in=letters.values("job_id"), status=Status.DEAD)
-
-
 def _dead_jobs(data: QueryDict) -> QuerySet[Job]:
-    """The dead jobs an operator picked: the ticked ones, or every one matching the filters."""
+    """The dead jobs an operator picked: the ticked ones, or every one matching the filters
+    (``InvalidJob`` when the filters are not ones a page would send)."""
     if data.get("all_matching"):
-        return _matching_dead_jobs(data)
+        return DeadLetterFilter.parse(data).jobs()
     return Job.objects.filter(id__in=_selected_ids(data), status=Status.DEAD)
 
 
@@ -96,31 +97,35 @@ def _dead_jobs(data: QueryDict) -> QuerySet[Job]:
 def dead_confirm(request: HttpRequest) -> HttpResponse:
     """Say how many jobs a replay or delete of everything matching would touch, before it runs."""
     action = request.GET.get("action") if request.GET.get("action") in ("replay", "delete") else "replay"
-    count = counts.count(_matching_dead_jobs(request.GET))
-    filters = DeadFilterForm(request.GET).filters()
-    html = render_to_string(
-        "queues/partials/dead_confirm.html", {"count": count, "filters": filters, "action": action}, request
-    )
-    return HttpResponse(html)
+    try:
+        wanted = DeadLetterFilter.parse(request.GET)
+    except InvalidJob as exc:
+        return flash(request, str(exc), "error", 400)
+    context = {"count": counts.count(wanted.jobs()), "filters": wanted.query(), "action": action}
+    return HttpResponse(render_to_string("queues/partials/dead_confirm.html", context, request))
 
 
 @require_POST
 @action_required("dead.replay")
 def dead_replay(request: HttpRequest) -> HttpResponse:
-    replayed = lifecycle.replay_many(_dead_jobs(request.POST), by=request.user.get_username())
-    return flash(request, f"Replayed {replayed} job{'s' if replayed != 1 else ''}.", extra=_clear_confirm())
+    try:
+        replayed = lifecycle.replay_many(_dead_jobs(request.POST), by=request.user.get_username())
+    except InvalidJob as exc:
+        return flash(request, f"Nothing was replayed: {exc}", "error", 400)
+    message = f"Replayed {replayed} job{'s' if replayed != 1 else ''}."
+    return flash(request, message, extra=render.emptied("dead-confirm"))
 
 
 @require_POST
 @action_required("job.delete")
 def dead_delete(request: HttpRequest) -> HttpResponse:
-    ids = _dead_jobs(request.POST).values_list("id", flat=True).iterator(chunk_size=bulk.CHUNK)
+    try:
+        jobs = _dead_jobs(request.POST)
+    except InvalidJob as exc:
+        return flash(request, f"Nothing was deleted: {exc}", "error", 400)
+    ids = jobs.values_list("id", flat=True).iterator(chunk_size=bulk.CHUNK)
     outcome = bulk.run("delete", ids, by=request.user.get_username())
-    return flash(request, outcome.message("Deleted"), extra=_clear_confirm())
-
-
-def _clear_confirm() -> str:
-    return '<div id="dead-confirm" hx-swap-oob="true"></div>'
+    return flash(request, outcome.message("Deleted"), extra=render.emptied("dead-confirm"))
 
 
 # --- queues ---------------------------------------------------------------------------
@@ -160,10 +165,7 @@ def _set_paused(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
         queue = lifecycle.set_paused(name, paused)
     except InvalidJob:  # no such queue
         return flash(request, f"Queue {name} does not exist.", "error", 404)
-    context = {"queue": queue, "allowed": allowed_actions(request.user), "oob": True}
-    state = render_to_string("queues/partials/queue_state.html", context, request)
-    badge = render_to_string("queues/partials/queue_badge.html", context)
-    state += f'<span id="queue-live-state" hx-swap-oob="true">{badge}</span>'
+    state = render.queue_paused(queue, allowed_actions(request.user))
     return flash(request, f"Queue {name} {'paused' if paused else 'resumed'}.", extra=state)
 
 
@@ -202,7 +204,7 @@ def queue_purge(request: HttpRequest, name: str) -> HttpResponse:
     return flash(
         request,
         f"Purged {purged} waiting job{'s' if purged != 1 else ''} from {name}.",
-        extra='<div id="purge-confirm" hx-swap-oob="true"></div>',
+        extra=render.emptied("purge-confirm"),
     )
 
 

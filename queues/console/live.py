@@ -1,14 +1,19 @@
-"""One poller per web process feeds every open console socket.
+"""One poller per web process feeds every open console socket, one way.
 
 daphne has no lifespan hook, so the poller starts with the first socket of the
 process and stops with the last. Each tick it reads what changed once (jobs by
-``updated_at``, queues, workers, dead letters), renders each subscribed topic's
-fragments once, and sends them to process-local channel-layer groups: database
-cost grows with the number of distinct topics watched, never with open tabs.
+``updated_at``, queues, workers, dead letters) as typed updates for the topics its
+sockets watch, renders each update's common fragments once, lets each socket's watch
+keep its page's part, and hands every socket its HTML: database cost grows with the
+number of distinct topics watched, never with open tabs. Sockets tell the poller only
+which page they show, once, when they open.
+
+The poller and its sockets live in the same process and event loop, so it calls
+them directly: no channel layer sits between them.
 
 Every ``ACCESS_SECONDS`` the same tick also re-checks, for all sockets at once, that
 their users may still watch (``access.refused``); a socket whose user lost the right
-or whose session ended is told to close.
+or whose session ended is closed.
 """
 
 from __future__ import annotations
@@ -16,103 +21,121 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from uuid import uuid4
+from typing import Protocol
 
 from django.db import close_old_connections, connections
 
-from . import access, layer
+from . import access, render
+from .events import Topic, Update
 from .ticks import Tick
+from .watches import Watch
 
 logger = logging.getLogger("queues.console")
 
 TICK_SECONDS = 0.5
 ACCESS_SECONDS = 1.0
-PROCESS = uuid4().hex[:12]
-"""Groups are named per process: with channels-redis every web process runs its own
-poller, and a shared group name would deliver each fragment once per process."""
 
 
-def group(topic: str) -> str:
-    return f"console.{PROCESS}.{topic}"
+class Socket(Protocol):
+    """What the poller needs of an open socket (``consumer.ConsoleConsumer``)."""
+
+    async def push(self, html: str) -> None: ...
+
+    async def refuse(self) -> None: ...
+
+
+@dataclass(eq=False)
+class Subscription:
+    socket: Socket
+    watch: Watch
+    viewer: access.Viewer
+    started: bool = False  # set in the poller's thread once the socket has had its first fragments
 
 
 @dataclass
-class Demand:
-    """What the sockets of this process want from the next tick."""
+class Fanout:
+    """Turns one tick's updates into each socket's HTML, sending common fragments only
+    when they differ from what the topic's sockets already have (or to a new socket)."""
 
-    topics: set[str]
-    refresh: set[str] = field(default_factory=set)
-    rows: set[int] = field(default_factory=set)
+    last: dict[Topic, str] = field(default_factory=dict)
+
+    def html(self, updates: list[Update], subscriptions: list[Subscription]) -> dict[Subscription, str]:
+        parts: dict[Subscription, list[str]] = {sub: [] for sub in subscriptions}
+        fresh = {sub for sub in subscriptions if not sub.started}
+        for sub in fresh:
+            parts[sub].append(sub.watch.start())
+            sub.started = True
+        for update in updates:
+            shared = render.shared(update)
+            unchanged = self.last.get(update.topic) == shared
+            self.last[update.topic] = shared
+            for sub in subscriptions:
+                if update.topic in sub.watch.topics:
+                    parts[sub].append(
+                        sub.watch.show(update, "" if unchanged and sub not in fresh else shared)
+                    )
+        return {sub: html for sub, texts in parts.items() if (html := "".join(texts))}
 
 
 class Poller:
     def __init__(self) -> None:
-        self.topics: Counter[str] = Counter()
-        self._refresh: set[str] = set()
-        self._rows: set[int] = set()
-        self.viewers: dict[str, access.Viewer] = {}
+        self.subscriptions: dict[Socket, Subscription] = {}
         self._task: asyncio.Task | None = None
         self._last: asyncio.Task | None = None
         # One thread keeps one database connection for every tick of this process.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="console-poller")
 
-    def subscribe(self, topics: list[str], rows: set[int]) -> None:
-        """Add a socket's topics; its page gets fresh fragments on the next tick
-        (whatever changed between the page render and the socket opening)."""
-        self.topics.update(topics)
-        self._refresh.update(topics)
-        self._rows |= rows
+    def subscribe(self, socket: Socket, watch: Watch, viewer: access.Viewer) -> None:
+        """The socket gets its page's fragments on the next tick, then what changes."""
+        self.subscriptions[socket] = Subscription(socket, watch, viewer)
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._task = self._last = loop.create_task(self._run())
 
-    def watch(self, channel: str, viewer: access.Viewer) -> None:
-        """Re-check this socket's right to watch with every access check."""
-        self.viewers[channel] = viewer
-
-    def unwatch(self, channel: str) -> None:
-        self.viewers.pop(channel, None)
-
-    def unsubscribe(self, topics: list[str]) -> None:
+    def unsubscribe(self, socket: Socket) -> None:
         """The poller notices at its next tick that nobody watches and stops by itself."""
-        self.topics.subtract(topics)
-        self.topics = +self.topics  # drop topics nobody watches any more
+        self.subscriptions.pop(socket, None)
 
     async def stopped(self) -> None:
         """Wait until the poller has stopped (and closed its connection) after the last socket."""
         if self._last is not None and self._last.get_loop() is asyncio.get_running_loop():
             await self._last
 
-    def _demand(self) -> Demand:
-        demand = Demand(set(self.topics), self._refresh, self._rows)
-        self._refresh, self._rows = set(), set()
-        return demand
+    async def _push(self, sub: Subscription, text: str) -> None:
+        """One socket that cannot take its HTML (its connection just broke) is dropped; the
+        others still get theirs."""
+        try:
+            await sub.socket.push(text)
+        except Exception:
+            logger.exception("console socket failed to send; dropping it")
+            self.unsubscribe(sub.socket)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        channels = layer.ensure()
-        tick = Tick()  # a fresh start: nothing is assumed about what sockets already have
+        tick, fanout = Tick(), Fanout()  # a fresh start: nothing is assumed about what sockets have
         checked = time.monotonic()
         try:
-            while self.topics:
-                viewers = None
-                if time.monotonic() - checked >= ACCESS_SECONDS:
-                    viewers, checked = dict(self.viewers), time.monotonic()
+            while self.subscriptions:
+                check = time.monotonic() - checked >= ACCESS_SECONDS
+                if check:
+                    checked = time.monotonic()
+                subscriptions = list(self.subscriptions.values())
                 try:
-                    events, refused = await loop.run_in_executor(
-                        self._executor, self._run_tick, tick, self._demand(), viewers
+                    html, refused = await loop.run_in_executor(
+                        self._executor, _run_tick, tick, fanout, subscriptions, check
                     )
                 except Exception:
                     logger.exception("console tick failed; retrying next tick")
-                    events, refused = [], set()
-                for channel in refused:
-                    self.unwatch(channel)
-                    await channels.send(channel, {"type": "console.refused"})
-                for topic, event in events:
-                    await channels.group_send(group(topic), event)
+                    html, refused = {}, []
+                for sub in refused:
+                    if self.subscriptions.get(sub.socket) is sub:
+                        self.unsubscribe(sub.socket)
+                        await sub.socket.refuse()
+                for sub, text in html.items():
+                    if self.subscriptions.get(sub.socket) is sub:  # still open
+                        await self._push(sub, text)
                 await asyncio.sleep(TICK_SECONDS)
         finally:
             # Checked and cleared with no await in between, so a socket arriving from now
@@ -122,13 +145,21 @@ class Poller:
             # Nothing to poll: give the connection back rather than hold it while idle.
             await loop.run_in_executor(self._executor, connections.close_all)
 
-    @staticmethod
-    def _run_tick(
-        tick: Tick, demand: Demand, viewers: dict[str, access.Viewer] | None
-    ) -> tuple[list[tuple[str, dict]], set[str]]:
-        close_old_connections()
-        refused = access.refused(viewers) if viewers else set()
-        return tick.run(demand.topics, demand.refresh, demand.rows), refused
+
+def _run_tick(
+    tick: Tick, fanout: Fanout, subscriptions: list[Subscription], check_access: bool
+) -> tuple[dict[Subscription, str], list[Subscription]]:
+    """In the poller's thread: who may no longer watch, what changed, and each socket's HTML."""
+    close_old_connections()
+    refused: list[Subscription] = []
+    if check_access:
+        gone = access.refused({id(sub): sub.viewer for sub in subscriptions})
+        refused = [sub for sub in subscriptions if id(sub) in gone]
+        subscriptions = [sub for sub in subscriptions if id(sub) not in gone]
+    topics = {topic for sub in subscriptions for topic in sub.watch.topics}
+    refresh = {topic for sub in subscriptions if not sub.started for topic in sub.watch.topics}
+    updates = tick.run(topics, refresh)
+    return fanout.html(updates, subscriptions), refused
 
 
 poller = Poller()

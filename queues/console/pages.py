@@ -1,8 +1,11 @@
-"""The console's pages (GET). Each renders one template; live parts come from fragments.py."""
+"""The console's pages (GET). Each renders one template; live parts come from render.py."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,11 +14,19 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 
+from .. import counts
+from ..encryption import shown_arguments
+from ..exceptions import InvalidJob
+from ..filters import SEARCH_WINDOW, DeadLetterFilter, JobFilter, queue_choices, task_choices
 from ..models import DeadLetter, Job, Queue
-from . import counts, fragments, queries
-from .forms import SEARCH_WINDOW, DeadFilterForm, JobFilterForm, QueueCreateForm, QueueSettingsForm
-from .paging import keyset
+from ..rules import sees_payloads
+from ..states import Status
+from . import queries
+from .events import OverviewUpdate, QueueUpdate
+from .forms import QueueCreateForm, QueueSettingsForm
+from .paging import Page
 from .permissions import allowed_actions, operator_required
+from .render import action_flags, overview_context, queue_context
 
 
 def _base(request: HttpRequest, socket: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -31,17 +42,12 @@ def _base(request: HttpRequest, socket: dict[str, Any], **context: Any) -> dict[
     }
 
 
-def _newest_id(model: type[Job] | type[DeadLetter]) -> int:
-    return model.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
 @operator_required
 def overview(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    rows = queries.queue_rows(list(Queue.objects.all()), now)
-    context = _base(
-        request, {"page": "overview"}, create_form=QueueCreateForm(), **fragments.overview_context(rows, now)
-    )
+    rows = queries.queue_summaries(list(Queue.objects.all()), now)
+    live = overview_context(OverviewUpdate.read(rows, now))
+    context = _base(request, {"page": "overview"}, create_form=QueueCreateForm(), **live)
     return render(request, "queues/overview.html", context)
 
 
@@ -49,39 +55,82 @@ def overview(request: HttpRequest) -> HttpResponse:
 def queue_detail(request: HttpRequest, name: str) -> HttpResponse:
     queue = get_object_or_404(Queue, name=name)
     now = timezone.now()
-    (row,) = queries.queue_rows([queue], now)
+    (row,) = queries.queue_summaries([queue], now)
     context = _base(
         request,
         {"page": "queue", "name": queue.name},
         queue=queue,
         settings_form=QueueSettingsForm(instance=queue),
-        **fragments.queue_context(row, now),
+        **queue_context(QueueUpdate.read(row, now)),
     )
     return render(request, "queues/queue.html", context)
 
 
-@operator_required
-def jobs(request: HttpRequest) -> HttpResponse:
-    form = JobFilterForm(request.GET)
-    matching = form.apply(Job.objects.select_related("queue"))
-    page = keyset(matching, request.GET.get("before"), request.GET.get("after"))
-    filters = form.filters()
-    socket = {
-        "page": "jobs",
-        **filters,
-        "top": _newest_id(Job),
-        "rows": ",".join(str(j.id) for j in page.items),
-    }
-    context = _base(
+def _first_page(request: HttpRequest) -> bool:
+    return not request.GET.get("before") and not request.GET.get("after")
+
+
+def _list_socket(
+    page: str, filters: dict[str, str], request: HttpRequest, ids: list[int], as_of: int
+) -> dict[str, Any]:
+    """A list's socket address: its filters, the range of ids it drew and, on the first
+    page, the newest id when it was drawn (newer matching rows are counted as new)."""
+    address: dict[str, Any] = {"page": page, **filters}
+    if ids:
+        address.update(oldest=min(ids), newest=max(ids))
+    if _first_page(request):
+        address["as_of"] = as_of
+    return address
+
+
+@dataclass(frozen=True)
+class ListKind:
+    """What differs between the two lists (jobs, dead letters); ``_list_context`` does the rest."""
+
+    page: str
+    model: type[Job] | type[DeadLetter]
+    filter: type[JobFilter] | type[DeadLetterFilter]
+    rows: Callable[..., Page]  # queries.job_list or queries.dead_letter_list
+    job_id: Callable[[Any], int]  # the job a row shows the status of
+
+
+JOBS = ListKind("jobs", Job, JobFilter, queries.job_list, attrgetter("id"))
+DEAD_LETTERS = ListKind("dead", DeadLetter, DeadLetterFilter, queries.dead_letter_list, attrgetter("job_id"))
+
+
+def _list_context(request: HttpRequest, kind: ListKind) -> dict[str, Any]:
+    """A list page: its filter (none, with the reason shown, when the query string cannot
+    be one), its rows as of the newest id now, the total matching and its socket."""
+    try:
+        wanted, error = kind.filter.parse(request.GET), ""
+    except InvalidJob as exc:
+        wanted, error = kind.filter(), str(exc)
+    as_of = queries.newest_id(kind.model)
+    page = kind.rows(wanted, as_of, request.GET.get("before"), request.GET.get("after"))
+    filters = wanted.query()
+    ids = [kind.job_id(row) for row in page.items]
+    return _base(
         request,
-        socket,
-        form=form,
+        _list_socket(kind.page, filters, request, ids, as_of),
+        filter=wanted,
+        filter_error=error,
+        queue_choices=queue_choices(),
         page=page,
         filters=filters,
         query=urlencode(filters),
-        total=counts.count(matching),
-        first_page=not request.GET.get("before") and not request.GET.get("after"),
+        total=counts.count(wanted.queryset(kind.model.objects.all())),
+        first_page=_first_page(request),
+    )
+
+
+@operator_required
+def jobs(request: HttpRequest) -> HttpResponse:
+    context = _list_context(request, JOBS)
+    context.update(
+        status_choices=Status.choices,
+        task_choices=task_choices(),
         search_window=f"{SEARCH_WINDOW:,}",
+        search_note=context["filter"].search_note(Job.objects.all()),
         can_act=bool(allowed_actions(request.user) & {"job.retry", "job.cancel", "job.delete"}),
     )
     return render(request, "queues/jobs.html", context)
@@ -92,56 +141,48 @@ def _pretty(value: Any) -> str:
 
 
 @operator_required
-def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related("queue"), id=job_id)
     attempts = list(job.attempt_history.all())
     allowed = allowed_actions(request.user)
+    reveal = sees_payloads(request.user)
+    args, kwargs = shown_arguments(job.args, job.kwargs, reveal)
     context = _base(
         request,
         {"page": "job", "id": job.id, "attempts": max([a.number for a in attempts], default=0)},
         job=job,
         attempts=attempts,
-        args=_pretty(job.args),
-        kwargs=_pretty(job.kwargs),
+        args=args if isinstance(args, str) else _pretty(args),
+        kwargs=kwargs if isinstance(kwargs, str) else _pretty(kwargs),
+        reveal=reveal,
         meta=_pretty(job.meta) if job.meta else "",
         dead_letters=list(job.dead_letters.all()),
         job_id=job.id,
         status=job.status,
-        **fragments.action_flags(job.status, allowed),
+        **action_flags(job.status, allowed),
     )
     return render(request, "queues/job.html", context)
 
 
 @operator_required
 def dead_letters(request: HttpRequest) -> HttpResponse:
-    form = DeadFilterForm(request.GET)
-    matching = form.apply(DeadLetter.objects.filter(replayed_at=None).select_related("job"))
-    page = keyset(matching, request.GET.get("before"), request.GET.get("after"))
-    filters = form.filters()
-    rows = ",".join(str(letter.job_id) for letter in page.items)
-    context = _base(
-        request,
-        {"page": "dead", **filters, "top": _newest_id(DeadLetter), "rows": rows},
-        form=form,
-        page=page,
-        filters=filters,
-        query=urlencode(filters),
+    context = _list_context(request, DEAD_LETTERS)
+    context.update(
         groups=queries.dead_groups(),
-        total=counts.count(matching),
-        first_page=not request.GET.get("before") and not request.GET.get("after"),
         can_replay="dead.replay" in allowed_actions(request.user),
+        reveal=sees_payloads(request.user),
     )
     return render(request, "queues/dead.html", context)
 
 
 @operator_required
 def workers(request: HttpRequest) -> HttpResponse:
-    context = _base(request, {"page": "workers"}, rows=queries.worker_rows())
+    context = _base(request, {"page": "workers"}, rows=queries.worker_summaries())
     return render(request, "queues/workers.html", context)
 
 
 def live_socket(request: HttpRequest) -> HttpResponse:
-    """The console's WebSocket lives at this URL (queues.routing); a plain HTTP request is a mistake."""
+    """The console's WebSocket lives at this URL (console/routing.py); a plain HTTP request is a mistake."""
     return HttpResponse(
         "This is the address of the console's WebSocket: open it with a WebSocket client.\n",
         status=400,

@@ -10,33 +10,25 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count as DbCount
-from django.db.models import Max, Min, Sum
+from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
+from ..counts import StatusCounts, status_counts
+from ..filters import DeadLetterFilter, JobFilter
 from ..models import DeadLetter, Job, MinuteStat, Queue, Worker, WorkerStatus
-from ..states import TERMINAL, Status
-from .counts import EXACT_UP_TO, Count, capped_counts, estimate, table_estimates
+from ..states import Status
+from .paging import Page, keyset
 
-SHOWN_STATUSES = (
-    Status.SCHEDULED,
-    Status.QUEUED,
-    Status.RESERVED,
-    Status.RUNNING,
-    Status.SUCCEEDED,
-    Status.DEAD,
-    Status.CANCELLED,
-)
 CHART_MINUTES = 60
 RECENT_WORKERS = timedelta(hours=1)
 
 
 @dataclass
-class QueueRow:
+class QueueSummary:
     """One queue as the overview and the queue page show it."""
 
     queue: Queue
-    counts: dict[str, Count]
+    counts: StatusCounts
     finished_last_hour: int = 0
     failed_last_hour: int = 0
     oldest_waiting: datetime | None = None
@@ -57,27 +49,6 @@ class QueueRow:
         return bool(self.counts[Status.QUEUED]) and not self.served and not self.queue.paused
 
 
-def status_counts(queues: list[Queue]) -> dict[int, dict[str, Count]]:
-    """Counts by queue and status: exact for live statuses, estimated for huge finished ones.
-
-    Waiting and running jobs are always counted (with a cap): they change every second
-    and an operator acts on them. A finished status that the statistics put well above
-    the cap is shown as that estimate, so a tick never walks a million succeeded rows.
-    """
-    pairs = [(queue.id, status.value) for queue in queues for status in SHOWN_STATUSES]
-    guesses = table_estimates([pair for pair in pairs if pair[1] in TERMINAL])
-    huge = {pair for pair, guess in guesses.items() if guess > 2 * EXACT_UP_TO}
-    result: dict[int, dict[str, Count]] = defaultdict(dict)
-    for (queue_id, status), n in capped_counts([pair for pair in pairs if pair not in huge]).items():
-        if n <= EXACT_UP_TO:
-            result[queue_id][status] = Count(n, True)
-        else:
-            result[queue_id][status] = estimate(Job.objects.filter(queue_id=queue_id, status=status), floor=n)
-    for queue_id, status in huge:
-        result[queue_id][status] = Count(guesses[(queue_id, status)], False)
-    return {queue.id: {status: result[queue.id][status] for status in SHOWN_STATUSES} for queue in queues}
-
-
 def alive_workers() -> list[Worker]:
     return list(Worker.objects.alive())
 
@@ -92,12 +63,12 @@ def oldest_waiting(queues: list[Queue]) -> dict[int, datetime]:
     )
 
 
-def queue_rows(
+def queue_summaries(
     queues: list[Queue], now: datetime | None = None, oldest: dict[int, datetime] | None = None
-) -> list[QueueRow]:
+) -> list[QueueSummary]:
     """``oldest`` may come from a recent call of ``oldest_waiting`` (the poller's cache)."""
     now = now or timezone.now()
-    counts = status_counts(queues)
+    counts = status_counts(queues, bounded=True)
     since = now - timedelta(minutes=CHART_MINUTES)
     finished = {
         row["queue_name"]: row
@@ -112,7 +83,7 @@ def queue_rows(
     for queue in queues:
         stats = finished.get(queue.name, {})
         rows.append(
-            QueueRow(
+            QueueSummary(
                 queue=queue,
                 counts=counts[queue.id],
                 finished_last_hour=stats.get("ok") or 0,
@@ -148,14 +119,16 @@ def throughput(queue_names: list[str] | None = None, now: datetime | None = None
 
 
 @dataclass
-class WorkerRow:
+class WorkerSummary:
+    """One worker as the workers page shows it."""
+
     worker: Worker
     reserved: int  # claimed by it, code not started
     running: int
     heartbeat_age: float
 
 
-def worker_rows(now: datetime | None = None) -> list[WorkerRow]:
+def worker_summaries(now: datetime | None = None) -> list[WorkerSummary]:
     now = now or timezone.now()
     workers = Worker.objects.exclude(
         status__in=[WorkerStatus.STOPPED, WorkerStatus.LOST], last_heartbeat__lt=now - RECENT_WORKERS
@@ -164,12 +137,12 @@ def worker_rows(now: datetime | None = None) -> list[WorkerRow]:
         (worker_id, status): n
         for worker_id, status, n in Job.objects.held()
         .values("worker_id", "status")
-        .annotate(n=DbCount("id"))
+        .annotate(n=Count("id"))
         .values_list("worker_id", "status", "n")
     }
     order = {WorkerStatus.ALIVE: 0, WorkerStatus.LOST: 1, WorkerStatus.STOPPED: 2}
     rows = [
-        WorkerRow(
+        WorkerSummary(
             w,
             held.get((w.id, Status.RESERVED), 0),
             held.get((w.id, Status.RUNNING), 0),
@@ -194,7 +167,25 @@ def dead_groups(limit: int = 50) -> list[DeadGroup]:
     rows = (
         DeadLetter.objects.filter(replayed_at=None)
         .values("error_type", "error_message")
-        .annotate(n=DbCount("id"), last=Max("created_at"))
+        .annotate(n=Count("id"), last=Max("created_at"))
         .order_by("-n", "-last")[:limit]
     )
     return [DeadGroup(r["error_type"], r["error_message"], r["n"], r["last"]) for r in rows]
+
+
+def newest_id(model: type[Job] | type[DeadLetter]) -> int:
+    return model.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def job_list(wanted: JobFilter, as_of: int, before: str | None = None, after: str | None = None) -> Page:
+    """The jobs a list page shows: matching, not newer than job ``as_of`` (the newest when
+    the page is drawn, so that its socket counts every later one as new), one keyset page."""
+    jobs = wanted.queryset(Job.objects.select_related("queue")).filter(id__lte=as_of)
+    return keyset(jobs, before, after)
+
+
+def dead_letter_list(
+    wanted: DeadLetterFilter, as_of: int, before: str | None = None, after: str | None = None
+) -> Page:
+    letters = wanted.queryset(DeadLetter.objects.select_related("job")).filter(id__lte=as_of)
+    return keyset(letters, before, after)

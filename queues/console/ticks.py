@@ -1,8 +1,8 @@
-"""One tick of the live poller: read what changed once, render each watched topic once.
+"""One tick of the live poller: read what changed once, as typed updates for the watched topics.
 
-Runs in the poller's thread (synchronous ORM). Topics: ``overview``,
-``queue.<name>``, ``workers``, ``jobs`` (status of any job), ``job.<id>`` (one
-job's detail) and ``dead`` (the dead letters).
+Runs in the poller's thread (synchronous ORM). Topics are ``events.Topic`` values: the
+overview, one queue, the workers, the status of any job, one job, the dead letters.
+No HTML here: ``render`` draws the updates.
 """
 
 from __future__ import annotations
@@ -11,13 +11,30 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count as DbCount
-from django.db.models import Max, Q
-from django.template.loader import render_to_string
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from ..filters import with_args_text
 from ..models import DeadLetter, Job, Queue, Worker
-from . import fragments, queries
+from . import queries
+from .events import (
+    DEAD,
+    JOBS,
+    OVERVIEW,
+    WORKERS,
+    DeadLetterRecord,
+    DeadLettersUpdate,
+    JobRecord,
+    JobsUpdate,
+    JobUpdate,
+    Kind,
+    OverviewUpdate,
+    QueueUpdate,
+    Topic,
+    Update,
+    WorkersUpdate,
+    queue_topic,
+)
 
 SLACK = timedelta(seconds=2)
 """Changes are re-read over this window: PostgreSQL transactions commit out of order,
@@ -28,7 +45,8 @@ RESYNC_SECONDS = 5.0
 """Counts are recomputed this often even without a visible change (deleted or pruned
 jobs leave no trace in ``updated_at``)."""
 
-JOB_FIELDS = ("id", "queue_id", "task_path", "status", "attempts", "progress", "updated_at", "args")
+JOB_FIELDS = ("id", "queue_id", "task_path", "status", "progress", "updated_at", "args_text")
+LETTER_FIELDS = ("id", "job_id", "queue_name", "task_path", "error_type", "error_message")
 
 
 class Tick:
@@ -36,7 +54,6 @@ class Tick:
         self.cursor: datetime | None = None
         self.seen: dict[int, datetime] = {}
         self.queue_state: dict[int, tuple] = {}
-        self.last_html: dict[str, str] = {}
         self.last_resync = 0.0
         self.alive_workers: list[tuple] | None = None
         self.oldest: dict[int, datetime] = {}
@@ -45,43 +62,36 @@ class Tick:
         self.dead_state: tuple[int, int] | None = None
         self.last_dead_id: int | None = None
 
-    def run(self, topics: set[str], refresh: set[str], rows: set[int]) -> list[tuple[str, dict]]:
+    def run(self, topics: set[Topic], refresh: set[Topic]) -> list[Update]:
+        """Updates for the watched ``topics`` that changed since the last tick, and for the
+        ``refresh`` ones (newly opened sockets) whether they changed or not."""
         now = timezone.now()
         changed = self._changed_jobs(now)
         queues = list(Queue.objects.all())
         touched = {job["queue_id"] for job in changed} | self._changed_queues(queues)
-        counting = "overview" in topics or any(topic.startswith("queue.") for topic in topics)
+        counting = OVERVIEW in topics or any(topic.kind is Kind.QUEUE for topic in topics)
         if counting and (self._workers_changed() or time.monotonic() - self.last_resync > RESYNC_SECONDS):
-            # Recount everything; _html still sends only what differs from last time.
+            # Recount everything; the poller still sends only fragments that differ.
             self.last_resync = time.monotonic()
             touched = {queue.id for queue in queues}
             self.oldest = queries.oldest_waiting(queues)
-        names = {queue.id: queue.name for queue in queues}
-        events: list[tuple[str, dict]] = []
-        rows_by_queue = _LazyRows(queues, now, self.oldest)
-        if "overview" in topics and ("overview" in refresh or touched):
-            self._html(
-                events, "overview", fragments.overview(rows_by_queue.all(), now), force="overview" in refresh
-            )
+        updates: list[Update] = []
+        summaries = _LazySummaries(queues, now, self.oldest)
+        if OVERVIEW in topics and (OVERVIEW in refresh or touched):
+            updates.append(OverviewUpdate.read(summaries.all(), now))
         for queue in queues:
-            topic = f"queue.{queue.name}"
+            topic = queue_topic(queue.name)
             if topic in topics and (topic in refresh or queue.id in touched):
-                html = fragments.queue(rows_by_queue.one(queue), now)
-                self._html(events, topic, html, force=topic in refresh)
-        if "workers" in topics:
-            self._html(events, "workers", fragments.workers(now), force="workers" in refresh)
-        if "jobs" in topics:
-            self._jobs(events, changed, rows, names)
-        self._job_details(events, topics, refresh, changed)
-        if "dead" in topics:
-            self._dead(events, "dead" in refresh)
-        return events
-
-    def _html(self, events: list, topic: str, html: str, force: bool) -> None:
-        """Send a topic's fragments unless they are exactly what its sockets already have."""
-        if force or self.last_html.get(topic) != html:
-            self.last_html[topic] = html
-            events.append((topic, {"type": "console.html", "html": html}))
+                updates.append(QueueUpdate.read(summaries.one(queue), now))
+        if WORKERS in topics:
+            updates.append(WorkersUpdate(queries.worker_summaries(now)))
+        if JOBS in topics and changed:
+            names = {queue.id: queue.name for queue in queues}
+            updates.append(JobsUpdate(tuple(_record(job, names) for job in changed)))
+        updates += self._job_updates(topics, refresh, changed)
+        if DEAD in topics:
+            updates += self._dead(DEAD in refresh)
+        return updates
 
     def _changed_jobs(self, now: datetime) -> list[dict[str, Any]]:
         """Jobs whose ``updated_at`` moved since the last tick, read by (updated_at, id) keyset."""
@@ -90,7 +100,8 @@ class Tick:
         changed: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
             page = list(
-                Job.objects.filter(Q(updated_at__gt=after[0]) | Q(updated_at=after[0], id__gt=after[1]))
+                with_args_text(Job.objects.all())
+                .filter(Q(updated_at__gt=after[0]) | Q(updated_at=after[0], id__gt=after[1]))
                 .order_by("updated_at", "id")
                 .values(*JOB_FIELDS)[:PAGE]
             )
@@ -126,57 +137,60 @@ class Tick:
         self.queue_state = state
         return changed
 
-    def _jobs(self, events: list, changed: list[dict], rows: set[int], names: dict[int, str]) -> None:
-        ids = {job["id"] for job in changed}
-        extra = rows - ids
-        if extra:
-            changed = changed + list(Job.objects.filter(id__in=extra).values(*JOB_FIELDS))
-        if changed:
-            records = [fragments.job_record(job, names) for job in changed]
-            events.append(("jobs", {"type": "jobs.changed", "jobs": records}))
-
-    def _job_details(self, events: list, topics: set[str], refresh: set[str], changed: list[dict]) -> None:
-        watched = {int(topic.split(".", 1)[1]) for topic in topics if topic.startswith("job.")}
+    def _job_updates(self, topics: set[Topic], refresh: set[Topic], changed: list[dict]) -> list[Update]:
+        watched = {topic.key for topic in topics if topic.kind is Kind.JOB}
         wanted = {job["id"] for job in changed if job["id"] in watched}
-        wanted |= {int(t.split(".", 1)[1]) for t in refresh if t.startswith("job.")}
+        wanted |= {topic.key for topic in refresh if topic.kind is Kind.JOB}
+        updates: list[Update] = []
         for job_id in sorted(wanted & watched):
             job = Job.objects.select_related("queue").filter(id=job_id).first()
-            events.append((f"job.{job_id}", {"type": "job.changed", **fragments.job_detail(job, job_id)}))
+            attempts = tuple(job.attempt_history.all()) if job is not None else ()
+            updates.append(JobUpdate(job_id, job, attempts))
+        return updates
 
-    def _dead(self, events: list, refresh: bool) -> None:
-        summary = DeadLetter.objects.filter(replayed_at=None).aggregate(n=DbCount("id"), newest=Max("id"))
+    def _dead(self, refresh: bool) -> list[Update]:
+        summary = DeadLetter.objects.filter(replayed_at=None).aggregate(n=Count("id"), newest=Max("id"))
         newest = summary["newest"] or 0
         state = (summary["n"], newest)
         if self.last_dead_id is None:
             self.last_dead_id = newest
         new = list(
-            DeadLetter.objects.filter(id__gt=self.last_dead_id)
-            .order_by("id")
-            .values("id", "job_id", "queue_name", "task_path", "error_type", "error_message")[:PAGE]
+            DeadLetter.objects.filter(id__gt=self.last_dead_id).order_by("id").values_list(*LETTER_FIELDS)[:PAGE]
         )
-        self.last_dead_id = max([newest if len(new) < PAGE else new[-1]["id"], self.last_dead_id])
+        self.last_dead_id = max([newest if len(new) < PAGE else new[-1][0], self.last_dead_id])
         if not refresh and state == self.dead_state and not new:
-            return
+            return []
         self.dead_state = state
-        groups = render_to_string("queues/live/dead_groups.html", {"groups": queries.dead_groups()})
-        events.append(("dead", {"type": "dead.changed", "html": groups, "letters": new}))
+        return [DeadLettersUpdate(queries.dead_groups(), tuple(DeadLetterRecord(*letter) for letter in new))]
 
 
-class _LazyRows:
+def _record(job: dict[str, Any], names: dict[int, str]) -> JobRecord:
+    return JobRecord(
+        id=job["id"],
+        queue=names.get(job["queue_id"], ""),
+        task=job["task_path"],
+        status=job["status"],
+        progress=job["progress"],
+        args_text=job["args_text"] or "",
+    )
+
+
+class _LazySummaries:
     """Per-queue counts computed at most once per tick, for the overview and queue pages alike."""
 
     def __init__(self, queues: list[Queue], now: datetime, oldest: dict[int, datetime]) -> None:
         self.queues = queues
         self.now = now
         self.oldest = oldest
-        self._rows: dict[int, queries.QueueRow] | None = None
+        self._rows: dict[int, queries.QueueSummary] | None = None
 
-    def all(self) -> list[queries.QueueRow]:
+    def all(self) -> list[queries.QueueSummary]:
         if self._rows is None:
-            self._rows = {row.queue.id: row for row in queries.queue_rows(self.queues, self.now, self.oldest)}
+            summaries = queries.queue_summaries(self.queues, self.now, self.oldest)
+            self._rows = {row.queue.id: row for row in summaries}
         return list(self._rows.values())
 
-    def one(self, queue: Queue) -> queries.QueueRow:
+    def one(self, queue: Queue) -> queries.QueueSummary:
         if self._rows is not None:
             return self._rows[queue.id]
-        return queries.queue_rows([queue], self.now, self.oldest)[0]
+        return queries.queue_summaries([queue], self.now, self.oldest)[0]

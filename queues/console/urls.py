@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import actions, converters, pages, schedules  # noqa: F401  (converters registers <queue:>)
+from . import actions, converters, pages, schedules, workflows  # noqa: F401  (converters registers <queue:>)
 
 app_name = "console"
 
@@ -30,7 +30,7 @@ urlpatterns = [
     path("queues/<queue:name>/delete", actions.queue_delete, name="queue-delete"),
     path("jobs/", pages.jobs, name="jobs"),
     path("jobs/bulk", actions.jobs_bulk, name="jobs-bulk"),
-    path("jobs/<int:job_id>/", pages.job_detail, name="job"),
+    path("jobs/<int:job_id>/", pages.job_page, name="job"),
     path("jobs/<int:job_id>/retry", actions.job_retry, name="job-retry"),
     path("jobs/<int:job_id>/cancel", actions.job_cancel, name="job-cancel"),
     path("jobs/<int:job_id>/delete", actions.job_delete, name="job-delete"),
@@ -39,7 +39,8 @@ urlpatterns = [
     path("dead/replay", actions.dead_replay, name="dead-replay"),
     path("dead/delete", actions.dead_delete, name="dead-delete"),
     path("workers/", pages.workers, name="workers"),
-    # The live socket's address: pages reverse it, and queues.routing resolves sockets with it.
+    # The live socket's address: pages reverse it, and console/routing.py resolves sockets with it.
     path("ws/console/", pages.live_socket, name="socket"),
     *schedules.urlpatterns,
+    *workflows.urlpatterns,
 ]

@@ -134,8 +134,11 @@ class Engine:
     vendor: str = ""
     lock_clause: str = ""
     json_placeholder: str = "%s"
-    # Whether a claimed job wants a completion webhook, so finishing needs no lookup.
-    has_callback_sql: str = "json_extract(meta, '$.callback_url') IS NOT NULL"
+    # Whether finishing a claimed job has follow-ups (a completion webhook, or a workflow
+    # whose step it is), so finishing a plain job needs no lookup.
+    has_callback_sql: str = (
+        "(json_extract(meta, '$.callback_url') IS NOT NULL OR json_extract(meta, '$.workflow') IS NOT NULL)"
+    )
 
     def dt(self, value: datetime) -> Any:
         """A datetime as this database wants it in a raw query parameter."""
@@ -297,6 +300,14 @@ class Engine:
             )
         return ids
 
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert plain rows (no ids returned) with one statement run for each; inside the
+        caller's transaction. For the many small rows of a workflow's steps and edges."""
+        if rows:
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+            with connection.cursor() as cursor:
+                cursor.executemany(sql, rows)
+
     def _insert_values(self, job_id: int, row: dict[str, Any]) -> list[Any]:
         values = {**NEW_JOB_DEFAULTS, **row, "id": job_id}
         for name in ("run_after", "enqueued_at", "updated_at"):
@@ -328,6 +339,21 @@ class Engine:
             suspect="\n    OR ".join(suspect),
             live=f" AND j.status IN ({live})" if live_only else "",
         )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [limit])
+            return cursor.fetchall()
+
+    def suspect_rows(
+        self, table: str, pk: str, time_columns: Sequence[str], json_columns: dict[str, str], limit: int
+    ) -> list[tuple]:
+        """Up to ``limit`` rows of ``table`` that may hold a time Python cannot read or JSON of
+        the wrong type: (pk, *time_columns as text, *the JSON type of each json_column).
+        ``json_columns`` maps a column to the JSON type it must hold. Decodes nothing."""
+        types = {self.json_type_sql.format(c=c): expected for c, expected in json_columns.items()}
+        suspect = [self.suspect_time_sql.format(c=c) for c in time_columns]
+        suspect += [f"{kind} <> '{expected}'" for kind, expected in types.items()]
+        selected = [pk, *(f"CAST({c} AS TEXT)" for c in time_columns), *types]
+        sql = f"SELECT {', '.join(selected)} FROM {table} WHERE {' OR '.join(suspect)} ORDER BY {pk} LIMIT %s"
         with connection.cursor() as cursor:
             cursor.execute(sql, [limit])
             return cursor.fetchall()

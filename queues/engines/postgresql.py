@@ -41,7 +41,7 @@ class PostgresEngine(Engine):
     # without waiting, and the CTE keeps the planner from locking past the LIMIT.
     lock_clause = "FOR UPDATE SKIP LOCKED"
     json_placeholder = "%s::jsonb"
-    has_callback_sql = "meta ? 'callback_url'"
+    has_callback_sql = "meta ?| array['callback_url', 'workflow']"
 
     suspect_time_sql = (
         "({c} < '0001-01-02 00:00:00+00'::timestamptz OR {c} > '9999-12-30 00:00:00+00'::timestamptz)"
@@ -97,6 +97,16 @@ class PostgresEngine(Engine):
                 for job_id, row in zip(ids, rows, strict=True):
                     copy.write_row(self._insert_values(job_id, row))
         return ids
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """COPY, as for jobs: one round trip for any number of rows."""
+        if rows:
+            with (
+                connection.cursor() as cursor,
+                cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
 
     def notify(self, queue_names: Sequence[str]) -> None:
         # Delivered only when the caller's transaction commits; PostgreSQL folds

@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .. import bounds, registry, storable, tracing
+from .. import bounds, encryption, registry, storable, tracing
 from ..engines import get_engine
 from ..exceptions import InvalidJob, UnstorableArguments
 from ..models import Job, Queue
@@ -102,7 +102,7 @@ def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
     meta = tracing.enqueue_meta(spec.meta or {}, spec.task_path, queue.name)
     if options := _given_options(spec):
         meta["options"] = options
-    return {
+    fields = {
         "queue_id": queue.id,
         "task_path": spec.task_path,
         "args": _json_text(list(spec.args), "args"),
@@ -121,6 +121,7 @@ def _job_fields(spec: JobSpec, queue: Queue, now: datetime) -> dict[str, Any]:
         "updated_at": now,
         "meta": _json_text(meta, "meta"),
     }
+    return encryption.seal_row(fields, task, queue)
 
 
 def _existing(queue_id: int, key: str | None) -> Job | None:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
+from django.apps import apps
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -21,9 +22,10 @@ from .. import bounds, quarantine
 from ..conf import conf
 from ..engines import get_engine
 from ..exceptions import WorkerLost, error_path
-from ..models import DeadLetter, Job, Queue, Worker, WorkerStatus
-from ..states import TRANSITIONS, Outcome, Status
+from ..models import DeadLetter, Job, Queue, Schedule, Worker, WorkerStatus
+from ..states import TERMINAL, TRANSITIONS, Outcome, Status
 from ..values import ClaimedJob, Finished
+from . import dependencies
 from .deletion import delete_job_rows
 from .handback import release
 from .outcomes import finish
@@ -69,7 +71,7 @@ def recover_lost(limit: int = 500) -> int:
             max_attempts=job.max_attempts,
             timeout=job.timeout,
             queue_name=names.get(job.queue_id, "?"),
-            has_callback="callback_url" in job.meta,
+            has_callback="callback_url" in job.meta or "workflow" in job.meta,
         )
         by_worker[job.worker_id or ""].append(
             Finished(
@@ -184,6 +186,8 @@ def quarantine_job(
         )
         minute = now.replace(second=0, microsecond=0)
         get_engine().upsert_minute_stats([(minute, queue_name, task_path, 0, 0, 0, 0, 1, 0.0)])
+        if status not in TERMINAL:  # a step that had finished is counted already
+            dependencies.finished({job_id: Status.DEAD}, now)
     return True
 
 
@@ -202,6 +206,42 @@ def sweep_unreadable(live_only: bool = False, limit: int = quarantine.SWEEP_LIMI
             quarantined += 1
             logger.error("job %s quarantined: %s", suspect.id, describe(problems))
     return quarantined
+
+
+def repair_unreadable_rows(limit: int = quarantine.SWEEP_LIMIT) -> int:
+    """Make readable again, in every table but the jobs', up to ``limit`` rows per table
+    holding a value nothing can read (see ``queues.quarantine``); returns how many."""
+    engine = get_engine()
+    now = timezone.now()
+    repaired = 0
+    for model in apps.get_app_config("queues").get_models():
+        if model is Job:
+            continue  # jobs die with a dead letter instead: sweep_unreadable
+        shape = quarantine.RowShape.of(model)
+        if not shape.times and not shape.json:
+            continue
+        by_column = {field.column: field for field in model._meta.concrete_fields}
+        pk = model._meta.pk.column
+        for row in engine.suspect_rows(model._meta.db_table, pk, shape.times, shape.json, limit):
+            if not (problems := shape.problems(row)):
+                continue
+            changes = {
+                by_column[column].attname: None
+                if column in shape.nullable
+                else (now if column in shape.times else by_column[column].get_default())
+                for column in problems
+            }
+            if model is Schedule:
+                changes.update(enabled=False, last_error=f"Switched off, unreadable: {describe(problems)}")
+            repaired += model._base_manager.filter(pk=row[0]).update(**changes)
+            logger.error("%s %s repaired: %s", model._meta.model_name, row[0], describe(problems))
+    return repaired
+
+
+def sweep_every_table() -> int:
+    """Quarantine every unreadable job and repair every other unreadable row; how many.
+    What a read that failed to decode runs before it reads again."""
+    return sweep_unreadable() + repair_unreadable_rows()
 
 
 def prune_finished(batch_size: int | None = None) -> int:

@@ -20,6 +20,7 @@ from ..engines import get_engine
 from ..exceptions import JobNotFound, JobStateError
 from ..models import DeadLetter, Job, Queue
 from ..states import TRANSITIONS, Status
+from . import dependencies
 from .deletion import delete_job_rows
 
 
@@ -32,7 +33,9 @@ def _refuse(job_id: int, action: str) -> None:
 
 
 def cancel(job_id: int) -> Job:
-    """Cancel a waiting or running job; a running attempt is stopped by its worker."""
+    """Cancel a waiting, blocked or running job; a running attempt is stopped by its worker.
+
+    A workflow step's dependents are cancelled with it (unless they run anyway)."""
     now = timezone.now()
     with transaction.atomic():
         if not Job.objects.filter(id=job_id, status__in=TRANSITIONS["cancel"]).update(
@@ -40,13 +43,16 @@ def cancel(job_id: int) -> Job:
         ):
             _refuse(job_id, "cancel")
         webhooks.enqueue_deliveries([job_id])
+        dependencies.finished({job_id: Status.CANCELLED}, now)
     return Job.objects.get(id=job_id)
 
 
 def retry(job_id: int, by: str = "") -> Job:
     """Run the job again now with a fresh attempt budget (a dead job is replayed).
 
-    Idle workers of its queue are woken, as for a replay: the job is due at once.
+    Idle workers of its queue are woken, as for a replay: the job is due at once. A
+    workflow step waits for its dependencies again if they are not all satisfied, and
+    the dependents it had cancelled wait for it again.
     """
     status = Job.objects.filter(id=job_id).values_list("status", flat=True).first()
     if status == Status.DEAD:
@@ -57,6 +63,7 @@ def retry(job_id: int, by: str = "") -> Job:
             **_requeued(now)
         ):
             _refuse(job_id, "retry")
+        dependencies.reopened({job_id: status}, now)
         job = Job.objects.select_related("queue").get(id=job_id)
         get_engine().notify([job.queue.name])
     return job
@@ -91,6 +98,7 @@ def replay_many(jobs: QuerySet[Job], by: str = "") -> int:
             return 0
         count = Job.objects.filter(id__in=ids, status__in=TRANSITIONS["replay"]).update(**_requeued(now))
         DeadLetter.objects.filter(job_id__in=ids, replayed_at=None).update(replayed_at=now, replayed_by=by)
+        dependencies.reopened(dict.fromkeys(ids, Status.DEAD), now)
         names = set(Queue.objects.filter(jobs__id__in=ids).values_list("name", flat=True))
         get_engine().notify(sorted(names))
     return count

@@ -3,8 +3,8 @@
 The worker (and the TCP protocol's ACK and NACK, and the recovery of lost workers)
 report finished attempts here in batches. Each write is guarded by the status, the
 attempt number and the worker that held the job, so a late or duplicate report
-changes nothing. The per-minute rollups, the circuit breakers and completion
-webhooks are fed in the same transaction.
+changes nothing. The per-minute rollups, the circuit breakers, completion webhooks
+and workflows (``dependencies``) are fed in the same transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ..models import Attempt, DeadLetter, Job, RuntimeBucket
 from ..retry import backoff_seconds
 from ..states import TRANSITIONS, Outcome, Status
 from ..values import Finished
+from . import dependencies
 
 
 def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
@@ -46,6 +47,16 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
                     applied.add(item.job.id)
                     (dead if status == Status.DEAD else retried).add(item.job.id)
         recorded = [f for f in finished if f.job.id in applied]
+        # Workflow steps (the claim flags them with has_callback, so plain jobs cost nothing
+        # here): counters, dependents released or cancelled, callbacks due.
+        dependencies.finished(
+            {
+                f.job.id: Status.DEAD if f.job.id in dead else Status.SUCCEEDED
+                for f in recorded
+                if f.job.has_callback and (f.outcome == Outcome.SUCCEEDED or f.job.id in dead)
+            },
+            now,
+        )
         # The engine wrote the attempts of successes with them.
         Attempt.objects.bulk_create(
             attempt_row(worker_id, f) for f in recorded if f.outcome != Outcome.SUCCEEDED

@@ -35,7 +35,7 @@ def get_queue(name: str) -> Queue:
         return queue
 
 
-SETTINGS = ("concurrency", "rate_limit", "max_attempts", "timeout", "retention")
+SETTINGS = ("concurrency", "rate_limit", "max_attempts", "timeout", "retention", "encrypt")
 """The queue fields an operator may change after creation (besides paused)."""
 
 

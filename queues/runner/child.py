@@ -19,7 +19,7 @@ from typing import Any
 
 from django import db
 
-from .. import logs, progress, registry, storable, tracing
+from .. import encryption, logs, progress, registry, storable, tracing
 from ..compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
 from ..exceptions import InvalidJob, NonRetryable, ResultNotSerialisable, TaskImportError, error_path
 from ..models import Job
@@ -63,7 +63,7 @@ def run(assignment: Assignment) -> Report:
         "worker": assignment.worker_id,
     }
     with logs.bind(**fields), tracing.run_span(fields, partial(_meta, assignment.job_id)):
-        return _run(assignment)
+        return encryption.run_opened(assignment, _run, _failed)
 
 
 def _meta(job_id: int) -> dict[str, Any]:

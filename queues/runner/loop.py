@@ -280,7 +280,13 @@ class Worker:
 
     def _has_work(self) -> bool:
         assert self.outbox is not None
-        return bool(self.busy_slots() or self.backlog or self.more_waiting or self.outbox.pending)
+        if self.outbox.pending:
+            return True
+        if self.outbox.take_wrote():
+            # Finishing may have released workflow steps: a burst worker looks once more
+            # before it decides nothing is left (others are woken by the notification).
+            self.more_waiting = True
+        return bool(self.busy_slots() or self.backlog or self.more_waiting)
 
     def _withdraw_waiting(self) -> None:
         """On shutdown, reserved jobs not started yet go back to the queue at once."""

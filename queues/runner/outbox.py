@@ -37,6 +37,7 @@ class Outbox:
         self._writing = 0  # outcomes taken by the writer and not yet recorded
         self.done = 0  # applied successes and failures not yet reported by a heartbeat
         self.failed = 0
+        self._wrote = False  # a batch was recorded since the last ``take_wrote``
         self._thread: threading.Thread | None = None
         if threaded:
             self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
@@ -58,6 +59,12 @@ class Outbox:
         with self._cond:
             counts, self.done, self.failed = (self.done, self.failed), 0, 0
         return counts
+
+    def take_wrote(self) -> bool:
+        """Whether a batch was recorded since the last call (finishing may release workflow steps)."""
+        with self._cond:
+            wrote, self._wrote = self._wrote, False
+        return wrote
 
     def flush(self) -> None:
         """Write everything handed in so far, here and now (no thread, or at shutdown)."""
@@ -116,3 +123,4 @@ class Outbox:
                     else:
                         self.failed += 1
             self._writing = 0
+            self._wrote = True

@@ -1,4 +1,4 @@
-"""Template filters of the console: short ages, durations and rates."""
+"""Template filters of the console: short ages, durations and rates, encrypted payloads."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from datetime import datetime
 
 from django import template
 from django.utils import timezone
+
+from .. import encryption
 
 register = template.Library()
 
@@ -52,3 +54,17 @@ def get(mapping: dict, key: str):
 def pretty_json(value: object) -> str:
     """Indented JSON; the template escapes it like any other user data."""
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@register.simple_tag(takes_context=True)
+def payload(context: template.Context, text: str) -> str:
+    """An error text of an encrypted job: opened when the page's ``reveal`` is set (pages set it
+    from ``rules.sees_payloads``), "🔒 encrypted" otherwise, as in live fragments, which are
+    rendered once for every viewer. ``{% payload attempt.traceback as shown %}``."""
+    return encryption.shown_text(text, bool(context.get("reveal")))
+
+
+@register.simple_tag(takes_context=True)
+def payload_result(context: template.Context, value: object) -> object:
+    """A job's result, opened or "🔒 encrypted" as ``payload`` decides."""
+    return encryption.shown_result(value, bool(context.get("reveal")))

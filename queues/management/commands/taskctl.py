@@ -23,6 +23,18 @@ def _limits(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-attempts", type=int, help="Default attempts for new jobs.")
     parser.add_argument("--timeout", type=int, help="Default seconds one attempt may run.")
     parser.add_argument("--retention", type=float, help="Seconds finished jobs are kept.")
+    parser.add_argument(
+        "--encrypt",
+        action=argparse.BooleanOptionalAction,
+        help="Store the payloads of new jobs encrypted (needs the key variable, see README).",
+    )
+
+
+def _viewer(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--user",
+        help="Show encrypted payloads in the clear as this user, who needs queues.view_payloads.",
+    )
 
 
 def _dead_letter_filters(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +47,7 @@ def _dead_letter_filters(parser: argparse.ArgumentParser) -> None:
 
 
 class Command(BaseCommand):
-    help = "Steer Taskweb: enqueue, stats, queues, jobs, dlq, workers, schedules, token."
+    help = "Steer Taskweb: enqueue, stats, queues, jobs, dlq, workers, schedules, workflows, keys, token."
 
     def add_arguments(self, parser: CommandParser) -> None:
         common = argparse.ArgumentParser(add_help=False)
@@ -74,15 +86,22 @@ class Command(BaseCommand):
         jlist.add_argument("--queue")
         jlist.add_argument("--status", choices=Status.values)
         jlist.add_argument("--task")
+        jlist.add_argument(
+            "--search",
+            help="#id, or text in the task path or the arguments' JSON (encrypted arguments cannot match).",
+        )
         jlist.add_argument("--limit", type=int, default=cli.LIST_LIMIT)
+        _viewer(jlist)
         for action in ("show", "cancel", "retry"):
             jsub.add_parser(action, parents=[common]).add_argument("id")
+        _viewer(jsub.choices["show"])
 
         dlq = sub.add_parser("dlq", help="List, replay, delete dead letters.")
         dsub = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
         dlist = dsub.add_parser("list", parents=[common])
         _dead_letter_filters(dlist)
         dlist.add_argument("--limit", type=int, default=cli.LIST_LIMIT)
+        _viewer(dlist)
         replay = dsub.add_parser(
             "replay", parents=[common], help="Replay job ids, or --all matching the filters."
         )
@@ -98,6 +117,24 @@ class Command(BaseCommand):
         ssub = schedules.add_subparsers(dest="action", required=True, metavar="ACTION")
         ssub.add_parser("list", parents=[common])
         ssub.add_parser("run", parents=[common]).add_argument("name")
+
+        keys = sub.add_parser("keys", help="Payload encryption keys.")
+        ksub = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+        rotate = ksub.add_parser(
+            "rotate", parents=[common], help="Re-encrypt stored payloads under the first key, in batches."
+        )
+        rotate.add_argument("--batch", type=int, default=500, help="Jobs per transaction (default 500).")
+        rotate.add_argument("--max-batches", type=int, help="Stop after this many batches; run again later.")
+        workflows = sub.add_parser("workflows", help="List, show, cancel workflows; retry a step.")
+        wsub = workflows.add_subparsers(dest="action", required=True, metavar="ACTION")
+        wlist = wsub.add_parser("list", parents=[common])
+        wlist.add_argument("--status", choices=["running", "finished"])
+        wlist.add_argument("--limit", type=int, default=cli.LIST_LIMIT)
+        for action in ("show", "cancel"):
+            wsub.add_parser(action, parents=[common]).add_argument("id")
+        wretry = wsub.add_parser("retry", parents=[common], help="Run a finished step again.")
+        wretry.add_argument("id")
+        wretry.add_argument("step", help="The step's name.")
 
         token = sub.add_parser("token", help="Create, revoke, list API / TCP tokens.")
         tsub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -127,3 +164,5 @@ class Command(BaseCommand):
         except (TaskwebError, TokenError) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(cli.render(answer, options.get("json", False)))
+        if answer.note:
+            self.stderr.write(answer.note)

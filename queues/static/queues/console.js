@@ -46,6 +46,22 @@
   });
   document.addEventListener("htmx:wsAfterMessage", drawCharts);
 
+  /* Lists get the status cells of the rows in their range together, in #live-cells: a list's
+   * socket knows the page's range and filter, not which rows it drew. Each cell replaces the
+   * one of its row when this page shows that row; the others are dropped. */
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var box = event.detail && event.detail.target;
+    if (!box || box.id !== "live-cells") return;
+    Array.prototype.slice.call(box.querySelectorAll("[data-cell]")).forEach(function (cell) {
+      var shown = document.getElementById(cell.dataset.cell);
+      if (!shown) return;
+      cell.id = cell.dataset.cell;
+      cell.removeAttribute("data-cell");
+      shown.replaceWith(cell);
+    });
+    box.replaceChildren();
+  });
+
   /* Clear the flash message a while after it appears. */
   var flashTimer = null;
   document.addEventListener("htmx:oobAfterSwap", function (event) {

@@ -1,7 +1,7 @@
 """Which WebSocket is the console's: the one whose path resolves to its socket URL.
 
 The console's socket has a URL pattern like any page (``console:socket`` in
-console/urls.py), so pages ``reverse`` its address under whatever prefix the project
+urls.py), so pages ``reverse`` its address under whatever prefix the project
 mounted ``queues.urls`` at, and this router asks the project's own URLconf about each
 incoming socket. Mounted at the root, under ``ops/``, or both: the prefix is written
 once, in the project's urls.py, and nothing else needs to know it.
@@ -16,9 +16,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import Resolver404, resolve
 
-from .console import layer
-from .console.pages import live_socket
-from .consumers import ConsoleConsumer
+from .consumer import ConsoleConsumer
+from .pages import live_socket
 
 
 def _path(scope: dict[str, Any]) -> str:
@@ -50,7 +49,6 @@ class ConsoleSocketRouter:
         self, scope: dict[str, Any], receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if is_console_socket(scope):
-            layer.ensure()
             await self.console(scope, receive, send)
         elif self.other is not None:
             await self.other(scope, receive, send)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('queues', '0007_importable_error_types'),
+        ('queues', '0009_workflows'),
     ]
 
     operations = [
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='job',
             name='status',
-            field=models.CharField(choices=[('scheduled', 'Scheduled'), ('queued', 'Queued'), ('reserved', 'Reserved'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('dead', 'Dead'), ('cancelled', 'Cancelled')], default='queued', max_length=16),
+            field=models.CharField(choices=[('scheduled', 'Scheduled'), ('queued', 'Queued'), ('reserved', 'Reserved'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('dead', 'Dead'), ('cancelled', 'Cancelled'), ('blocked', 'Blocked')], default='queued', max_length=16),
         ),
         migrations.AddIndex(
             model_name='job',

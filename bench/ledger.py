@@ -141,9 +141,9 @@ def audit(url: str, scenario: str, expected_jobs: int, seconds: float) -> Summar
     rerun = 0
     for job_id, status, attempts in jobs:
         mine = runs_by_job.get(job_id, {})
-        if status == "running":
+        if status in ("reserved", "running"):
             summary.stuck += 1
-            summary.problems.append(f"job {job_id} is stuck running (attempt {attempts})")
+            summary.problems.append(f"job {job_id} is stuck {status} (attempt {attempts})")
             continue
         if status != "succeeded" or attempts not in mine:
             summary.lost += 1

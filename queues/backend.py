@@ -40,6 +40,7 @@ from .workflows import Signature, step
 RESULT_STATUS = {
     Status.SCHEDULED: TaskResultStatus.READY,
     Status.QUEUED: TaskResultStatus.READY,
+    Status.RESERVED: TaskResultStatus.READY,  # claimed by a worker, its code not started
     Status.BLOCKED: TaskResultStatus.READY,
     Status.RUNNING: TaskResultStatus.RUNNING,
     Status.SUCCEEDED: TaskResultStatus.SUCCESSFUL,

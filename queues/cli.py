@@ -186,6 +186,7 @@ QUEUE_COLUMNS = (
     "max_attempts",
     "timeout",
     "queued",
+    "reserved",
     "running",
 )
 
@@ -344,6 +345,7 @@ WORKER_COLUMNS = (
     "status",
     "queues",
     "concurrency",
+    "reserved",
     "running",
     "jobs_done",
     "jobs_failed",

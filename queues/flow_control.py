@@ -3,7 +3,7 @@
 The limits hold across every worker because they are worked out inside the claim's
 own transaction, from the database:
 
-- ``Queue.concurrency``: running jobs of the queue are counted while the queue row
+- ``Queue.concurrency``: held jobs of the queue (reserved or running) are counted while the queue row
   is locked (``FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE transactions lock the
   whole database), so two claims can never both fill the last free place.
 - ``Queue.rate_limit``: a token bucket kept on the queue row (``rate_tokens``,
@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from .conf import conf
 from .models import Circuit, CircuitState, Job, Queue
-from .states import Outcome, Status
+from .states import HELD, Outcome
 from .values import Finished
 
 
@@ -100,9 +100,7 @@ class ClaimLimits:
         rows = list(locked)
         now = timezone.now()
         running = dict(
-            Job.objects.filter(
-                queue_id__in=[row[0] for row in rows if row[1] is not None], status=Status.RUNNING
-            )
+            Job.objects.filter(queue_id__in=[row[0] for row in rows if row[1] is not None], status__in=HELD)
             .values_list("queue_id")
             .annotate(n=Count("id"))
             .order_by()
@@ -128,14 +126,15 @@ class ClaimLimits:
                 self.skip_tasks.append(circuit.task_path)
         return now
 
-    def spend(self, rows: Sequence[Sequence], now: datetime, queue_column: int, task_column: int) -> None:
-        """Take the started jobs off the token buckets; give unused probes back."""
-        started = Counter(row[queue_column] for row in rows)
+    def spend(self, claimed: Sequence[tuple[int, str]], now: datetime) -> None:
+        """Take the claimed jobs ((queue id, task path) each) off the token buckets; give
+        unused probes back."""
+        started = Counter(queue_id for queue_id, _ in claimed)
         for queue_id, tokens in self.tokens.items():
             Queue.objects.filter(id=queue_id).update(
                 rate_tokens=tokens - started.get(queue_id, 0), rate_refilled_at=self.refilled[queue_id]
             )
-        probed = {row[task_column] for row in rows}
+        probed = {task_path for _, task_path in claimed}
         unused = [task for task in self.task_budgets if task not in probed]
         if unused:
             # Nothing of that task was waiting: the next claim may probe at once.

@@ -124,6 +124,12 @@ class ClusterCollector:
             Job.objects.filter(status=Status.SCHEDULED, run_after__gt=now),
         )
         yield self._per_queue(
+            "taskweb_queue_reserved",
+            "Jobs claimed by a worker whose code has not started yet.",
+            names,
+            Job.objects.filter(status=Status.RESERVED),
+        )
+        yield self._per_queue(
             "taskweb_queue_running", "Jobs running now.", names, Job.objects.filter(status=Status.RUNNING)
         )
         yield self._jobs_by_status(names)

@@ -21,7 +21,7 @@ from . import bounds
 from .cron import next_due, validate_timing
 from .exceptions import InvalidJob
 from .quarantine import ReadChecked, Recovering
-from .states import WAITING, Outcome, Status
+from .states import HELD, WAITING, Outcome, Status
 
 QUEUE_NAME_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9_.-]{1,64}$",
@@ -95,6 +95,10 @@ class JobQuerySet(Recovering):
     def running(self) -> JobQuerySet:
         return self.filter(status=Status.RUNNING)
 
+    def held(self) -> JobQuerySet:
+        """Reserved or running: a worker (or a TCP client) holds them under a lease."""
+        return self.filter(status__in=HELD)
+
     def dead(self) -> JobQuerySet:
         return self.filter(status=Status.DEAD)
 
@@ -136,17 +140,23 @@ class Job(ReadChecked):
     class Meta:
         permissions = [("view_payloads", "Can see encrypted payloads in the clear")]
         indexes = [
-            # The claim reads this index in order and stops at LIMIT: an index scan
-            # over waiting jobs only, however many finished rows the table holds.
+            # The claim reads this index in order and stops at LIMIT: an index scan over
+            # queued jobs only, however many other rows the table holds. Its condition is
+            # the claim's own (status = 'queued', nothing else), so the planner picks it
+            # whatever the statistics say; scheduled jobs are promoted to queued first.
             models.Index(
                 fields=["-priority", "run_after", "id"],
                 name="job_claimable",
-                condition=Q(status__in=sorted(WAITING)),
+                condition=Q(status=Status.QUEUED),
+            ),
+            # Promotion reads the scheduled jobs whose time came, and nothing else.
+            models.Index(
+                fields=["run_after"], name="job_scheduled_due", condition=Q(status=Status.SCHEDULED)
             ),
             models.Index(
                 fields=["lease_expires_at"],
-                name="job_running_lease",
-                condition=Q(status=Status.RUNNING),
+                name="job_held_lease",
+                condition=Q(status__in=sorted(HELD)),
             ),
             models.Index(fields=["queue", "status"], name="job_queue_status"),
             models.Index(fields=["status", "finished_at"], name="job_status_finished"),

@@ -58,6 +58,7 @@ from . import auth_tokens, encryption, lifecycle, rules, storable, values
 from .conf import conf
 from .exceptions import InvalidJob, InvalidQueue, Nack, QueueConflict, error_path
 from .models import ApiToken, Job, Queue
+from .runner.duties import ClusterDuties
 from .states import Outcome
 
 logger = logging.getLogger("queues.protocol")
@@ -403,12 +404,17 @@ class Server:
             return "ERR internal error; see the runbroker log"
 
     async def _maintain(self) -> None:
-        """Give expired leases back and move due scheduled jobs on, even with no runworker."""
-        interval = max(min(self.lease / 2, 1.0), 0.1)
+        """Give expired leases back and move due scheduled jobs on, even with no runworker
+        (the cluster duties runworker runs too, minus cron and pruning)."""
+        duties = ClusterDuties(
+            f"runbroker-{socket.gethostname()}-{os.getpid()}",
+            cron_and_prune=False,
+            recover_every=max(min(self.lease / 2, 1.0), 0.1),
+        )
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(duties.next_due() - time.monotonic(), 0.0))
             try:
-                await self._db(_recover)
+                await self._db(_run_duties, duties)
             except db.Error as exc:
                 logger.error("lease recovery failed: %s", exc)
 
@@ -429,10 +435,9 @@ async def _last_word(writer: asyncio.StreamWriter, line: str) -> None:
         writer.close()
 
 
-def _recover() -> None:
+def _run_duties(duties: ClusterDuties) -> None:
     db.close_old_connections()
     try:
-        lifecycle.recover_lost()
-        lifecycle.promote_due()
+        duties.run_due(time.monotonic())
     finally:
         db.close_old_connections()

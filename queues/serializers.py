@@ -39,7 +39,7 @@ from .models import (
     Worker,
     WorkerStatus,
 )
-from .states import Status
+from .states import HELD, Status
 
 RATES = ("enqueued", "succeeded", "failed", "retried", "dead")
 
@@ -220,11 +220,23 @@ WORKER_FIELDS = (
 
 
 def workers_with_running(status: str | None = None) -> list[dict[str, Any]]:
+    """Workers with the jobs each holds: ``reserved`` (claimed, not started) and ``running``."""
     workers = Worker.objects.all() if status is None else Worker.objects.filter(status=status)
-    running = dict(
-        Job.objects.filter(status=Status.RUNNING).values_list("worker_id").annotate(n=Count("id")).order_by()
-    )
-    return [{**_pick(w, WORKER_FIELDS), "running": running.get(w.id, 0)} for w in workers]
+    held: dict[tuple[str, str], int] = {
+        (worker_id, job_status): n
+        for worker_id, job_status, n in Job.objects.filter(status__in=HELD)
+        .values_list("worker_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    }
+    return [
+        {
+            **_pick(w, WORKER_FIELDS),
+            "reserved": held.get((w.id, Status.RESERVED), 0),
+            "running": held.get((w.id, Status.RUNNING), 0),
+        }
+        for w in workers
+    ]
 
 
 SCHEDULE_FIELDS = (

@@ -12,7 +12,8 @@ from django.db import models
 class Status(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"  # run_after in the future (delay or retry back-off)
     QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
+    RESERVED = "reserved", "Reserved"  # claimed by a worker, its code not started yet
+    RUNNING = "running", "Running"  # its code runs (started_at is when it began)
     SUCCEEDED = "succeeded", "Succeeded"
     DEAD = "dead", "Dead"  # attempts exhausted or not retryable; a DeadLetter exists
     CANCELLED = "cancelled", "Cancelled"
@@ -21,20 +22,36 @@ class Status(models.TextChoices):
 
 
 WAITING = frozenset({Status.SCHEDULED, Status.QUEUED})
-"""Jobs a worker may claim once their run_after has passed."""
+"""Jobs no one holds yet: queued ones may be claimed, scheduled ones once promoted."""
+
+HELD = frozenset({Status.RESERVED, Status.RUNNING})
+"""Jobs a worker (or a TCP client) holds under a lease."""
+
+LIVE = WAITING | HELD
+"""Jobs that may still run."""
 
 TERMINAL = frozenset({Status.SUCCEEDED, Status.DEAD, Status.CANCELLED})
 """Jobs that will not run again unless an operator retries or replays them."""
 
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "claim": WAITING,  # -> running
-    "renew": frozenset({Status.RUNNING}),  # running -> running (lease extended)
+    # -> reserved for a worker, or running at once for a TCP client (it starts on receipt).
+    # Only queued jobs: a scheduled one is promoted first, so that the claim reads one
+    # partial index whose order is the claim's, whatever the table's statistics say.
+    "claim": frozenset({Status.QUEUED}),
+    # -> running, written by the worker just before it hands the job to an idle child.
+    "start": frozenset({Status.RESERVED}),
+    "renew": HELD,  # lease extended
     "succeed": frozenset({Status.RUNNING}),  # -> succeeded
     "fail": frozenset({Status.RUNNING}),  # -> scheduled (retry) or dead
-    "release": frozenset({Status.RUNNING}),  # -> queued, attempt not counted (shutdown)
-    "recover": frozenset({Status.RUNNING}),  # lease expired -> failed with WorkerLost
-    # -> cancelled (a running attempt is stopped); a blocked step also when a dependency fails.
-    "cancel": WAITING | {Status.RUNNING, Status.BLOCKED},
+    "release": frozenset({Status.RESERVED}),  # -> queued: never started, attempt not counted
+    # -> queued: its code ran and a shutdown stopped it; the attempt stays in the history,
+    # not counted against max_attempts.
+    "cut": frozenset({Status.RUNNING}),
+    # lease expired: a running attempt fails with WorkerLost; a reserved one is released.
+    "recover": HELD,
+    # -> cancelled (a held job is dropped or stopped by its worker); a blocked step also
+    # when a dependency fails.
+    "cancel": LIVE | {Status.BLOCKED},
     "unblock": frozenset({Status.BLOCKED}),  # -> queued once every dependency is satisfied
     # -> blocked again: a dependency it was cancelled for is retried or replayed.
     "reblock": frozenset({Status.CANCELLED}),
@@ -43,7 +60,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "replay": frozenset({Status.DEAD}),  # -> queued, fresh attempt budget
     "promote": frozenset({Status.SCHEDULED}),  # -> queued once run_after has passed
     "purge": WAITING,  # deleted by an operator emptying a queue
-    "delete": frozenset({Status.SCHEDULED, Status.QUEUED}) | TERMINAL,  # never a running job
+    "delete": WAITING | TERMINAL,  # never a held job
     # -> dead, with the unreadable values replaced (queues.quarantine); from any status,
     # and from a status column holding no status at all.
     "quarantine": frozenset(Status),

@@ -25,11 +25,11 @@ from django.utils import timezone
 
 from . import lifecycle, registry, values
 from .compat import TaskResult
-from .execution import Assignment, run
 from .models import Job
 from .models import Worker as WorkerRow
+from .runner import attempt_outcome
+from .runner.child import Assignment, run
 from .states import Outcome, Status
-from .worker import attempt_outcome
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,10 @@ def run_jobs(queues: Sequence[str] | None = None, *, limit: int = 1000) -> Ran:
     failed: set[int] = set()
     attempts = 0
     try:
-        while jobs := lifecycle.claim(worker_id, names, 1):
+        while True:
+            lifecycle.promote_due()  # a job whose delay ran out is due now, not at the next pacing
+            if not (jobs := lifecycle.claim(worker_id, names, 1)):
+                break
             attempts += 1
             if attempts > limit:
                 lifecycle.release(worker_id, [job.id for job in jobs])
@@ -82,8 +85,9 @@ def run_jobs(queues: Sequence[str] | None = None, *, limit: int = 1000) -> Ran:
 
 
 def _attempt(worker_id: str, job: values.ClaimedJob) -> values.Finished:
-    """Run one claimed job here, as a worker's child would, and describe how it ended."""
+    """Start one reserved job and run it here, as a worker's child would; describe how it ended."""
     started_at = timezone.now()
+    lifecycle.start(worker_id, [job.id], started_at)
     assignment = Assignment(
         job.id, job.task_path, job.args, job.kwargs, job.attempt, worker_id, job.queue_name
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -26,10 +27,17 @@ def make_job(task_path: str = "tests.tasks.noop", **spec: Any) -> Job:
     return job
 
 
+def start_claimed(worker_id: str, queues: Sequence[str] | None, limit: int) -> list[values.ClaimedJob]:
+    """Claim jobs and start them, as a worker does when it hands each to an idle child."""
+    claimed = lifecycle.claim(worker_id, queues, limit)
+    started = lifecycle.start(worker_id, [job.id for job in claimed], timezone.now())
+    return [job for job in claimed if job.id in started]
+
+
 def make_dead_job(task_path: str = "tests.tasks.fail", queue: str = "default") -> Job:
     """A job whose one attempt failed for good, through the lifecycle; its queue holds no other job."""
     job = make_job(task_path, queue=queue)
-    (claimed,) = lifecycle.claim("factory", [queue], 1)
+    (claimed,) = start_claimed("factory", [queue], 1)
     now = timezone.now()
     failed = values.Finished(claimed, "failed", now, now, error_type="E", retryable=False)
     lifecycle.finish("factory", [failed])

@@ -12,7 +12,7 @@ from queues.models import ApiToken, DeadLetter, Job, Queue, Schedule, Worker
 from queues.states import Status
 
 from .console_helpers import make_user, make_viewer
-from .factories import make_job, make_token
+from .factories import make_job, make_token, start_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def admin_client() -> Client:
 
 def dead_job() -> Job:
     job = make_job("tests.tasks.fail")
-    (claimed,) = lifecycle.claim("w", None, 1)
+    (claimed,) = start_claimed("w", None, 1)
     now = timezone.now()
     lifecycle.finish("w", [values.Finished(claimed, "failed", now, now, error_type="E", retryable=False)])
     return job
@@ -266,7 +266,7 @@ def test_a_queue_setting_past_its_limit_is_refused(admin_client, field, value):
 
 def running_job(queue: str = "default") -> Job:
     job = make_job(queue=queue)
-    lifecycle.claim("w", [queue], 1)
+    start_claimed("w", [queue], 1)
     return job
 
 

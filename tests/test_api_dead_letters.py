@@ -10,7 +10,7 @@ from queues.models import DeadLetter, Job
 from queues.states import Status
 
 from .api import ApiClient
-from .factories import make_job
+from .factories import make_job, start_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def api() -> ApiClient:
 
 def kill(task: str = "tests.tasks.fail", queue: str = "default", error_type: str = "RuntimeError") -> Job:
     job = make_job(task, queue=queue)
-    (claimed,) = [c for c in lifecycle.claim("w", [queue], 10) if c.id == job.pk]
+    (claimed,) = [c for c in start_claimed("w", [queue], 10) if c.id == job.pk]
     now = timezone.now()
     lifecycle.finish(
         "w", [values.Finished(claimed, "failed", now, now, error_type=error_type, retryable=False)]

@@ -13,7 +13,7 @@ from queues.models import Job
 from queues.states import Status
 
 from .api import ApiClient, fields
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, start_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -115,7 +115,7 @@ def test_the_body_limit_defaults_to_one_mebibyte(api):
 
 def test_get_shows_status_attempts_result_and_progress(api):
     job = make_job("tests.tasks.add", args=[1, 2])
-    (claimed,) = lifecycle.claim("w", None, 1)
+    (claimed,) = start_claimed("w", None, 1)
     now = timezone.now()
     lifecycle.finish("w", [values.Finished(claimed, "succeeded", now, now, result_json="3")])
     body = api.get(f"/jobs/{job.pk}").json()
@@ -124,7 +124,7 @@ def test_get_shows_status_attempts_result_and_progress(api):
 
 def test_get_lists_the_errors_of_failed_attempts(api):
     job = make_job("tests.tasks.fail")
-    (claimed,) = lifecycle.claim("w", None, 1)
+    (claimed,) = start_claimed("w", None, 1)
     now = timezone.now()
     failed = values.Finished(claimed, "failed", now, now, error_type="RuntimeError", error_message="boom")
     lifecycle.finish("w", [failed])
@@ -263,4 +263,3 @@ def test_a_task_that_is_not_registered_is_400_and_its_module_is_never_imported(a
 @pytest.mark.parametrize("task", [".tasks.noop", "..", "tests..noop"])
 def test_a_malformed_task_path_is_400(api, task):
     assert api.post("/jobs", {"task": task}).status_code == 400
-

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from queues import lifecycle
 from queues.models import Job, Queue
 
 from .api import ApiClient, fields
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, start_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -80,14 +79,14 @@ def test_update_of_an_unknown_queue_is_404(api):
 def test_pause_stops_workers_claiming(api):
     make_job()
     api.post("/queues/default/pause")
-    assert lifecycle.claim("w", None, 1) == []
+    assert start_claimed("w", None, 1) == []
 
 
 def test_resume_lets_workers_claim_again(api):
     make_job()
     api.post("/queues/default/pause")
     api.post("/queues/default/resume")
-    assert len(lifecycle.claim("w", None, 1)) == 1
+    assert len(start_claimed("w", None, 1)) == 1
 
 
 def test_purge_deletes_waiting_jobs_and_says_how_many(api):
@@ -105,7 +104,7 @@ def test_delete_removes_the_queue_and_its_jobs(api):
 
 def test_delete_is_409_while_a_job_runs_and_changes_nothing(api):
     make_job(queue="mail")
-    lifecycle.claim("w", ["mail"], 1)
+    start_claimed("w", ["mail"], 1)
     assert api.delete("/queues/mail").status_code == 409
     assert Job.objects.filter(queue__name="mail").count() == 1
 

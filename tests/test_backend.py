@@ -19,14 +19,14 @@ from queues.models import Job
 from queues.states import Outcome, Status
 
 from . import tasks
-from .factories import make_queue
+from .factories import make_queue, start_claimed
 
 pytestmark = pytest.mark.django_db
 
 
 def run_claimed(outcome: Outcome = Outcome.SUCCEEDED, **fields) -> None:
     """Play the worker's part for the next job: claim it and record an outcome."""
-    (claimed,) = lifecycle.claim("w1", None, 1)
+    (claimed,) = start_claimed("w1", None, 1)
     now = timezone.now()
     lifecycle.finish(
         "w1", [values.Finished(job=claimed, outcome=outcome, started_at=now, finished_at=now, **fields)]
@@ -162,7 +162,7 @@ def test_get_result_follows_the_job_to_success():
 
 def test_get_result_of_a_running_job():
     result = tasks.noop.enqueue()
-    lifecycle.claim("w1", None, 1)
+    start_claimed("w1", None, 1)
     live = tasks.noop.get_result(result.id)
     assert live.status == TaskResultStatus.RUNNING and live.worker_ids == ["w1"]
 
@@ -248,7 +248,7 @@ def test_enqueue_many_results_equal_what_get_result_reads_back():
 
 def test_a_job_waiting_for_its_next_attempt_reads_ready_with_its_errors_so_far():
     result = tasks.fail.enqueue()
-    (claimed,) = lifecycle.claim("w1", None, 1)
+    (claimed,) = start_claimed("w1", None, 1)
     started = timezone.now() - timedelta(seconds=2)
     failed = values.Finished(
         claimed, Outcome.FAILED, started, timezone.now(), error_type="builtins.RuntimeError", traceback="Tb"
@@ -263,7 +263,7 @@ def test_a_job_waiting_for_its_next_attempt_reads_ready_with_its_errors_so_far()
 
 def test_a_job_of_a_lost_worker_carries_an_error_whose_class_imports():
     result = tasks.noop.enqueue()
-    lifecycle.claim("w1", None, 1)
+    start_claimed("w1", None, 1)
     Job.objects.filter(pk=result.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert lifecycle.recover_lost() == 1
     assert tasks.noop.get_result(result.id).errors[0].exception_class is WorkerLost

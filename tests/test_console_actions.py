@@ -11,14 +11,14 @@ from queues.states import Outcome, Status
 
 from .api import ApiClient
 from .console_helpers import client_for, make_operator, make_viewer
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, start_claimed
 
 pytestmark = pytest.mark.django_db
 
 
 def kill(job: Job, message: str = "boom", error_type: str = "RuntimeError") -> Job:
     """Run the job once and let it die without retry, as a worker would record it."""
-    (claimed,) = lifecycle.claim("w", [job.queue.name], 1)
+    (claimed,) = start_claimed("w", [job.queue.name], 1)
     now = timezone.now()
     lifecycle.finish(
         "w",
@@ -220,7 +220,7 @@ def test_a_queue_with_an_invalid_name_is_not_created():
 
 def test_a_queue_with_a_running_job_cannot_be_deleted():
     make_job(queue="busy")
-    lifecycle.claim("w", ["busy"], 1)
+    start_claimed("w", ["busy"], 1)
     response = client_for(make_operator()).post("/queues/busy/delete")
     assert response.status_code == 409 and b"has running jobs" in response.content
     assert Queue.objects.filter(name="busy").exists() and Job.objects.filter(queue__name="busy").exists()

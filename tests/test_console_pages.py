@@ -13,7 +13,7 @@ from queues.console import paging
 from queues.models import Job, MinuteStat, Worker
 
 from .console_helpers import client_for, make_operator, make_user, make_viewer
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, start_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_a_job_page_escapes_arguments():
 
 def test_a_job_page_shows_each_attempt_with_its_traceback():
     job = make_job()
-    (claimed,) = lifecycle.claim("w", None, 1)
+    (claimed,) = start_claimed("w", None, 1)
     failed = values.Finished(
         claimed,
         "failed",
@@ -149,6 +149,24 @@ def test_the_workers_page_lists_live_workers():
     lifecycle.register_worker(Worker(id="host-1-123", hostname="host-1", pid=123, concurrency=4))
     html = client_for(make_operator()).get("/workers/").content.decode()
     assert 'data-worker="host-1-123"' in html and "<td>host-1</td>" in html
+
+
+def test_the_workers_page_shows_reserved_jobs_apart_from_running_ones():
+    lifecycle.register_worker(Worker(id="host-1-123", hostname="host-1", pid=123, concurrency=1))
+    make_job(), make_job(), make_job()
+    start_claimed("host-1-123", None, 1)
+    lifecycle.claim("host-1-123", None, 2)
+    html = client_for(make_operator()).get("/workers/").content.decode()
+    assert "<th>Reserved</th><th>Running</th>" in html
+    row = html.split('data-worker="host-1-123"')[1].split("</tr>")[0]
+    assert "<td>2</td>\n        <td>1</td>" in row
+
+
+def test_the_overview_counts_reserved_jobs():
+    make_job()
+    lifecycle.claim("w", None, 1)
+    html = client_for(make_operator()).get("/").content.decode()
+    assert '<td data-count="reserved">1</td>' in html
 
 
 @pytest.mark.parametrize("url", ["/queues/%00/", "/queues/a%00b/pause", "/circuits/%00/close"])

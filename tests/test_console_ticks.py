@@ -12,7 +12,7 @@ from queues.console.ticks import Tick
 from queues.models import Job, Queue, Worker
 from queues.states import Outcome
 
-from .factories import make_job
+from .factories import make_job, start_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -77,7 +77,7 @@ def test_a_watched_job_gets_its_detail_and_attempts():
     job = make_job()
     tick, topic = Tick(), job_topic(job.id)
     updates(tick, {topic})
-    (claimed,) = lifecycle.claim("w", None, 1)
+    (claimed,) = start_claimed("w", None, 1)
     now = timezone.now()
     lifecycle.finish(
         "w", [values.Finished(claimed, Outcome.FAILED, now, now, error_type="E", retryable=False)]
@@ -97,7 +97,7 @@ def test_new_dead_letters_reach_the_dead_topic():
     tick = Tick()
     updates(tick, {DEAD}, {DEAD})
     make_job()
-    (claimed,) = lifecycle.claim("w", None, 1)
+    (claimed,) = start_claimed("w", None, 1)
     now = timezone.now()
     lifecycle.finish(
         "w", [values.Finished(claimed, Outcome.FAILED, now, now, error_type="E", retryable=False)]

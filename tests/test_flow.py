@@ -15,7 +15,7 @@ from queues.engines import get_engine
 from queues.models import Circuit, CircuitState, Job, Queue, Worker
 from queues.states import Outcome, Status
 
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, start_claimed
 from .processes import WorkerProcess, wait_until
 
 BREAKER = {
@@ -32,7 +32,7 @@ def breaker(settings):
 
 
 def claim(worker_id: str = "w1", limit: int = 10, queues: list[str] | None = None) -> list[values.ClaimedJob]:
-    return lifecycle.claim(worker_id, queues, limit)
+    return start_claimed(worker_id, queues, limit)
 
 
 def finish(jobs: list[values.ClaimedJob], outcome: Outcome) -> None:

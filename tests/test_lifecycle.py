@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from queues import bounds, lifecycle, values
+from queues.engines import get_engine
 from queues.exceptions import (
     InvalidJob,
     JobNotFound,
@@ -22,7 +23,7 @@ from queues.exceptions import (
 from queues.models import Attempt, DeadLetter, Job, MinuteStat, Worker
 from queues.states import Outcome, Status
 
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, start_claimed
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ WORKER = "test-worker"
 
 
 def claim_one(worker_id: str = WORKER, queues: list[str] | None = None) -> values.ClaimedJob:
-    (job,) = lifecycle.claim(worker_id, queues, 1)
+    (job,) = start_claimed(worker_id, queues, 1)
     return job
 
 
@@ -199,7 +200,7 @@ def test_claim_takes_highest_priority_first_then_oldest():
     low = make_job(priority=-10, run_after=now - timedelta(minutes=5))
     old = make_job(priority=10, run_after=now - timedelta(minutes=2))
     new = make_job(priority=10, run_after=now - timedelta(minutes=1))
-    order = [lifecycle.claim(WORKER, None, 1)[0].id for _ in range(3)]
+    order = [start_claimed(WORKER, None, 1)[0].id for _ in range(3)]
     assert order == [old.id, new.id, low.id]
 
 
@@ -207,15 +208,15 @@ def test_one_claim_hands_out_its_jobs_in_priority_order():
     low = make_job(priority=-10)
     high = make_job(priority=10)
     normal = make_job()
-    assert [job.id for job in lifecycle.claim(WORKER, None, 3)] == [high.id, normal.id, low.id]
+    assert [job.id for job in start_claimed(WORKER, None, 3)] == [high.id, normal.id, low.id]
 
 
 def test_claim_takes_up_to_the_free_slots_in_one_go():
     for _ in range(5):
         make_job()
-    assert len(lifecycle.claim(WORKER, None, 3)) == 3
-    assert len(lifecycle.claim(WORKER, None, 3)) == 2
-    assert lifecycle.claim(WORKER, None, 3) == []
+    assert len(start_claimed(WORKER, None, 3)) == 3
+    assert len(start_claimed(WORKER, None, 3)) == 2
+    assert start_claimed(WORKER, None, 3) == []
 
 
 def test_claim_marks_the_job_running_with_a_lease():
@@ -229,19 +230,71 @@ def test_claim_marks_the_job_running_with_a_lease():
 
 def test_delayed_jobs_wait_until_their_time():
     make_job(run_after=timezone.now() + timedelta(seconds=60))
-    assert lifecycle.claim(WORKER, None, 10) == []
+    assert start_claimed(WORKER, None, 10) == []
 
 
-def test_due_scheduled_jobs_are_claimed():
+def test_due_scheduled_jobs_are_claimed_once_promoted():
     job = make_job(run_after=timezone.now() + timedelta(seconds=60))
     Job.objects.filter(pk=job.pk).update(run_after=timezone.now() - timedelta(seconds=1))
+    assert lifecycle.promote_due() == 1
     assert claim_one().id == job.id
+
+
+def test_the_claim_reads_queued_jobs_only():
+    job = make_job(run_after=timezone.now() + timedelta(seconds=60))
+    Job.objects.filter(pk=job.pk).update(run_after=timezone.now() - timedelta(seconds=1))
+    now = timezone.now()
+    claimed = get_engine().claim(worker_id=WORKER, queue_names=None, limit=10, now=now, lease_until=now)
+    assert claimed == [], "a scheduled job waits for its promotion, whatever its run_after"
+
+
+def test_a_claimed_job_is_reserved_until_it_starts():
+    job = make_job()
+    (claimed,) = lifecycle.claim(WORKER, None, 1)
+    job.refresh_from_db()
+    assert (job.status, job.worker_id, job.started_at) == (Status.RESERVED, WORKER, None)
+    at = timezone.now()
+    assert lifecycle.start(WORKER, [claimed.id], at) == {claimed.id}
+    job.refresh_from_db()
+    assert (job.status, job.started_at) == (Status.RUNNING, at)
+
+
+def test_a_job_cancelled_while_reserved_does_not_start():
+    make_job()
+    (claimed,) = lifecycle.claim(WORKER, None, 1)
+    lifecycle.cancel(claimed.id)
+    assert lifecycle.start(WORKER, [claimed.id], timezone.now()) == set()
+    assert Job.objects.get(pk=claimed.id).status == Status.CANCELLED
+
+
+def test_another_workers_reservation_does_not_start_here():
+    make_job()
+    (claimed,) = lifecycle.claim("elsewhere", None, 1)
+    assert lifecycle.start(WORKER, [claimed.id], timezone.now()) == set()
+    assert Job.objects.get(pk=claimed.id).status == Status.RESERVED
+
+
+def test_a_reserved_job_cannot_succeed_before_it_starts():
+    make_job()
+    (claimed,) = lifecycle.claim(WORKER, None, 1)
+    assert lifecycle.finish(WORKER, [finished(claimed)]) == set()
+    assert Job.objects.get(pk=claimed.id).status == Status.RESERVED
+
+
+def test_a_lost_workers_reserved_job_is_released_without_counting_the_claim():
+    make_job()
+    (claimed,) = lifecycle.claim(WORKER, None, 1)
+    Job.objects.filter(pk=claimed.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert lifecycle.recover_lost() == 1
+    job = Job.objects.get(pk=claimed.id)
+    assert (job.status, job.attempts, job.worker_id) == (Status.QUEUED, 0, WORKER)
+    assert not Attempt.objects.filter(job=job).exists(), "it never ran: no attempt to record"
 
 
 def test_claim_skips_paused_queues():
     make_queue("paused", paused=True)
     make_job(queue="paused")
-    assert lifecycle.claim(WORKER, None, 10) == []
+    assert start_claimed(WORKER, None, 10) == []
 
 
 def test_claim_only_from_the_named_queues():
@@ -249,7 +302,7 @@ def test_claim_only_from_the_named_queues():
     make_queue("b")
     job_b = make_job(queue="b")
     make_job(queue="a")
-    assert [job.id for job in lifecycle.claim(WORKER, ["b"], 10)] == [job_b.id]
+    assert [job.id for job in start_claimed(WORKER, ["b"], 10)] == [job_b.id]
 
 
 # --- finish ------------------------------------------------------------------------
@@ -290,6 +343,7 @@ def test_retries_back_off_longer_each_time_then_dead_letter(settings):
     delays = []
     for _ in range(3):
         Job.objects.filter(pk=job.pk).update(run_after=timezone.now())
+        lifecycle.promote_due()
         claimed = claim_one()
         before = timezone.now()
         lifecycle.finish(WORKER, [failure(claimed)])
@@ -316,6 +370,7 @@ def test_a_late_outcome_from_an_old_attempt_changes_nothing():
     Job.objects.filter(pk=first.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert lifecycle.recover_lost() == 1
     Job.objects.filter(pk=first.id).update(run_after=timezone.now())
+    lifecycle.promote_due()
     second = claim_one("other-worker")
     assert lifecycle.finish(WORKER, [finished(first)]) == set()
     job = Job.objects.get(pk=first.id)
@@ -334,7 +389,7 @@ def test_a_duplicate_outcome_is_recorded_once():
 def test_finish_records_a_mixed_batch():
     for _ in range(3):
         make_job()
-    a, b, c = lifecycle.claim(WORKER, None, 3)
+    a, b, c = start_claimed(WORKER, None, 3)
     assert lifecycle.finish(WORKER, [finished(a), failure(b), finished(c, result_json='{"x": 1}')]) == {
         a.id,
         b.id,
@@ -401,7 +456,7 @@ def test_a_lost_worker_and_its_recovered_jobs_are_logged_once(caplog):
 
 def test_release_returns_a_job_without_counting_the_attempt():
     make_job()
-    claimed = claim_one()
+    (claimed,) = lifecycle.claim(WORKER, None, 1)
     assert lifecycle.release(WORKER, [claimed.id]) == 1
     job = Job.objects.get(pk=claimed.id)
     assert (job.status, job.attempts) == (Status.QUEUED, 0)
@@ -454,7 +509,7 @@ def test_progress_out_of_range_is_refused():
 def test_cancel_a_queued_job():
     job = make_job()
     assert lifecycle.cancel(job.id).status == Status.CANCELLED
-    assert lifecycle.claim(WORKER, None, 1) == []
+    assert start_claimed(WORKER, None, 1) == []
 
 
 def test_cancel_a_finished_job_is_refused():
@@ -493,7 +548,7 @@ def test_replay_many_replays_only_dead_jobs():
     make_job("tests.tasks.fail", max_attempts=1)
     make_job("tests.tasks.fail", max_attempts=1)
     live = make_job()
-    for claimed in lifecycle.claim(WORKER, None, 2):
+    for claimed in start_claimed(WORKER, None, 2):
         lifecycle.finish(WORKER, [failure(claimed)])
     assert lifecycle.replay_many(Job.objects.all(), by="bob") == 2
     assert Job.objects.get(pk=live.pk).status == Status.QUEUED

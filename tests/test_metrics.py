@@ -12,7 +12,7 @@ from queues import lifecycle, values
 from queues.models import Job, Worker
 from queues.states import TERMINAL, Outcome, Status
 
-from .factories import make_dead_job, make_job, make_queue
+from .factories import make_dead_job, make_job, make_queue, start_claimed
 from .processes import WorkerProcess, wait_until
 
 
@@ -66,7 +66,7 @@ def test_metrics_count_the_jobs_the_workers_ran(client, tmp_path):
 @pytest.mark.django_db
 def test_histogram_buckets_are_cumulative(client):
     make_job()
-    (job,) = lifecycle.claim("w", None, 1)
+    (job,) = start_claimed("w", None, 1)
     now = timezone.now()
     started = now - timedelta(seconds=0.3)
     lifecycle.finish(
@@ -105,7 +105,7 @@ def test_a_metrics_token_is_required_when_one_is_set(client, settings):
 def test_jobs_are_counted_by_queue_and_by_every_status_that_can_still_run(client):
     make_dead_job(queue="mail")  # finished: not counted
     make_job(queue="mail")
-    lifecycle.claim("w", ["mail"], 1)
+    start_claimed("w", ["mail"], 1)
     make_job(queue="mail")
     make_job(queue="mail", run_after=timezone.now() + timedelta(hours=1))
     jobs = scrape(client)["taskweb_queue_jobs"]

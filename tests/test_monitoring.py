@@ -29,7 +29,7 @@ from queues import lifecycle, values
 from queues.models import Worker
 from queues.states import Outcome
 
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, start_claimed
 from .processes import ROOT
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "taskweb.json"
@@ -162,7 +162,7 @@ def run_one(queue: str, task: str, outcome: Outcome | None, **spec: Any) -> None
     """Enqueue one job and, through the broker as a worker does, claim it and record
     ``outcome`` (None: leave it running). The queue holds no other due job."""
     make_job(task, queue=queue, **spec)
-    (claimed,) = lifecycle.claim("w-any", [queue], 1)
+    (claimed,) = start_claimed("w-any", [queue], 1)
     if outcome is not None:
         started = timezone.now() - timedelta(seconds=0.2)
         finished = values.Finished(

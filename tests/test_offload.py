@@ -17,7 +17,7 @@ from queues.checks import check_payload_storage
 from queues.compat import InvalidTaskError
 from queues.conf import conf
 from queues.exceptions import PayloadTooLarge, PayloadUnavailable, ResultTooLarge, error_path
-from queues.execution import Assignment, run
+from queues.runner.child import Assignment, run
 from queues.models import Job, OffloadedPayload
 from queues.states import Status
 
@@ -110,8 +110,9 @@ def test_kwargs_shaped_like_a_reference_are_offloaded_and_called_as_given():
 
 
 def claim_one() -> tuple[values.ClaimedJob, Assignment]:
-    """The next job, claimed as a worker does, and the assignment its child would get."""
+    """The next job, claimed and started as a worker does, and the assignment its child would get."""
     (claimed,) = lifecycle.claim("test-worker", ["default"], 1)
+    lifecycle.start("test-worker", [claimed.id], timezone.now())
     return claimed, Assignment(
         claimed.id, claimed.task_path, claimed.args, claimed.kwargs, claimed.attempt, "test-worker"
     )

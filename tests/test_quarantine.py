@@ -23,7 +23,7 @@ from queues.states import Status
 
 from .api import ApiClient
 from .console_helpers import client_for, make_operator
-from .factories import make_job, make_queue
+from .factories import make_job, make_queue, start_claimed
 from .processes import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +58,7 @@ def status_of(job: Job) -> str:
 def test_a_claim_kills_a_due_job_it_cannot_read_and_hands_out_the_others():
     bad = poisoned(value=due_but_unreadable())
     good = make_job()
-    assert [job.id for job in lifecycle.claim("w", None, 10)] == [good.pk]
+    assert [job.id for job in start_claimed("w", None, 10)] == [good.pk]
     assert status_of(bad) == Status.DEAD
 
 
@@ -72,7 +72,7 @@ def test_a_tcp_dequeue_kills_an_unreadable_protocol_job_and_answers_empty():
 
 def test_a_claim_kills_a_job_whose_arguments_are_not_an_array():
     bad = poisoned("args", '{"a": 1}')
-    assert lifecycle.claim("w", None, 10) == []
+    assert start_claimed("w", None, 10) == []
     letter = DeadLetter.objects.get(job=bad)
     assert (letter.reason, letter.error_type) == ("quarantined", "UnreadableRow")
     assert "args holds" in letter.error_message and '{"a": 1}' in letter.error_message
@@ -108,7 +108,7 @@ def test_the_routine_sweep_kills_waiting_jobs_nothing_can_read_and_leaves_the_re
 
 def test_the_sweep_finds_nothing_in_readable_rows():
     make_job()
-    (claimed,) = lifecycle.claim("w", None, 1)
+    (claimed,) = start_claimed("w", None, 1)
     lifecycle.finish(
         "w", [values.Finished(claimed, "succeeded", *[Job.objects.get().started_at] * 2, "[[1]]")]
     )

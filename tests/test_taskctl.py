@@ -17,7 +17,7 @@ from queues.states import Status
 
 from .api import ApiClient
 from .console_helpers import make_operator, make_user, make_viewer
-from .factories import make_job, make_queue, make_token
+from .factories import make_job, make_queue, make_token, start_claimed
 from .processes import ROOT, child_env, run_python
 
 
@@ -34,7 +34,7 @@ def taskctl_json(*args: str):
 def dead_job(queue: str = "default") -> Job:
     """A job that failed for good; make it before any other job of its queue."""
     job = make_job("tests.tasks.fail", queue=queue)
-    (claimed,) = lifecycle.claim("w", [queue], 1)
+    (claimed,) = start_claimed("w", [queue], 1)
     now = timezone.now()
     lifecycle.finish("w", [values.Finished(claimed, "failed", now, now, error_type="E", retryable=False)])
     return job
@@ -169,7 +169,7 @@ class TestInProcess:
     def test_dlq_list_filters_by_the_class_path_of_taskwebs_own_errors(self):
         make_queue("default", max_attempts=1)
         lost = make_job()
-        lifecycle.claim("w", None, 1)
+        start_claimed("w", None, 1)
         Job.objects.filter(pk=lost.pk).update(lease_expires_at=timezone.now())
         lifecycle.recover_lost()
         dead_job()
@@ -202,6 +202,17 @@ class TestInProcess:
 
         lifecycle.register_worker(Worker(id="w9", hostname="h", pid=1, concurrency=1))
         assert [w["id"] for w in taskctl_json("workers")] == ["w9"]
+
+    def test_workers_table_shows_reserved_and_running_jobs(self):
+        from queues.models import Worker
+
+        lifecycle.register_worker(Worker(id="w9", hostname="h", pid=1, queues=["default"], concurrency=1))
+        make_job(), make_job()
+        start_claimed("w9", None, 1)
+        lifecycle.claim("w9", None, 1)
+        header, row = taskctl("workers").splitlines()[:2]
+        columns = dict(zip(header.lower().split(), row.split(), strict=False))
+        assert (columns["reserved"], columns["running"]) == ("1", "1")
 
     def test_schedules_list(self):
         Schedule.objects.create(

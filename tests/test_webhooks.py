@@ -18,7 +18,7 @@ from queues.models import Job
 from queues.states import Status
 
 from .api import ApiClient, fields
-from .factories import make_job
+from .factories import make_job, start_claimed
 from .processes import WorkerProcess, wait_until
 
 SECRET = "test-webhook-secret"
@@ -69,7 +69,7 @@ def deliveries() -> list[Job]:
 
 
 def finish(job: Job, ok: bool = True) -> None:
-    (claimed,) = [c for c in lifecycle.claim("w", [job.queue.name], 10) if c.id == job.pk]
+    (claimed,) = [c for c in start_claimed("w", [job.queue.name], 10) if c.id == job.pk]
     now = timezone.now()
     if ok:
         outcome = values.Finished(claimed, "succeeded", now, now, result_json='"done"')
@@ -121,7 +121,7 @@ def test_cancelling_enqueues_a_delivery(secret):
 @pytest.mark.django_db
 def test_a_retry_does_not_deliver_yet(secret):
     job = make_job("tests.tasks.fail", meta={"callback_url": "http://127.0.0.1/hook"})
-    (claimed,) = lifecycle.claim("w", None, 1)
+    (claimed,) = start_claimed("w", None, 1)
     now = timezone.now()
     lifecycle.finish("w", [values.Finished(claimed, "failed", now, now, error_type="E")])
     assert (Job.objects.get(pk=job.pk).status, deliveries()) == (Status.SCHEDULED, [])

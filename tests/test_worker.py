@@ -8,12 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection  # noqa: F401  (read by the skipif conditions)
 from django.utils import timezone
 
 from queues import lifecycle, values
 from queues.compat import Task, TaskError, TaskResult, TaskResultStatus
-from queues.engines import get_engine
 from queues.exceptions import (
     ResultNotSerialisable,
     TaskImportError,
@@ -146,16 +145,62 @@ def test_a_job_cut_by_shutdown_runs_again_as_its_next_attempt(tmp_path, run_log)
     assert executions(run_log)[result.id] == 2, "ran twice, and the history says why"
 
 
-def test_prefetched_jobs_go_back_to_the_queue_on_shutdown(tmp_path, run_log):
+def test_reserved_jobs_go_back_to_the_queue_on_shutdown_with_no_attempt_counted(tmp_path, run_log):
     first = tasks.record.enqueue(sleep=2)
     waiting = [tasks.record.enqueue() for _ in range(4)]
     worker = start(tmp_path, run_log, "--concurrency", "1", "--prefetch", "4")
-    wait_until(lambda: status_of(first.id) == Status.RUNNING and status_of(waiting[-1].id) == Status.RUNNING)
+    wait_until(lambda: status_of(first.id) == Status.RUNNING and status_of(waiting[-1].id) == Status.RESERVED)
     worker.send(signal.SIGTERM)
     assert worker.wait() == 0, worker.output()
     assert status_of(first.id) == Status.SUCCEEDED
     assert {(status_of(r.id), Job.objects.get(pk=r.id).attempts) for r in waiting} == {(Status.QUEUED, 0)}
     assert set(executions(run_log)) == {first.id}
+
+
+def test_quick_jobs_start_while_long_ones_hold_the_other_children(tmp_path, run_log):
+    """The fairness rule: a job goes only to an idle child, never behind a running job."""
+    long_jobs = [tasks.record.using(priority=10).enqueue(sleep=600) for _ in range(2)]
+    worker = start(tmp_path, run_log, "--concurrency", "3", "--grace", "0.5")
+    try:
+        wait_until(lambda: all(status_of(r.id) == Status.RUNNING for r in long_jobs))
+        quick = [tasks.record.enqueue() for _ in range(30)]
+        wait_until(lambda: all(status_of(r.id) == Status.SUCCEEDED for r in quick), timeout=60)
+        assert [status_of(r.id) for r in long_jobs] == [Status.RUNNING] * 2, "the long jobs still run"
+    finally:
+        worker.stop()
+    assert set(executions(run_log)) == {r.id for r in [*long_jobs, *quick]}, "each quick job ran"
+
+
+def test_a_job_claimed_ahead_is_reserved_with_no_start_until_a_child_is_free(tmp_path, run_log):
+    first = tasks.record.enqueue(sleep=600)
+    ahead = tasks.record.enqueue()
+    worker = start(tmp_path, run_log, "--concurrency", "1", "--prefetch", "1", "--grace", "0.5")
+    try:
+        wait_until(lambda: status_of(first.id) == Status.RUNNING and status_of(ahead.id) == Status.RESERVED)
+        job = Job.objects.get(pk=ahead.id)
+        assert (job.worker_id, job.started_at) == (Worker.objects.get().id, None)
+        assert tasks.record.get_result(ahead.id).status == TaskResultStatus.READY
+    finally:
+        worker.stop()
+    assert status_of(ahead.id) == Status.QUEUED
+    assert set(executions(run_log)) == {first.id}
+
+
+def test_the_timeout_and_started_at_count_from_when_the_code_starts(tmp_path, run_log):
+    """A job that waits reserved longer than its timeout, then runs within it, succeeds."""
+    first = tasks.record.using(priority=10).enqueue(sleep=4)
+    second, _ = lifecycle.enqueue(values.JobSpec("tests.tasks.record", kwargs={"sleep": 1}, timeout=3))
+    worker = start(tmp_path, run_log, "--concurrency", "1", "--prefetch", "1")
+    try:
+        wait_until(lambda: status_of(first.id) == Status.RUNNING and status_of(second.pk) == Status.RESERVED)
+        wait_until(lambda: status_of(second.pk) == Status.SUCCEEDED, timeout=60)
+    finally:
+        worker.stop()
+    (first_attempt,) = Attempt.objects.filter(job_id=first.id)
+    (second_attempt,) = Attempt.objects.filter(job_id=second.pk)
+    assert second_attempt.outcome == Outcome.SUCCEEDED, "not stopped by a clock started at its claim"
+    assert Job.objects.get(pk=second.pk).started_at == second_attempt.started_at
+    assert second_attempt.started_at >= first_attempt.finished_at, "it started once the child was free"
 
 
 def test_a_task_that_cannot_be_imported_dies_once_with_a_clear_error(tmp_path, run_log):
@@ -224,12 +269,12 @@ def test_cancelling_a_running_job_stops_it(tmp_path, run_log):
     assert status_of(result.id) == Status.CANCELLED
 
 
-def test_a_job_cancelled_while_waiting_behind_another_never_starts(tmp_path, run_log):
+def test_a_reserved_job_cancelled_while_waiting_for_a_child_never_starts(tmp_path, run_log):
     first = tasks.record.enqueue(sleep=3)
     behind = tasks.record.enqueue()
     worker = start(tmp_path, run_log, "--concurrency", "1", "--prefetch", "4")
     try:
-        wait_until(lambda: status_of(first.id) == Status.RUNNING and status_of(behind.id) == Status.RUNNING)
+        wait_until(lambda: status_of(first.id) == Status.RUNNING and status_of(behind.id) == Status.RESERVED)
         lifecycle.cancel(int(behind.id))
         wait_until(lambda: status_of(first.id) == Status.SUCCEEDED, timeout=30)
     finally:
@@ -297,17 +342,3 @@ def test_poll_only_mode_picks_up_jobs(tmp_path, run_log):
         wait_until(lambda: status_of(result.id) == Status.SUCCEEDED, timeout=20)
     finally:
         worker.stop()
-
-
-def test_the_claim_reads_the_partial_index():
-    """The claim walks the waiting jobs' partial index in order and stops at LIMIT."""
-    jobs = lifecycle.enqueue_many([values.JobSpec(task_path="tests.tasks.noop") for _ in range(4000)])
-    Job.objects.filter(pk__in=[job_id for job_id, _ in jobs[:1000]]).update(status=Status.SUCCEEDED)
-    now = timezone.now()
-    sql, params = get_engine().claim_statement("w", None, 10, now, now)
-    explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-        cursor.execute(explain + sql, params)
-        plan = " ".join(str(row) for row in cursor.fetchall())
-    assert "job_claimable" in plan, plan

@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
-from queues import execution, lifecycle, values  # noqa: E402
+from queues import lifecycle, values  # noqa: E402
+from queues.runner import child  # noqa: E402
 from tests import tasks  # noqa: E402, F401  (registers the task the probe enqueues by path)
 
 exporter = InMemorySpanExporter()
@@ -28,8 +29,8 @@ provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)
 
 job, _ = lifecycle.enqueue(values.JobSpec(task_path="tests.tasks.add", args=[1, 2]))
-report = execution.run(
-    execution.Assignment(job.id, job.task_path, job.args, job.kwargs, 1, "probe", "default")
+report = child.run(
+    child.Assignment(job.id, job.task_path, job.args, job.kwargs, 1, "probe", "default")
 )
 assert report.ok, report
 print(json.dumps({"meta": job.meta}))

@@ -297,6 +297,7 @@ class WorkerOut(Schema):
     stopped_at: datetime | None
     jobs_done: int
     jobs_failed: int
+    reserved: int = Field(description="Jobs it has claimed whose code has not started yet.")
     running: int
 
 

@@ -123,6 +123,7 @@ class WorkerSummary:
     """One worker as the workers page shows it."""
 
     worker: Worker
+    reserved: int  # claimed by it, code not started
     running: int
     heartbeat_age: float
 
@@ -132,12 +133,21 @@ def worker_summaries(now: datetime | None = None) -> list[WorkerSummary]:
     workers = Worker.objects.exclude(
         status__in=[WorkerStatus.STOPPED, WorkerStatus.LOST], last_heartbeat__lt=now - RECENT_WORKERS
     )
-    running = dict(
-        Job.objects.running().values("worker_id").annotate(n=Count("id")).values_list("worker_id", "n")
-    )
+    held = {
+        (worker_id, status): n
+        for worker_id, status, n in Job.objects.held()
+        .values("worker_id", "status")
+        .annotate(n=Count("id"))
+        .values_list("worker_id", "status", "n")
+    }
     order = {WorkerStatus.ALIVE: 0, WorkerStatus.LOST: 1, WorkerStatus.STOPPED: 2}
     rows = [
-        WorkerSummary(w, running.get(w.id, 0), max((now - w.last_heartbeat).total_seconds(), 0.0))
+        WorkerSummary(
+            w,
+            held.get((w.id, Status.RESERVED), 0),
+            held.get((w.id, Status.RUNNING), 0),
+            max((now - w.last_heartbeat).total_seconds(), 0.0),
+        )
         for w in workers
     ]
     rows.sort(key=lambda row: (order.get(row.worker.status, 3), row.worker.hostname, row.worker.pid))

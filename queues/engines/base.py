@@ -10,7 +10,8 @@ from django.db import connection
 
 from ..models import Job
 from ..quarantine import JSON_TYPES, TIME_COLUMNS
-from ..states import WAITING, Status
+from ..states import LIVE, Outcome, Status
+from .rows import ClaimRow, Succeeded
 
 if TYPE_CHECKING:
     from ..flow_control import ClaimLimits
@@ -18,12 +19,14 @@ if TYPE_CHECKING:
 CLAIM_SQL = """
 WITH picked AS (
     SELECT id FROM queues_job
-    WHERE status IN ({waiting})
+    WHERE status = 'queued'
       AND run_after <= %s
       -- raw jobs carry only a text payload: TCP clients take them, never runworker.
       AND task_path {raw_op} %s
       AND queue_id IN (SELECT id FROM queues_queue WHERE NOT paused{queue_filter})
-    -- Matches the partial index job_claimable, so the scan stops after LIMIT rows.
+    -- Exactly the partial index job_claimable (status = 'queued', in this order): the scan
+    -- reads it in order and stops after LIMIT rows, whatever the table's statistics say.
+    -- Scheduled jobs are not read here: maintenance.promote_due makes them queued first.
     ORDER BY priority DESC, run_after, id
     LIMIT %s
     {lock}
@@ -47,7 +50,7 @@ FLOW_CLAIM_SQL = (
     """
 WITH candidates AS (
     SELECT id, queue_id, task_path, priority, run_after FROM queues_job
-    WHERE status IN ({waiting})
+    WHERE status = 'queued'
       AND run_after <= %s
       AND task_path {raw_op} %s
       AND queue_id IN (SELECT id FROM queues_queue WHERE NOT paused{queue_filter}){skip}
@@ -72,6 +75,29 @@ picked AS (
     + CLAIM_UPDATE
 )
 
+# reserved -> running for the jobs a worker hands to idle children now (TRANSITIONS["start"]).
+START_SQL = """
+UPDATE queues_job SET status = 'running', started_at = %s, updated_at = %s
+WHERE id IN ({ids}) AND status = 'reserved' AND worker_id = %s
+RETURNING id
+"""
+
+
+# running -> succeeded for a batch, guarded by status, attempt and worker (TRANSITIONS["succeed"]).
+SUCCEED_SQL = """
+WITH done(id, attempt, result) AS (VALUES {values})
+UPDATE queues_job SET status = %s, result = done.result, finished_at = %s, updated_at = %s,
+    lease_expires_at = NULL, progress = 100
+FROM done
+WHERE queues_job.id = done.id AND queues_job.attempts = done.attempt
+  AND queues_job.status = %s AND queues_job.worker_id = %s
+RETURNING queues_job.id
+"""
+INSERT_SUCCEEDED_ATTEMPT_SQL = """
+INSERT INTO queues_attempt (job_id, number, worker_id, started_at, finished_at, duration, outcome,
+    error_type, error_message, traceback)
+VALUES (%s, %s, %s, %s, %s, %s, %s, '', '', '')
+"""
 
 # Every column of a new job row, in the order bulk inserts write them.
 INSERT_COLUMNS = (
@@ -128,12 +154,22 @@ class Engine:
         lease_until: datetime,
         raw: bool = False,
         limits: ClaimLimits | None = None,
-    ) -> list[tuple]:
-        """Mark up to ``limit`` due jobs running for ``worker_id`` in one statement."""
+    ) -> list[ClaimRow]:
+        """Reserve up to ``limit`` queued jobs for ``worker_id`` in one statement (``raw``
+        jobs of TCP clients start at once: they run on receipt, so they are marked running)."""
         sql, params = self.claim_statement(worker_id, queue_names, limit, now, lease_until, raw, limits)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall()
+            return [ClaimRow(*row) for row in cursor.fetchall()]
+
+    def start(self, worker_id: str, job_ids: Sequence[int], at: datetime) -> set[int]:
+        """Mark reserved jobs of ``worker_id`` running from ``at``; returns the ids it still held."""
+        if not job_ids:
+            return set()
+        sql = START_SQL.format(ids=", ".join(["%s"] * len(job_ids)))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.dt(at), self.dt(at), *job_ids, worker_id])
+            return {row[0] for row in cursor.fetchall()}
 
     def claim_statement(
         self,
@@ -151,7 +187,6 @@ class Engine:
             queue_filter = f" AND name IN ({', '.join(['%s'] * len(queue_names))})"
             params.extend(queue_names)
         parts = {
-            "waiting": _listed(sorted(WAITING)),
             "queue_filter": queue_filter,
             "lock": self.lock_clause,
             "raw_op": "=" if raw else "<>",
@@ -163,7 +198,8 @@ class Engine:
         else:
             sql, limit_params = self._flow_parts(parts, limit, limits)
             params += limit_params
-        params += [Status.RUNNING.value, worker_id, self.dt(now), self.dt(now), self.dt(lease_until)]
+        status, started_at = (Status.RUNNING, self.dt(now)) if raw else (Status.RESERVED, None)
+        params += [status.value, worker_id, started_at, self.dt(now), self.dt(lease_until)]
         return sql, params
 
     def _flow_parts(self, parts: dict[str, str], limit: int, limits: ClaimLimits) -> tuple[str, list[Any]]:
@@ -185,33 +221,46 @@ class Engine:
         sql = FLOW_CLAIM_SQL.format(**parts, skip=skip, queue_budget=budgets[0], task_budget=budgets[1])
         return sql, params
 
-    succeed_writes_attempts = False  # whether succeed() also records the attempts
-
-    def succeed(self, worker_id: str, rows: Sequence[Sequence[Any]], now: datetime) -> set[int]:
-        """Mark held jobs succeeded; rows are (id, attempt, result JSON, started, finished,
-        duration). Returns the ids that were still held by that attempt of this worker."""
-        sql, params = self._succeed_statement(worker_id, rows, now)
+    def succeed(self, worker_id: str, rows: Sequence[Succeeded], now: datetime) -> set[int]:
+        """Mark running jobs of ``worker_id`` succeeded, each only if that attempt still holds it,
+        and record each applied attempt in the history. Returns the ids applied."""
+        values, params = self._values(rows, Succeeded.COLUMNS, json_columns={"result"})
         with connection.cursor() as cursor:
-            cursor.execute(sql + " RETURNING queues_job.id", params)
-            return {row[0] for row in cursor.fetchall()}
+            cursor.execute(
+                SUCCEED_SQL.format(values=values),
+                [
+                    *params,
+                    Status.SUCCEEDED.value,
+                    self.dt(now),
+                    self.dt(now),
+                    Status.RUNNING.value,
+                    worker_id,
+                ],
+            )
+            applied = {row[0] for row in cursor.fetchall()}
+            cursor.executemany(
+                INSERT_SUCCEEDED_ATTEMPT_SQL,
+                [self._succeeded_attempt(worker_id, row) for row in rows if row.id in applied],
+            )
+        return applied
 
-    def _succeed_statement(
-        self, worker_id: str, rows: Sequence[Sequence[Any]], now: datetime
+    def _succeeded_attempt(self, worker_id: str, row: Succeeded) -> tuple[Any, ...]:
+        started, finished = self.dt(row.started_at), self.dt(row.finished_at)
+        return (row.id, row.attempt, worker_id, started, finished, row.duration, Outcome.SUCCEEDED.value)
+
+    def _values(
+        self,
+        rows: Sequence[Any],
+        columns: Sequence[str],
+        json_columns: frozenset[str] | set[str] = frozenset(),
     ) -> tuple[str, list[Any]]:
-        cte, params = self.values_cte(
-            "done",
-            ("id", "attempt", "result", "started_at", "finished_at", "duration"),
-            rows,
-            json_columns=frozenset({"result"}),
-        )
-        sql = (
-            f"{cte} UPDATE queues_job SET status = %s, result = done.result, finished_at = %s, "
-            "updated_at = %s, lease_expires_at = NULL, progress = 100 FROM done "
-            "WHERE queues_job.id = done.id AND queues_job.attempts = done.attempt "
-            "AND queues_job.status = %s AND queues_job.worker_id = %s"
-        )
-        params += [Status.SUCCEEDED.value, self.dt(now), self.dt(now), Status.RUNNING.value, worker_id]
-        return sql, params
+        """``(%s, ...), ...`` for a VALUES list of dataclass rows, and its parameters."""
+        row_sql = "(" + ", ".join(self.json_placeholder if c in json_columns else "%s" for c in columns) + ")"
+        params = [self._param(getattr(row, column)) for row in rows for column in columns]
+        return ", ".join([row_sql] * len(rows)), params
+
+    def _param(self, value: Any) -> Any:
+        return self.dt(value) if isinstance(value, datetime) else value
 
     insert_job_is_one_statement = False  # True: no transaction needed around insert_job
 
@@ -281,7 +330,7 @@ class Engine:
         suspect += [f"{types[c]} <> '{kind}'" for c, kind in JSON_TYPES.items() if kind]
         suspect += deep.values()
         suspect.append(f"j.status NOT IN ({_listed(Status.values)})")
-        live = _listed(sorted(WAITING | {Status.RUNNING}))
+        live = _listed(sorted(LIVE))
         sql = SUSPECTS_SQL.format(
             times=", ".join(f"CAST(j.{c} AS TEXT)" for c in TIME_COLUMNS),
             json=", ".join(
@@ -315,22 +364,6 @@ class Engine:
 
     def notify(self, queue_names: Sequence[str]) -> None:
         """Wake idle workers of these queues once the current transaction commits."""
-
-    def values_cte(
-        self,
-        name: str,
-        columns: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        json_columns: frozenset[str] = frozenset(),
-    ) -> tuple[str, list[Any]]:
-        """``WITH name(columns) AS (VALUES ...)`` for a batch update joined on id."""
-        row_sql = (
-            "("
-            + ", ".join(self.json_placeholder if column in json_columns else "%s" for column in columns)
-            + ")"
-        )
-        sql = f"WITH {name}({', '.join(columns)}) AS (VALUES {', '.join([row_sql] * len(rows))})"
-        return sql, [value for row in rows for value in row]
 
     def upsert_minute_stats(self, rows: Sequence[Sequence[Any]]) -> None:
         """Add counts into the per-minute rollup; rows are

@@ -8,10 +8,31 @@ from typing import Any
 
 from django.db import connection
 
-from ..states import Outcome
+from ..states import Outcome, Status
 from .base import INSERT_COLUMNS, Engine
+from .rows import Succeeded
 
 NOTIFY_CHANNEL = "taskweb_jobs"
+
+# running -> succeeded for a batch (TRANSITIONS["succeed"]), guarded by status, attempt and
+# worker, and the attempt history of the rows it changed, in one statement.
+SUCCEED_SQL = """
+WITH done(id, attempt, result, started_at, finished_at, duration) AS (VALUES {values}),
+updated AS (
+    UPDATE queues_job SET status = %s, result = done.result, finished_at = %s, updated_at = %s,
+        lease_expires_at = NULL, progress = 100
+    FROM done
+    WHERE queues_job.id = done.id AND queues_job.attempts = done.attempt
+      AND queues_job.status = %s AND queues_job.worker_id = %s
+    RETURNING queues_job.id
+)
+INSERT INTO queues_attempt (job_id, number, worker_id, started_at, finished_at, duration, outcome,
+    error_type, error_message, traceback)
+SELECT done.id, done.attempt, %s, done.started_at::timestamptz, done.finished_at::timestamptz,
+    done.duration, %s, '', '', ''
+FROM done JOIN updated ON updated.id = done.id
+RETURNING job_id
+"""
 
 
 class PostgresEngine(Engine):
@@ -30,23 +51,19 @@ class PostgresEngine(Engine):
     # value compresses to a few bytes.)
     suspect_depth_sql = "jsonb_path_exists({c}, 'strict $.**{{{depth}}}')"
 
-    succeed_writes_attempts = True
-
-    def succeed(self, worker_id: str, rows: Sequence[Sequence[Any]], now: datetime) -> set[int]:
+    def succeed(self, worker_id: str, rows: Sequence[Succeeded], now: datetime) -> set[int]:
         """One statement for the whole batch: the guarded UPDATE feeds the attempt history
         INSERT through a data-modifying CTE, so each flush costs one round trip less."""
-        update, params = self._succeed_statement(worker_id, rows, now)
-        cte, update = update.split(" UPDATE ", 1)
-        sql = (
-            f"{cte}, updated AS (UPDATE {update} RETURNING queues_job.id) "
-            "INSERT INTO queues_attempt (job_id, number, worker_id, started_at, finished_at, duration, "
-            "outcome, error_type, error_message, traceback) "
-            "SELECT done.id, done.attempt, %s, done.started_at::timestamptz, done.finished_at::timestamptz, "
-            "done.duration, %s, '', '', '' FROM done JOIN updated ON updated.id = done.id "
-            "RETURNING job_id"
-        )
+        values, params = self._values(rows, Succeeded.HISTORY_COLUMNS, json_columns={"result"})
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, worker_id, Outcome.SUCCEEDED.value])
+            cursor.execute(
+                SUCCEED_SQL.format(values=values),
+                [
+                    *params,
+                    *(Status.SUCCEEDED.value, self.dt(now), self.dt(now), Status.RUNNING.value, worker_id),
+                    *(worker_id, Outcome.SUCCEEDED.value),  # the attempt rows
+                ],
+            )
             return {row[0] for row in cursor.fetchall()}
 
     insert_job_is_one_statement = True

@@ -8,7 +8,6 @@ from datetime import datetime
 from django.db import connection
 
 from ..models import Job
-from ..states import WAITING
 from .base import Engine
 
 
@@ -38,9 +37,8 @@ class SQLiteEngine(Engine):
         if queue_names:
             queue_filter = f" AND name IN ({', '.join(['%s'] * len(queue_names))})"
             params.extend(queue_names)
-        waiting = ", ".join(f"'{status.value}'" for status in sorted(WAITING))
         sql = (
-            f"SELECT 1 FROM queues_job WHERE status IN ({waiting}) AND run_after <= %s "
+            "SELECT 1 FROM queues_job WHERE status = 'queued' AND run_after <= %s "
             f"AND task_path {'=' if raw else '<>'} %s "
             f"AND queue_id IN (SELECT id FROM queues_queue WHERE NOT paused{queue_filter}) LIMIT 1"
         )

@@ -1,16 +1,17 @@
 """Every write of jobs, queues, dead letters and workers: the one owner of their lifecycle.
 
 Split by who asks: ``enqueue`` (producers), ``leases`` (workers and TCP clients:
-claims, renewals, hand-backs), ``outcomes`` (how attempts end), ``operator`` (cancel,
-retry, replay, delete), ``queues`` (create, configure, pause, purge, delete),
-``workers`` (the registry), ``workflows`` with ``dependencies`` (steps that wait
-for others, batches and their callbacks), ``maintenance`` (recovery, promotion,
-quarantine, pruning) and ``payloads`` (re-encryption under a new key). Every door
-calls these, never the models' own writes.
+claims, starts, renewals), ``handback`` (held jobs back to their queue), ``outcomes``
+(how attempts end), ``operator`` (cancel, retry, replay, delete), ``queues`` (create,
+configure, pause, purge, delete), ``workers`` (the registry), ``workflows`` with
+``dependencies`` (steps that wait for others, batches and their callbacks),
+``maintenance`` (recovery, promotion, quarantine, pruning) and ``payloads``
+(re-encryption under a new key). Every door calls these, never the models' own writes.
 """
 
 from .enqueue import enqueue, enqueue_many, get_queue, stored_arguments
-from .leases import claim, release, renew_leases, report_progress, requeue_cut
+from .handback import release, requeue_cut
+from .leases import claim, renew_leases, report_progress, start
 from .maintenance import promote_due, prune_finished, quarantine_job, recover_lost, sweep_unreadable
 from .operator import cancel, delete_jobs, replay, replay_many, retry
 from .outcomes import finish
@@ -25,5 +26,6 @@ __all__ = [
     "get_workflow", "heartbeat", "lease_duration", "promote_due", "prune_finished", "purge_queue",
     "quarantine_job", "recover_lost", "register_worker", "release", "renew_leases", "replay",
     "replay_many", "report_progress", "requeue_cut", "retry", "rotate_keys", "set_concurrency",
-    "set_paused", "step_job_id", "stop_worker", "stored_arguments", "sweep_unreadable", "update_queue",
+    "set_paused", "start", "step_job_id", "stop_worker", "stored_arguments", "sweep_unreadable",
+    "update_queue",
 ]  # fmt: skip

@@ -8,6 +8,7 @@ so that several processes doing the same duty at once change each row once.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from ..states import TERMINAL, TRANSITIONS, Outcome, Status
 from ..values import ClaimedJob, Finished
 from . import dependencies
 from .deletion import delete_job_rows
+from .handback import release
 from .outcomes import finish
 from .workers import count_work
 
@@ -33,10 +35,12 @@ logger = logging.getLogger("queues.maintenance")
 
 
 def recover_lost(limit: int = 500) -> int:
-    """Fail, as WorkerLost, the running attempts whose worker stopped heartbeating.
+    """Recover the jobs held by workers that stopped heartbeating; returns how many.
 
-    A worker whose heartbeat expired is marked lost; every job it was running, and
-    any running job whose lease ran out, is retried per policy or dead-lettered.
+    A worker whose heartbeat expired is marked lost. Every job it held, and any held
+    job whose lease ran out, is recovered: a running attempt fails as WorkerLost and
+    is retried per policy or dead-lettered; a reserved job never started, so it is
+    released to its queue with its claim not counted.
     """
     now = timezone.now()
     silent = Worker.objects.filter(status=WorkerStatus.ALIVE, expires_at__lt=now)
@@ -51,7 +55,11 @@ def recover_lost(limit: int = 500) -> int:
     )
     names = None
     by_worker: dict[str, list[Finished]] = defaultdict(list)
+    reserved: dict[str, list[int]] = defaultdict(list)
     for job in stale.order_by("id")[:limit]:
+        if job.status == Status.RESERVED:
+            reserved[job.worker_id or ""].append(job.id)
+            continue
         names = names or dict(Queue.objects.values_list("id", "name"))
         claimed = ClaimedJob(
             id=job.id,
@@ -76,6 +84,8 @@ def recover_lost(limit: int = 500) -> int:
             )
         )
     recovered = 0
+    for worker_id, ids in reserved.items():
+        recovered += release(worker_id, ids)
     for worker_id, items in by_worker.items():
         failed = len(finish(worker_id, items))
         count_work(worker_id, done=0, failed=failed)
@@ -85,8 +95,33 @@ def recover_lost(limit: int = 500) -> int:
     return recovered
 
 
-def promote_due(limit: int = 1000) -> int:
-    """Move scheduled jobs whose time has come to queued (for what people see)."""
+PROMOTE_EVERY = 0.25  # seconds between promotions by one process, at most
+PROMOTE_BATCH = 1000
+_next_promotion = 0.0
+
+
+def promote_when_due() -> int:
+    """Promote due scheduled jobs if this process has not done so for ``PROMOTE_EVERY``.
+
+    Claims call it first: they read queued jobs only, so a job whose delay (or retry
+    back-off) ran out waits at most this long for a worker that is claiming anyway.
+    """
+    global _next_promotion
+    now = time.monotonic()
+    if now < _next_promotion:
+        return 0
+    promoted = promote_due()
+    # A full batch may leave more due: the next claim promotes again at once.
+    _next_promotion = now if promoted >= PROMOTE_BATCH else now + PROMOTE_EVERY
+    return promoted
+
+
+def promote_due(limit: int = PROMOTE_BATCH) -> int:
+    """Move scheduled jobs whose time has come to queued (TRANSITIONS["promote"]).
+
+    Its own cheap statement (the partial index job_scheduled_due), so that the claim
+    reads queued jobs only, from one partial index in its own order.
+    """
     now = timezone.now()
     due = Job.objects.filter(status__in=TRANSITIONS["promote"], run_after__lte=now).order_by()
     ids = list(due.values_list("id", flat=True)[:limit])

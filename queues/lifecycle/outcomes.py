@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from .. import flow_control, webhooks
 from ..engines import get_engine
+from ..engines.rows import Succeeded
 from ..models import Attempt, DeadLetter, Job, RuntimeBucket
 from ..retry import backoff_seconds
 from ..states import TRANSITIONS, Outcome, Status
@@ -56,9 +57,10 @@ def finish(worker_id: str, finished: Sequence[Finished]) -> set[int]:
             },
             now,
         )
-        # The engine may already have written the attempts of successes with them.
-        written = Outcome.SUCCEEDED if get_engine().succeed_writes_attempts else None
-        Attempt.objects.bulk_create(attempt_row(worker_id, f) for f in recorded if f.outcome != written)
+        # The engine wrote the attempts of successes with them.
+        Attempt.objects.bulk_create(
+            attempt_row(worker_id, f) for f in recorded if f.outcome != Outcome.SUCCEEDED
+        )
         _count_finished(recorded, retried, dead, now)
         flow_control.record_outcomes(recorded, now)
         webhooks.enqueue_deliveries(
@@ -90,19 +92,11 @@ def attempt_row(worker_id: str, f: Finished) -> Attempt:
 def _succeed(worker_id: str, items: Sequence[Finished], now: datetime) -> set[int]:
     if not items:
         return set()
-    engine = get_engine()
     rows = [
-        (
-            f.job.id,
-            f.job.attempt,
-            f.result_json,
-            engine.dt(f.started_at),
-            engine.dt(f.finished_at),
-            f.duration,
-        )
+        Succeeded(f.job.id, f.job.attempt, f.result_json, f.started_at, f.finished_at, f.duration)
         for f in items
     ]
-    return engine.succeed(worker_id, rows, now)
+    return get_engine().succeed(worker_id, rows, now)
 
 
 def _fail(worker_id: str, item: Finished, now: datetime) -> Status | None:

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from .. import bounds
 from ..exceptions import InvalidQueue, QueueConflict
 from ..models import Job, Queue
-from ..states import TRANSITIONS, Status
+from ..states import HELD, TRANSITIONS
 from .deletion import delete_job_rows
 from .enqueue import get_queue
 
@@ -73,7 +73,7 @@ def set_paused(name: str, paused: bool) -> Queue:
 
 
 def delete_queue(queue_name: str, batch_size: int = 1000) -> int:
-    """Delete a queue and every job in it; refused while one of its jobs is running.
+    """Delete a queue and every job in it; refused while a worker holds one of its jobs.
 
     Returns how many jobs went with it. The ``default`` queue stays: the Tasks
     backend enqueues there when no queue is named.
@@ -83,10 +83,10 @@ def delete_queue(queue_name: str, batch_size: int = 1000) -> int:
         raise QueueConflict("The default queue cannot be deleted; purge it instead.")
     jobs = Job.objects.filter(queue=queue)
     busy = f"Queue {queue.name!r} has running jobs; pause it and let them finish first."
-    if jobs.filter(status=Status.RUNNING).exists():
+    if jobs.filter(status__in=HELD).exists():
         raise QueueConflict(busy)
     deleted = 0
-    idle = jobs.exclude(status=Status.RUNNING).order_by()
+    idle = jobs.exclude(status__in=HELD).order_by()
     while ids := list(idle.values_list("id", flat=True)[:batch_size]):
         delete_job_rows(ids)
         deleted += len(ids)

@@ -11,7 +11,7 @@ from queues import logs
 from queues.autoscale import Autoscaler, parse_bounds
 from queues.declared import ensure_declared_queues
 from queues.models import QUEUE_NAME_VALIDATOR, Queue
-from queues.worker import Worker
+from queues.runner import Worker
 
 
 class Command(BaseCommand):
@@ -29,8 +29,8 @@ class Command(BaseCommand):
             "--prefetch",
             type=int,
             default=None,
-            help="Claimed jobs that may wait for a free child (default: as many as --concurrency). "
-            "Higher drains short jobs faster; 0 suits long jobs best.",
+            help="Claimed jobs that may wait (reserved) for a free child. Default: adaptive, about "
+            "50 ms of work at the rate jobs finish here (hundreds of quick jobs, none of long ones).",
         )
         parser.add_argument(
             "--autoscale",
@@ -54,8 +54,8 @@ class Command(BaseCommand):
         queues = [name.strip() for name in options["queues"].split(",") if name.strip()] or None
         if options["concurrency"] < 1:
             raise CommandError("--concurrency must be at least 1.")
-        prefetch = options["concurrency"] if options["prefetch"] is None else options["prefetch"]
-        if prefetch < 0:
+        prefetch = options["prefetch"]
+        if prefetch is not None and prefetch < 0:
             raise CommandError("--prefetch must be 0 or more.")
         for name in queues or []:
             if not QUEUE_NAME_VALIDATOR.regex.match(name):

@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import traceback
-from collections import deque
 from dataclasses import dataclass, replace
 from functools import partial
 from multiprocessing.connection import Connection
@@ -20,9 +19,9 @@ from typing import Any
 
 from django import db
 
-from . import encryption, logs, offload, progress, registry, storable, tracing
-from .compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
-from .exceptions import (
+from .. import encryption, logs, offload, progress, registry, storable, tracing
+from ..compat import TaskContext, TaskResult, TaskResultStatus, normalize_json
+from ..exceptions import (
     InvalidJob,
     NonRetryable,
     PayloadUnavailable,
@@ -31,7 +30,7 @@ from .exceptions import (
     TaskImportError,
     error_path,
 )
-from .models import Job
+from ..models import Job
 
 PR_SET_PDEATHSIG = 1
 
@@ -60,14 +59,6 @@ class Report:
     error_message: str = ""
     traceback: str = ""
     retryable: bool = True
-    skipped: bool = False  # never started: the parent withdrew it (cancelled or recovered)
-
-
-@dataclass(frozen=True, slots=True)
-class Skip:
-    """Tells a child not to start a job still waiting in its pipe."""
-
-    job_id: int
 
 
 def run(assignment: Assignment) -> Report:
@@ -118,10 +109,10 @@ def _run(assignment: Assignment) -> Report:
         return _failed(assignment, TaskImportError(str(exc)), retryable=False)
     token = progress._running.set((assignment.job_id, assignment.attempt))
     try:
-        args = assignment.args
+        args, kwargs = arguments(assignment)
         if task.takes_context:
             args = [_context(task, assignment), *args]
-        value = task.call(*args, **assignment.kwargs)
+        value = task.call(*args, **kwargs)
         try:
             # Return values are normalised as the Tasks API does (a tuple is a list,
             # bytes are text), then held to what the database can store.
@@ -136,6 +127,15 @@ def _run(assignment: Assignment) -> Report:
         return _failed(assignment, exc, retryable=retryable)
     finally:
         progress._running.reset(token)
+
+
+def arguments(assignment: Assignment) -> tuple[list[Any], dict[str, Any]]:
+    """The positional and keyword arguments the task is called with, read from the assignment.
+
+    The one place the child reads a job's arguments, so that a change to how they
+    travel (an encoding, a payload stored elsewhere) has one place to go.
+    """
+    return list(assignment.args), dict(assignment.kwargs)
 
 
 def _failed(assignment: Assignment, exc: BaseException, retryable: bool) -> Report:
@@ -177,42 +177,27 @@ def _die_with_parent() -> None:
 
 
 def child_main(conn: Connection) -> None:
-    """Loop of a worker's child process: run the assignments in order, report each one.
+    """Loop of a worker's child process: run each assignment it is given, report each one.
 
-    Before starting a job the child reads everything waiting in its pipe, so a Skip
-    sent for a job queued behind the running one arrives in time. Signals are the
-    parent's business: it decides when a child stops (after its jobs, or killed on
-    timeout), so Ctrl-C in a terminal never cuts a job short here.
+    The parent sends a job only while this child is idle, so nothing ever waits here
+    behind a running job. Signals are the parent's business: it decides when a child
+    stops (when idle, or killed on timeout), so Ctrl-C in a terminal never cuts a job
+    short here.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
-    waiting: deque[Assignment] = deque()
-    skipped: set[int] = set()
-    stopping = False
     try:
-        while waiting or not stopping:
+        while True:
             try:
-                while not stopping and (not waiting or conn.poll()):
-                    message = conn.recv()
-                    if message is None:
-                        stopping = True
-                    elif isinstance(message, Skip):
-                        skipped.add(message.job_id)
-                    else:
-                        waiting.append(message)
+                assignment = conn.recv()
             except EOFError:
                 break
-            if not waiting:
-                continue
-            assignment = waiting.popleft()
-            if assignment.job_id in skipped:
-                skipped.discard(assignment.job_id)
-                conn.send(Report(assignment.job_id, ok=False, skipped=True))
-            else:
-                conn.send(run(assignment))
-                # Between jobs, as between requests: drop a connection that broke or aged out.
-                db.close_old_connections()
+            if assignment is None:
+                break
+            conn.send(run(assignment))
+            # Between jobs, as between requests: drop a connection that broke or aged out.
+            db.close_old_connections()
     finally:
         db.connections.close_all()
         os._exit(0)

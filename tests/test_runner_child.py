@@ -6,7 +6,7 @@ import pytest
 
 from queues.compat import TaskError
 from queues.exceptions import ResultNotSerialisable, TaskImportError
-from queues.execution import Assignment, Report, run
+from queues.runner.child import Assignment, Report, run
 
 
 def attempt(task_path: str, *args: object) -> Report:

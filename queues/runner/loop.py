@@ -1,22 +1,18 @@
-"""The runworker process: claim jobs, hand them to child processes, report back.
+"""The runworker loop: claim jobs, hand each to an idle child, pass outcomes to the outbox.
 
-One parent process talks to the database; each of its ``concurrency`` children
-runs one job at a time. Children are separate processes so that a job past its
-timeout (or cancelled) can really be stopped: the parent kills the child and
-starts a new one.
-
-Round trips are what cost, so the parent claims in batches: up to ``prefetch``
-claimed jobs wait in a local backlog (leased like running ones), and outcomes are
-gathered for a few milliseconds and written in one batch. With a backlog, each
-child also gets a few small jobs queued in its pipe, so it keeps working while the
-parent is busy with the database.
+One parent process talks to the database; each of its children (``pool``) runs one
+job at a time. Round trips are what cost, so the parent claims in batches: claimed
+jobs wait here as ``reserved`` (leased, not started), as many as the pacer
+(``pacing``) finds worth holding. A job goes only to an idle child, and is marked
+running (``lifecycle.start``) as it goes: no job ever waits behind another in a busy
+child's pipe, and its ``started_at`` and timeout count from there. Outcomes are
+written by the outbox's thread, so the loop keeps feeding children while the
+database works. Cluster duties (``duties``) run on their own clocks.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import multiprocessing
 import os
 import secrets
 import signal
@@ -25,62 +21,47 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from typing import Any
 
 from django import db
 from django.utils import timezone
 
-from . import lifecycle, logs, offload, quarantine, scheduler, values
-from .autoscale import Autoscaler
-from .conf import conf
-from .exceptions import WorkerChildDied, WorkerLost, WorkerShutdown, error_path
-from .execution import Assignment, Report, Skip, child_main
-from .models import Worker as WorkerRow
-from .states import Outcome
-from .wakeup import Listener
+from .. import lifecycle, logs, offload, quarantine, scheduler, values
+from ..autoscale import Autoscaler
+from ..conf import conf
+from ..exceptions import WorkerChildDied, WorkerShutdown, error_path
+from ..models import Worker as WorkerRow
+from ..states import Outcome
+from ..wakeup import Listener
+from .child import Assignment, Report
+from .duties import ClusterDuties
+from .outbox import FLUSH_AFTER, Outbox
+from .pacing import Pacer
+from .pool import InProcessPool, Pool, ProcessPool, Slot
 
 logger = logging.getLogger("queues.worker")
 DB_ERRORS = (db.OperationalError, db.InterfaceError)
-FLUSH_AFTER = 0.005  # seconds an outcome may wait to share a write with others
-FLUSH_BATCH = 200  # ... or this many outcomes, whichever comes first
-PIPELINE_DEPTH = 4  # jobs sent ahead to one child, when prefetching
-PIPELINE_BYTES = 8192  # only jobs this small go ahead, so a send never blocks on a busy child
-
-
-@dataclass
-class Slot:
-    """One child process and the jobs sent to it: the first is running, the rest wait."""
-
-    process: Any
-    conn: Connection
-    jobs: deque[values.ClaimedJob] = field(default_factory=deque)
-    started_at: datetime | None = None  # of the running job
-    deadline: float = math.inf
-    skipping: set[int] = field(default_factory=set)  # withdrawn, awaiting the child's word
-
-    @property
-    def job(self) -> values.ClaimedJob | None:
-        return self.jobs[0] if self.jobs else None
 
 
 @dataclass
 class Worker:
     queues: list[str] | None
     concurrency: int
-    prefetch: int = 0  # claimed jobs that may wait locally for a free child
+    prefetch: int | None = None  # claimed jobs that may wait here for a child; None: adaptive
     autoscale: Autoscaler | None = None  # grow and shrink the children between MIN and MAX
     burst: bool = False  # exit once no job is left to claim
     listen: bool = True
+    in_process: bool = False  # run jobs in this process (tests of the loop): no timeouts
     grace: float = field(default_factory=lambda: float(conf.QUEUES_SHUTDOWN_GRACE))
     id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
 
     def __post_init__(self) -> None:
-        self.slots: list[Slot] = []
+        self.pool: Pool = InProcessPool() if self.in_process else ProcessPool()
+        self.pacer = Pacer(self.concurrency, fixed=self.prefetch)
+        self.duties = ClusterDuties(self.id)
+        self.outbox: Outbox | None = None
         self.backlog: deque[values.ClaimedJob] = deque()
-        self.pending: list[values.Finished] = []
-        self.pending_since = math.inf
-        self.unreported = [0, 0]  # attempts done and failed since the last heartbeat
         self.withdrawn: list[int] = []  # never started here: back to the queue
         self.listener: Listener | None = None
         self.janitor: offload.Janitor | None = None
@@ -90,9 +71,11 @@ class Worker:
         self.poll_delay = conf.QUEUES_POLL_MIN
         self.next_poll = 0.0
         self.next_heartbeat = 0.0
-        self.next_prune = time.monotonic() + conf.QUEUES_PRUNE_INTERVAL * 0.1
         self.db_backoff = 0.0
-        self._ctx = multiprocessing.get_context("fork")
+
+    @property
+    def slots(self) -> list[Slot]:
+        return self.pool.slots
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -100,7 +83,8 @@ class Worker:
         signal_r, signal_w = os.pipe()
         os.set_blocking(signal_r, False)
         os.set_blocking(signal_w, False)
-        self._install_signal_handlers(signal_w)
+        if not self.in_process:
+            self._install_signal_handlers(signal_w)
         logs.set_process_context(worker=self.id)
         lifecycle.register_worker(
             WorkerRow(
@@ -117,7 +101,10 @@ class Worker:
             ",".join(self.queues) if self.queues else "*",
             self.concurrency,
         )
-        self.slots = [self._spawn() for _ in range(self.concurrency)]
+        for _ in range(self.concurrency):
+            self.pool.add()
+        # After the children are forked: a thread must not be running while the process forks.
+        self.outbox = Outbox(self.id)
         self.janitor = offload.Janitor(conf.QUEUES_PRUNE_INTERVAL)  # stored payloads no job holds
         self.janitor.start()
         if self.listen and conf.QUEUES_LISTEN and db.connection.vendor == "postgresql":
@@ -144,12 +131,12 @@ class Worker:
         signal.set_wakeup_fd(wakeup_fd)
 
     def _loop(self, signal_fd: int) -> None:
+        assert self.outbox is not None
         while not self.force:
             now = time.monotonic()
             if self.stop_at is not None and (not self.busy_slots() or now >= self.stop_at):
                 break
             try:
-                self._flush(now)
                 self._maintain(now)
                 if self.stop_at is None:
                     self._claim(now)
@@ -158,6 +145,7 @@ class Worker:
                 if self.withdrawn:
                     lifecycle.release(self.id, self.withdrawn)
                     self.withdrawn = []
+                self._dispatch()
             except DB_ERRORS as exc:
                 self._back_off(f"database error: {exc}")
                 continue
@@ -169,9 +157,7 @@ class Worker:
                 continue
             self.db_backoff = 0.0
             self._autoscale(now)
-            self._dispatch()
-            idle = not (self.busy_slots() or self.backlog or self.pending or self.more_waiting)
-            if self.burst and idle:
+            if self.burst and not self._has_work():
                 break
             ready = wait(self._waitables(signal_fd), self._wait_timeout())
             for item in ready:
@@ -184,15 +170,14 @@ class Worker:
             self._enforce_timeouts()
 
     def _shutdown(self) -> None:
-        for slot in self.slots:
-            if slot.job is not None:
-                self._kill(slot)
+        for slot in self.busy_slots():
+            self._kill(slot)
         unfinished = [slot for slot in self.slots if slot.job is not None]
         cut_at = timezone.now()
         # Attempts stopped mid-run are recorded, so a second run of their job is explained.
         cut = [
             values.Finished(
-                job=slot.jobs[0],
+                job=slot.job,
                 outcome=Outcome.LOST,
                 started_at=slot.started_at or cut_at,
                 finished_at=cut_at,
@@ -201,19 +186,20 @@ class Worker:
                 "back in its queue, not counted against max_attempts",
             )
             for slot in unfinished
+            if slot.job is not None
         ]
-        for slot in self.slots:
-            self._stop_child(slot)
+        for slot in list(self.slots):
+            self.pool.stop(slot)
         try:
-            self._flush(force=True)
-            waiting = [job.id for slot in unfinished for job in list(slot.jobs)[1:]]
-            waiting += [job.id for job in self.backlog] + self.withdrawn
+            if self.outbox is not None:
+                self.outbox.close()
+            waiting = [job.id for job in self.backlog] + self.withdrawn
             returned = len(lifecycle.requeue_cut(self.id, cut))
             if waiting:
                 returned += lifecycle.release(self.id, waiting)
             if returned:
                 logger.warning("worker %s returned %d unfinished jobs to their queues", self.id, returned)
-            lifecycle.count_work(self.id, *self.unreported)
+            lifecycle.count_work(self.id, *self._take_counts())
             done, failed = lifecycle.stop_worker(self.id)
             scheduler.release_lease(self.id)
         except DB_ERRORS as exc:
@@ -231,12 +217,20 @@ class Worker:
     def busy_slots(self) -> list[Slot]:
         return [slot for slot in self.slots if slot.job is not None]
 
+    def idle_slots(self) -> list[Slot]:
+        return [slot for slot in self.slots if slot.job is None]
+
+    def _room(self) -> int:
+        return self.pacer.room(len(self.idle_slots()), len(self.backlog))
+
     def _claim(self, now: float) -> None:
-        """Top up the backlog once it runs low, in one statement."""
+        """Top up the backlog for the idle children and the pacer's target, in one statement."""
         free = self._room()
         if not free or not (self.more_waiting or now >= self.next_poll):
             return
+        began = time.monotonic()
         jobs = lifecycle.claim(self.id, self.queues, free)
+        self.pacer.claimed(time.monotonic() - began)
         self.more_waiting = len(jobs) == free
         if jobs:
             self.poll_delay = conf.QUEUES_POLL_MIN
@@ -255,53 +249,62 @@ class Worker:
         busy = len(self.busy_slots())
         change = self.autoscale.decide(now, len(self.slots), busy, bool(self.backlog) or self.more_waiting)
         if change > 0:
-            self.slots.append(self._spawn())
+            self.pool.add()
         elif change < 0:
-            idle = next(slot for slot in self.slots if slot.job is None)
-            self._stop_child(idle)
-            self.slots.remove(idle)
+            self.pool.stop(self.idle_slots()[0])
         if change:
-            self.concurrency = len(self.slots)
+            self.concurrency = self.pacer.concurrency = len(self.slots)
             lifecycle.set_concurrency(self.id, self.concurrency)
             logger.info("autoscale: %d children (%d busy)", self.concurrency, busy)
 
-    def _room(self) -> int:
-        """How many jobs to claim now: none while the backlog still covers every child."""
-        if len(self.backlog) >= self.concurrency:
-            return 0
-        return max(0, self.concurrency + self.prefetch - len(self.busy_slots()) - len(self.backlog))
-
     def _dispatch(self) -> None:
-        """Hand backlog jobs to idle children, then queue small ones behind running jobs."""
-        depth = PIPELINE_DEPTH if self.prefetch else 1
-        for level in range(depth):
-            for slot in self.slots:
-                if not self.backlog:
-                    return
-                if len(slot.jobs) == level and (level == 0 or self.backlog[0].size <= PIPELINE_BYTES):
-                    self._send(slot, self.backlog.popleft())
+        """Hand backlog jobs to idle children only, marking them running in one write.
+
+        A job the write no longer finds reserved for this worker (cancelled or recovered
+        while it waited) is dropped unstarted.
+        """
+        idle = self.idle_slots()
+        if not idle or not self.backlog:
+            return
+        jobs = [self.backlog.popleft() for _ in range(min(len(idle), len(self.backlog)))]
+        at = timezone.now()
+        try:
+            started = lifecycle.start(self.id, [job.id for job in jobs], at)
+        except BaseException:
+            self.backlog.extendleft(reversed(jobs))  # still reserved: the next round tries again
+            raise
+        for job in jobs:
+            if job.id in started:
+                self._send(idle.pop(0), job, at)
+            else:
+                logger.info(
+                    "job %s is no longer held by this worker (cancelled or recovered); not started",
+                    job.id,
+                    extra=logs.job_fields(job, self.id),
+                )
+
+    def _has_work(self) -> bool:
+        assert self.outbox is not None
+        if self.outbox.pending:
+            return True
+        if self.outbox.take_wrote():
+            # Finishing may have released workflow steps: a burst worker looks once more
+            # before it decides nothing is left (others are woken by the notification).
+            self.more_waiting = True
+        return bool(self.busy_slots() or self.backlog or self.more_waiting)
 
     def _withdraw_waiting(self) -> None:
-        """On shutdown, jobs not started yet go back to the queue at once."""
+        """On shutdown, reserved jobs not started yet go back to the queue at once."""
         self.withdrawn += [job.id for job in self.backlog]
         self.backlog.clear()
-        for slot in self.busy_slots():
-            for job in list(slot.jobs)[1:]:
-                if job.id not in slot.skipping:
-                    slot.skipping.add(job.id)
-                    slot.conn.send(Skip(job.id))
 
-    def _send(self, slot: Slot, job: values.ClaimedJob) -> None:
-        if not slot.jobs:
-            self._start(slot, job, timezone.now())
-        slot.jobs.append(job)
-        slot.conn.send(
-            Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name)
+    def _send(self, slot: Slot, job: values.ClaimedJob, at: datetime) -> None:
+        """Give an idle child its job; the timeout clock starts now, with the job's code."""
+        slot.job, slot.started_at, slot.deadline = job, at, time.monotonic() + job.timeout
+        self.pool.send(
+            slot,
+            Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name),
         )
-
-    def _start(self, slot: Slot, job: values.ClaimedJob, at: datetime) -> None:
-        """The timeout clock of a job starts when its child takes it up."""
-        slot.started_at, slot.deadline = at, time.monotonic() + job.timeout
 
     def _waitables(self, signal_fd: int) -> list[Any]:
         items: list[Any] = [signal_fd, *(slot.conn for slot in self.busy_slots())]
@@ -311,12 +314,15 @@ class Worker:
 
     def _wait_timeout(self) -> float:
         now = time.monotonic()
-        moments = [self.next_heartbeat, self.pending_since + FLUSH_AFTER]
+        moments = [self.next_heartbeat, self.duties.next_due()]
         if self.stop_at is not None:
             moments.append(self.stop_at)
-        else:
-            if self._room():
-                moments.append(now if self.more_waiting else self.next_poll)
+        elif self._room():
+            moments.append(now if self.more_waiting else self.next_poll)
+        if self.backlog and self.idle_slots():
+            moments.append(now)
+        if self.burst and self.outbox is not None and self.outbox.pending:
+            moments.append(now + FLUSH_AFTER)  # look again once the writer is done
         moments.extend(slot.deadline for slot in self.busy_slots())
         return max(0.0, min(moments) - now)
 
@@ -325,21 +331,20 @@ class Worker:
         finished_at = timezone.now()
         for slot in self.busy_slots():
             try:
-                while slot.jobs and slot.conn.poll():
+                if slot.conn.poll():
                     self._record(slot, finished_at, slot.conn.recv())
             except (EOFError, OSError):
                 self._child_died(slot)
 
     def _record(self, slot: Slot, finished_at: datetime, report: Report) -> None:
-        job = slot.jobs.popleft()
-        slot.skipping.discard(job.id)
-        assert slot.started_at is not None
-        if report.job_id != job.id:  # children answer in order; be loud if one does not
+        job = slot.job
+        assert job is not None and slot.started_at is not None and self.outbox is not None
+        if report.job_id != job.id:  # a child runs one job at a time; be loud if not
             raise RuntimeError(f"child reported job {report.job_id} while running {job.id}")
-        if report.skipped:
-            self.withdrawn.append(job.id)
-        else:
-            self._add_pending(attempt_outcome(job, report, slot.started_at, finished_at))
+        finished = attempt_outcome(job, report, slot.started_at, finished_at)
+        self.outbox.put(finished)
+        self.pacer.finished(finished.duration)
+        slot.job, slot.started_at, slot.deadline = None, None, float("inf")
         if report.ok and logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "job %s %s attempt %d succeeded",
@@ -348,7 +353,7 @@ class Worker:
                 job.attempt,
                 extra=logs.job_fields(job, self.id),
             )
-        elif not report.ok and not report.skipped:
+        elif not report.ok:
             logger.warning(
                 "job %s %s attempt %d failed: %s: %s",
                 job.id,
@@ -358,31 +363,6 @@ class Worker:
                 report.error_message,
                 extra=logs.job_fields(job, self.id),
             )
-        if slot.jobs:
-            self._start(slot, slot.jobs[0], finished_at)
-        else:
-            slot.started_at, slot.deadline = None, math.inf
-
-    def _add_pending(self, finished: values.Finished) -> None:
-        if not self.pending:
-            self.pending_since = time.monotonic()
-        self.pending.append(finished)
-
-    def _flush(self, now: float = math.inf, force: bool = False) -> None:
-        """Write gathered outcomes once enough are waiting, or the oldest has waited enough."""
-        if not self.pending:
-            return
-        due = now >= self.pending_since + FLUSH_AFTER or len(self.pending) >= FLUSH_BATCH
-        if force or due or not self.busy_slots() or self.stop_at is not None:
-            applied = lifecycle.finish(self.id, self.pending)
-            for item in self.pending:
-                if item.job.id in applied:
-                    self.unreported[item.outcome != Outcome.SUCCEEDED] += 1
-            self.pending = []
-            self.pending_since = math.inf
-            # Finishing may have released workflow steps: a burst worker looks once more
-            # before it decides nothing is left (others are woken by the notification).
-            self.more_waiting = self.more_waiting or self.burst
 
     # --- stopping jobs -------------------------------------------------------------
 
@@ -390,36 +370,26 @@ class Worker:
         now = time.monotonic()
         for slot in self.busy_slots():
             if now >= slot.deadline and slot.job is not None:
-                job = slot.job
                 self._kill(slot)
-                if slot.job is job:
-                    message = f"attempt ran past its timeout of {job.timeout}s and was stopped"
+                if slot.job is not None:
+                    message = f"attempt ran past its timeout of {slot.job.timeout}s and was stopped"
                     self._fail_slot(slot, error_path(TimeoutError), message, Outcome.TIMEOUT)
-                else:  # it finished just in time; whatever its child started next was cut
-                    self._interrupted(slot)
+                else:  # it finished just in time
+                    self.pool.renew(slot)
 
     def _child_died(self, slot: Slot) -> None:
-        code = slot.process.exitcode
+        code = self.pool.exit_code(slot)
         self._kill(slot)
         if slot.job is None:
-            self._replace_child(slot)
+            self.pool.renew(slot)
             return
         message = f"the process running the job exited (code {code})"
         self._fail_slot(slot, error_path(WorkerChildDied), message, Outcome.FAILED)
 
-    def _interrupted(self, slot: Slot) -> None:
-        """A killed child may have just started the job now at the head: count that attempt."""
-        if slot.job is None:
-            self._replace_child(slot)
-        else:
-            message = "interrupted: its process was stopped for the job before it"
-            self._fail_slot(slot, error_path(WorkerLost), message, Outcome.LOST)
-
     def _fail_slot(self, slot: Slot, error_type: str, message: str, outcome: Outcome) -> None:
-        """The running job failed with its child: record it; jobs queued behind it never started."""
-        job = slot.jobs.popleft()
-        assert slot.started_at is not None
-        self.backlog.extendleft(reversed(slot.jobs))
+        """The running job failed with its child: record it, and start a fresh child."""
+        job = slot.job
+        assert job is not None and slot.started_at is not None and self.outbox is not None
         logger.warning(
             "job %s %s attempt %d: %s",
             job.id,
@@ -428,7 +398,7 @@ class Worker:
             message,
             extra=logs.job_fields(job, self.id),
         )
-        self._add_pending(
+        self.outbox.put(
             values.Finished(
                 job=job,
                 outcome=outcome,
@@ -438,95 +408,44 @@ class Worker:
                 error_message=message,
             )
         )
-        self._replace_child(slot)
-
-    def _replace_child(self, slot: Slot) -> None:
-        fresh = self._spawn()
-        slot.process, slot.conn = fresh.process, fresh.conn
-        slot.jobs.clear()
-        slot.skipping.clear()
-        slot.started_at, slot.deadline = None, math.inf
+        self.pool.renew(slot)
 
     def _kill(self, slot: Slot) -> None:
-        """Stop the child, then read what it reported before dying: only the job left at
-        the head afterwards can have been cut, and the jobs behind it never started."""
-        if slot.process.is_alive():
-            os.kill(slot.process.pid, signal.SIGKILL)
-        slot.process.join(5)
+        """Stop the child; if its job finished just in time, record that outcome
+        (``slot.job`` is None afterwards)."""
         finished_at = timezone.now()
-        try:
-            while slot.jobs and slot.conn.poll():
-                self._record(slot, finished_at, slot.conn.recv())
-        except (EOFError, OSError):
-            pass
-        slot.conn.close()
+        report = self.pool.kill(slot)
+        if report is not None:
+            self._record(slot, finished_at, report)
 
-    def _spawn(self) -> Slot:
-        # A forked child must not share the parent's database sockets.
-        db.connections.close_all()
-        parent_conn, child_conn = self._ctx.Pipe()
-        process = self._ctx.Process(target=child_main, args=(child_conn,), daemon=True)
-        process.start()
-        child_conn.close()
-        return Slot(process=process, conn=parent_conn)
-
-    def _stop_child(self, slot: Slot) -> None:
-        if slot.process.is_alive():
-            try:
-                slot.conn.send(None)
-            except OSError:
-                pass
-            slot.process.join(5)
-            if slot.process.is_alive():
-                self._kill(slot)
-        slot.conn.close()
-
-    # --- heartbeat and maintenance -------------------------------------------------
+    # --- heartbeat and duties ------------------------------------------------------
 
     def _maintain(self, now: float) -> None:
         if now >= self.next_heartbeat:
             self._heartbeat()
-            lifecycle.recover_lost()
-            lifecycle.promote_due()
-            scheduler.tick(self.id, lifecycle.lease_duration())
             if self.listener is not None and self.listener.fileno() is None:
                 self.listener.connect()
             self.next_heartbeat = now + conf.QUEUES_HEARTBEAT_INTERVAL
-        if now >= self.next_prune:
-            lifecycle.sweep_unreadable(live_only=True)
-            pruned = lifecycle.prune_finished()
-            full = pruned >= conf.QUEUES_PRUNE_BATCH
-            self.next_prune = now + (1.0 if full else conf.QUEUES_PRUNE_INTERVAL)
-            if pruned:
-                logger.info("pruned %d finished jobs past their retention", pruned)
+        self.duties.run_due(now)
+
+    def _take_counts(self) -> tuple[int, int]:
+        return self.outbox.take_counts() if self.outbox is not None else (0, 0)
 
     def _heartbeat(self) -> None:
-        running = {job.id: job.attempt for slot in self.slots for job in slot.jobs}
-        running.update((job.id, job.attempt) for job in self.backlog)
+        held_here = [slot.job for slot in self.busy_slots() if slot.job] + list(self.backlog)
         lifecycle.heartbeat(self.id)
-        held = lifecycle.renew_leases(self.id, running)
-        lifecycle.count_work(self.id, *self.unreported)
-        self.unreported = [0, 0]
+        held = lifecycle.renew_leases(self.id, {job.id: job.attempt for job in held_here})
+        lifecycle.count_work(self.id, *self._take_counts())
         self.backlog = deque(job for job in self.backlog if job.id in held)
         for slot in self.busy_slots():
-            for job in list(slot.jobs)[1:]:
-                if job.id not in held and job.id not in slot.skipping:  # not started: skip it
-                    slot.skipping.add(job.id)
-                    slot.conn.send(Skip(job.id))
             if slot.job is not None and slot.job.id not in held:
-                job = slot.job
                 logger.warning(
                     "job %s is no longer held by this worker (cancelled or recovered); stopping it",
-                    job.id,
-                    extra=logs.job_fields(job, self.id),
+                    slot.job.id,
+                    extra=logs.job_fields(slot.job, self.id),
                 )
-                self._kill(slot)
-                if slot.job is not job:  # it finished meanwhile (its outcome will be refused)
-                    self._interrupted(slot)
-                    continue
-                waiting = [other for other in list(slot.jobs)[1:] if other.id in held]
-                self._replace_child(slot)
-                self.backlog.extendleft(reversed(waiting))
+                self._kill(slot)  # had it finished meanwhile, its outcome will be refused
+                self.pool.renew(slot)
 
     def _back_off(self, trouble: str) -> None:
         self.db_backoff = min(max(self.db_backoff * 2, 0.5), 10.0)

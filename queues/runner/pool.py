@@ -1,0 +1,152 @@
+"""The children that run jobs, one job each at a time; the loop sends a job only to an idle one.
+
+``ProcessPool`` forks real children (a job past its timeout, or cancelled, is stopped
+by killing its child and starting a new one). ``InProcessPool`` runs each job in the
+worker's own process the moment it is sent (RQ's ``SimpleWorker`` idea): the loop is
+the same, which is what unit tests of the loop use; nothing can stop such a job.
+Both speak through a pipe per slot, so the loop waits on them alike.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+from dataclasses import dataclass
+from datetime import datetime
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from django import db
+
+from .. import values
+from .child import Assignment, Report, child_main, run
+
+
+@dataclass
+class Slot:
+    """One child and the one job it runs, if any."""
+
+    conn: Connection
+    process: Any = None  # the child process, for a ProcessPool
+    job: values.ClaimedJob | None = None
+    started_at: datetime | None = None  # of the running job
+    deadline: float = math.inf  # monotonic time its timeout runs out
+
+
+class Pool(Protocol):
+    slots: list[Slot]
+
+    def add(self) -> Slot: ...
+
+    def send(self, slot: Slot, assignment: Assignment) -> None: ...
+
+    def kill(self, slot: Slot) -> Report | None:
+        """Stop the child now; the report it sent before dying, if any."""
+
+    def renew(self, slot: Slot) -> None:
+        """Give the slot a fresh child (after a kill or a death)."""
+
+    def stop(self, slot: Slot) -> None:
+        """Stop an idle child for good."""
+
+
+class ProcessPool:
+    """Forked children, each running ``child.child_main``."""
+
+    def __init__(self) -> None:
+        self.slots: list[Slot] = []
+        self._ctx = multiprocessing.get_context("fork")
+
+    def add(self) -> Slot:
+        slot = Slot(*self._spawn())
+        self.slots.append(slot)
+        return slot
+
+    def _spawn(self) -> tuple[Connection, Any]:
+        # A forked child must not share the parent's database sockets.
+        db.connections.close_all()
+        parent_conn, child_conn = self._ctx.Pipe()
+        process = self._ctx.Process(target=child_main, args=(child_conn,), daemon=True)
+        process.start()
+        child_conn.close()
+        return parent_conn, process
+
+    def send(self, slot: Slot, assignment: Assignment) -> None:
+        slot.conn.send(assignment)
+
+    def kill(self, slot: Slot) -> Report | None:
+        if slot.process.is_alive():
+            os.kill(slot.process.pid, signal.SIGKILL)
+        slot.process.join(5)
+        report = None
+        try:
+            if slot.job is not None and slot.conn.poll():
+                report = slot.conn.recv()
+        except (EOFError, OSError):
+            pass
+        slot.conn.close()
+        return report
+
+    def renew(self, slot: Slot) -> None:
+        slot.conn, slot.process = self._spawn()
+        slot.job, slot.started_at, slot.deadline = None, None, math.inf
+
+    def stop(self, slot: Slot) -> None:
+        if slot.process.is_alive():
+            try:
+                slot.conn.send(None)
+            except OSError:
+                pass
+            slot.process.join(5)
+            if slot.process.is_alive():
+                self.kill(slot)
+        slot.conn.close()
+        if slot in self.slots:
+            self.slots.remove(slot)
+
+    def exit_code(self, slot: Slot) -> int | None:
+        return slot.process.exitcode
+
+
+class InProcessPool:
+    """Runs each job here, synchronously, as it is sent; its report waits in the slot's pipe."""
+
+    def __init__(self) -> None:
+        self.slots: list[Slot] = []
+        self._ends: dict[int, Connection] = {}
+
+    def add(self) -> Slot:
+        slot = Slot(self._pipe())
+        self.slots.append(slot)
+        return slot
+
+    def _pipe(self) -> Connection:
+        ours, theirs = multiprocessing.Pipe()
+        self._ends[id(ours)] = theirs
+        return ours
+
+    def send(self, slot: Slot, assignment: Assignment) -> None:
+        self._ends[id(slot.conn)].send(run(assignment))
+
+    def kill(self, slot: Slot) -> Report | None:
+        report = slot.conn.recv() if slot.conn.poll() else None
+        self._close(slot)
+        return report
+
+    def renew(self, slot: Slot) -> None:
+        slot.conn = self._pipe()
+        slot.job, slot.started_at, slot.deadline = None, None, math.inf
+
+    def stop(self, slot: Slot) -> None:
+        self._close(slot)
+        if slot in self.slots:
+            self.slots.remove(slot)
+
+    def _close(self, slot: Slot) -> None:
+        self._ends.pop(id(slot.conn)).close()
+        slot.conn.close()
+
+    def exit_code(self, slot: Slot) -> int | None:
+        return None

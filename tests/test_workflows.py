@@ -6,11 +6,13 @@ Jobs run in this process through the claim and finish path a worker uses
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from queues import lifecycle
 from queues.exceptions import InvalidJob, JobStateError, UnknownQueue, UnknownTask
@@ -296,3 +298,18 @@ def test_a_callback_that_can_no_longer_be_enqueued_is_logged_and_the_steps_still
     run_jobs()
     assert run.refresh().status == WorkflowStatus.SUCCEEDED
     assert "its on_complete callback could not be enqueued: Queue 'reports' does not exist" in caplog.text
+
+
+def test_a_finished_workflow_is_pruned_with_its_last_step():
+    make_queue("default", retention=timedelta(days=1))
+    make_queue("kept", retention=timedelta(days=30))
+    done = workflow(chain(tasks.noop.s(), tasks.noop.s())).enqueue()
+    partly_kept = workflow(chain(tasks.noop.s(), tasks.noop.using(queue_name="kept").s())).enqueue()
+    run_jobs()
+    unfinished = workflow(chain(tasks.noop.s(), tasks.noop.s())).enqueue()
+    Job.objects.update(finished_at=timezone.now() - timedelta(days=2))
+    assert lifecycle.prune_finished() == 3
+    assert list(Workflow.objects.order_by("pk").values_list("pk", flat=True)) == [
+        partly_kept.workflow.pk,
+        unfinished.workflow.pk,
+    ]

@@ -22,7 +22,7 @@ from .. import bounds, quarantine
 from ..conf import conf
 from ..engines import get_engine
 from ..exceptions import WorkerLost, error_path
-from ..models import DeadLetter, Job, Queue, Schedule, Worker, WorkerStatus
+from ..models import DeadLetter, Job, Queue, Schedule, Worker, WorkerStatus, Workflow
 from ..states import TERMINAL, TRANSITIONS, Outcome, Status
 from ..values import ClaimedJob, Finished
 from . import dependencies
@@ -259,4 +259,15 @@ def prune_finished(batch_size: int | None = None) -> int:
     if ids:
         # The worker's payload janitor deletes their stored objects, off the worker's loop.
         delete_job_rows(ids, objects_at_once=False)
+    _prune_emptied_workflows(batch_size)
     return len(ids)
+
+
+def _prune_emptied_workflows(batch_size: int) -> None:
+    """A finished workflow goes once the last of its steps was pruned: nothing is left to
+    show but its counters, and a steady stream of workflows would otherwise grow the table
+    for good. One with a step left (kept longer by a longer retention) stays."""
+    emptied = Workflow.objects.filter(finished_at__isnull=False, steps=None).order_by()
+    ids = list(emptied.values_list("id", flat=True)[:batch_size])
+    if ids:
+        Workflow.objects.filter(id__in=ids, steps=None).delete()

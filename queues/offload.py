@@ -243,10 +243,11 @@ class Writing:
         self.written.append(new)
         return new
 
-    def replace(self, replacements: list[Replacement]) -> None:
+    def replace(self, replacements: list[Replacement], at_once: bool = True) -> None:
         """In the transaction that makes each job's row name its new object: the new objects'
         ledger rows, and the old objects' rows detached; the old objects are deleted once the
-        transaction commits (or by ``sweep``, if the process dies first)."""
+        transaction commits (``at_once``; by ``sweep`` if the process dies first), or left to
+        the next ``sweep``."""
         if not replacements:
             return
         OffloadedPayload.objects.bulk_create(
@@ -256,7 +257,7 @@ class Writing:
             for r in replacements
         )
         self.recorded.update(r.new.name for r in replacements)
-        _detach(OffloadedPayload.objects.filter(name__in=[r.old.name for r in replacements]))
+        _detach(OffloadedPayload.objects.filter(name__in=[r.old.name for r in replacements]), at_once)
 
 
 def check_arguments(args: str, kwargs: str) -> None:

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from django.core.files.storage import storages
 from django.utils import timezone
 
-from queues import encryption, offload
+from queues import encryption, lifecycle, offload
 from queues.conf import conf
 from queues.models import Job, OffloadedPayload
 from queues.testing import run_jobs
@@ -148,6 +148,20 @@ def test_a_payload_offloaded_in_the_clear_is_not_stored_again(keys):
     name = offload.reference(raw_row(plain.id)["kwargs"]).name
     rotate()
     assert name in stored_objects() and raw_row(plain.id)["kwargs"]["$offloaded"]["name"] == name
+
+
+def test_a_held_jobs_old_object_stays_for_its_worker_until_the_janitor_takes_it(keys):
+    (claimed,) = lifecycle.claim("w1", ["default"], 1)  # the waiting job: its worker has the old reference
+    old = offload.reference(claimed.kwargs)
+    data = rotate()
+    assert (data["rotated"], data["objects"]) == (3, 3)
+    assert offload.reference(raw_row(claimed.id)["kwargs"]) != old
+    stored = json.loads(offload.read(old))
+    assert encryption.open_arguments(stored["args"], stored["kwargs"])[1] == {"label": LABEL}
+    assert OffloadedPayload.objects.get(name=old.name).job_id is None, "detached: no job needs it"
+    offload.sweep()
+    assert old.name not in stored_objects()
+    assert stored_objects() == referenced() == ledger() and stored_key_ids() == {keys.new_id}
 
 
 @pytest.mark.process

@@ -12,10 +12,12 @@ Payloads offloaded to a storage (``queues.offload``) are re-encrypted too. An ob
 never written over: its content, sealed again, goes to a new object, written before the
 batch's transaction so that no lock waits on a storage; the transaction switches the row
 to the new object, records it in the ledger and detaches the old one, which is deleted
-after commit. A process that dies before the commit leaves the row naming the old object,
-whole, and a new object no ledger row knows, which ``offload.sweep`` deletes as it does an
-enqueue's that never committed; one that dies after it leaves a detached ledger row, which
-the sweep finishes.
+after commit. A held job's (reserved or running) old object is left to the workers'
+payload janitor instead, because the worker holding the job may not have read its
+arguments yet. A process that dies before the commit leaves the row naming the old
+object, whole, and a new object no ledger row knows, which ``offload.sweep`` deletes as it
+does an enqueue's that never committed; one that dies after it leaves a detached ledger
+row, which the sweep finishes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..encryption import META_KEY, Keys, PayloadKeyError
 from ..exceptions import PayloadUnavailable
 from ..models import Attempt, DeadLetter, Job, OffloadedPayload
 from ..offload import Replacement
+from ..states import HELD
 
 COLUMNS = {OffloadedPayload.ARGUMENTS: "kwargs", OffloadedPayload.RESULT: "result"}
 """The column of a job's row that holds the reference to each part it may offload."""
@@ -165,7 +168,7 @@ def _reseal_batch(
         ):
             texts[row.job_id].append(row)
     resealed: dict[type, list[Attempt | DeadLetter]] = {Attempt: [], DeadLetter: []}
-    switched: list[Replacement] = []
+    switched: dict[bool, list[Replacement]] = {True: [], False: []}  # by whether the old go at once
     for job in jobs:
         try:
             changes = _resealed_job(job, found)
@@ -179,12 +182,13 @@ def _reseal_batch(
         Job.objects.filter(pk=job.pk).update(**changes)
         for row in rows:
             resealed[type(row)].append(row)
-        switched += replacements
+        switched[job.status not in HELD] += replacements
         rotation.rotated += 1
     for model, rows in resealed.items():
         model.objects.bulk_update(rows, ["error_message", "traceback"], batch_size=500)
-    writing.replace(switched)
-    rotation.objects += len(switched)
+    for at_once, replacements in switched.items():
+        writing.replace(replacements, at_once)
+        rotation.objects += len(replacements)
 
 
 def _resealed_job(job: Job, found: Keys) -> dict[str, Any]:

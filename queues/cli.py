@@ -387,6 +387,7 @@ def keys_rotate(o: dict[str, Any]) -> Answer:
     data = {
         "key": done.key,
         "rotated": done.rotated,
+        "objects": done.objects,
         "already_current": done.already,
         "batches": done.batches,
         "failed": done.failed,
@@ -396,9 +397,14 @@ def keys_rotate(o: dict[str, Any]) -> Answer:
         f"Re-encrypted {done.rotated} jobs under key {done.key} in {done.batches} batches; "
         f"{done.already} were already under it."
     ]
+    if done.objects:
+        lines.append(f"{done.objects} offloaded payloads of theirs were stored again under it.")
     lines += [f"job {job}: {reason}" for job, reason in done.failed.items()]
     if done.failed:
-        lines.append(f"{len(done.failed)} jobs could not be re-encrypted: add the keys they need, run again.")
+        lines.append(
+            f"{len(done.failed)} jobs could not be re-encrypted: add the keys they need "
+            "(or make their payload storage readable), run again."
+        )
     if not done.finished:
         lines.append("Stopped after --max-batches; run the command again to go on.")
     return Answer(data, text="\n".join(lines))

@@ -137,6 +137,11 @@ def reseal_text(text: str, with_keys: Keys) -> str:
     return _each_sealed(text, lambda m: seal(open_sealed(m.group(0), with_keys), with_keys))
 
 
+def under_key(text: str, key: str) -> bool:
+    """Whether every sealed part of ``text`` names ``key`` (nothing in it to re-encrypt)."""
+    return all(match.group(1) == key for match in SEALED.finditer(text))
+
+
 def sealed_like(args: Any, kwargs: Any, text: str) -> str:
     """``text`` about a job, sealed when the job's arguments are (e.g. a TCP client's NACK
     reason); "🔒 encrypted" in its place when no key can seal it."""

@@ -68,6 +68,17 @@ class Reference:
         return json.dumps({MARK: self.as_json()})
 
 
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """A new object holding one part of a job again (its content changed, e.g. re-encrypted
+    under a new key), waiting to take the place of the one the row names."""
+
+    job_id: int
+    part: str  # OffloadedPayload.ARGUMENTS or RESULT
+    old: Reference
+    new: Reference
+
+
 def reference(value: Any) -> Reference | None:
     """The reference a ``kwargs`` or ``result`` value of a row holds, or None for a plain value."""
     if not isinstance(value, dict) or MARK not in value:
@@ -161,6 +172,10 @@ class Writing:
     Then use it as a context manager around the insert: ``record`` adds the ledger rows
     of the rows inserted, in the insert's transaction; on leaving, every object not
     recorded (all of them, after an exception) is deleted.
+
+    Key rotation writes objects the same way: ``again`` stores a changed content under a
+    new name before the transaction, ``replace`` records it in the transaction that
+    switches the row to it and retires the old object.
     """
 
     def __init__(self) -> None:
@@ -217,6 +232,32 @@ class Writing:
         if ledger:  # most enqueues offload nothing: no query for them
             OffloadedPayload.objects.bulk_create(ledger)
             self.recorded.update(entry.name for entry in ledger)
+
+    def again(self, old: Reference, text: str) -> Reference:
+        """``text`` (``old``'s content, changed) stored as a new object in ``old``'s storage.
+
+        Never written over ``old``: until the row names the new object, the old one is the
+        payload, whole, whatever happens to this process."""
+        new = Reference(old.storage, _new_name(timezone.now()), size_of(text))
+        _save(new, text)
+        self.written.append(new)
+        return new
+
+    def replace(self, replacements: list[Replacement], at_once: bool = True) -> None:
+        """In the transaction that makes each job's row name its new object: the new objects'
+        ledger rows, and the old objects' rows detached; the old objects are deleted once the
+        transaction commits (``at_once``; by ``sweep`` if the process dies first), or left to
+        the next ``sweep``."""
+        if not replacements:
+            return
+        OffloadedPayload.objects.bulk_create(
+            OffloadedPayload(
+                job_id=r.job_id, part=r.part, storage=r.new.storage, name=r.new.name, size=r.new.size
+            )
+            for r in replacements
+        )
+        self.recorded.update(r.new.name for r in replacements)
+        _detach(OffloadedPayload.objects.filter(name__in=[r.old.name for r in replacements]), at_once)
 
 
 def check_arguments(args: str, kwargs: str) -> None:
@@ -313,7 +354,12 @@ def forget(job_ids: list[int], at_once: bool = True) -> None:
     Call inside the deleting transaction: a rollback keeps rows and objects; a process
     that dies after the commit leaves detached rows, which ``sweep`` finishes.
     """
-    ledger = OffloadedPayload.objects.filter(job_id__in=job_ids)
+    _detach(OffloadedPayload.objects.filter(job_id__in=job_ids), at_once)
+
+
+def _detach(ledger: Any, at_once: bool = True) -> None:
+    """Detach ``ledger``'s rows in the caller's transaction; their objects go after commit
+    (``at_once``) or with the next ``sweep``, which finishes what a dead process left."""
     ids = list(ledger.values_list("id", flat=True))
     if ids:
         OffloadedPayload.objects.filter(id__in=ids).update(job=None)

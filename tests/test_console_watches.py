@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from queues import lifecycle
+from queues.console import render
 from queues.console.events import DeadLetterRecord, DeadLettersUpdate, JobRecord, JobsUpdate, JobUpdate
 from queues.console.watches import DeadLetterListWatch, IdRange, JobListWatch, JobWatch, watch_for
 from queues.filters import DeadLetterFilter, JobFilter
@@ -101,7 +102,8 @@ def test_a_job_page_shows_buttons_only_for_allowed_actions():
 
 
 def test_a_deleted_job_page_is_told_so():
-    assert "was deleted" in JobWatch(5, 0, frozenset()).show(JobUpdate(5, None, ()), "")
+    update = JobUpdate(5, None, ())
+    assert "was deleted" in JobWatch(5, 0, frozenset()).show(update, render.shared(update))
 
 
 def letter(letter_id: int, error_type: str) -> DeadLetterRecord:

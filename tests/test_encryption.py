@@ -316,10 +316,12 @@ def test_the_system_checks_are_quiet_when_nothing_is_encrypted(monkeypatch):
     assert check_payload_keys(None) == []
 
 
-def test_the_consoles_live_updates_show_encrypted_payloads_as_encrypted_to_everyone(key):
+def test_the_consoles_live_fragments_show_encrypted_payloads_as_encrypted_unless_revealed(key):
     done, failed = finished_secret_jobs()
     for job_id in (done, failed):
         attempts = list(Attempt.objects.filter(job_id=job_id))
         job = Job.objects.get(pk=job_id)
         html = render.job_live(job, job_id) + render.new_attempts(attempts, len(attempts))
         assert SECRET not in html and HIDDEN in html
+        shown = render.job_live(job, job_id, True) + render.new_attempts(attempts, len(attempts), True)
+        assert SECRET in shown and HIDDEN not in shown

@@ -116,18 +116,14 @@ def test_a_batch_size_out_of_range_is_refused():
         taskctl("keys", "rotate", "--batch", "0")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_rotation_killed_mid_run_leaves_whole_jobs_and_the_next_run_finishes(monkeypatch):
-    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    monkeypatch.setenv(KEYS, old)
-    tasks.secret_sum.enqueue_many([((n, n), {"label": SECRET}) for n in range(2000)])
-    monkeypatch.setenv(KEYS, f"{new},{old}")
-    new_id = encryption.key_id(new.encode())
+def killed_rotation(new_id: str, **env: str) -> int:
+    """Run ``taskctl keys rotate --batch 1`` in a process, kill it once it has rotated a few
+    jobs, and return how many jobs are under the new key then."""
     under_new = Job.objects.filter(meta__encrypted=new_id)
     rotate = subprocess.Popen(
         [sys.executable, "manage.py", "taskctl", "keys", "rotate", "--batch", "1"],
         cwd=ROOT,
-        env=child_env(),
+        env=child_env(**env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -136,7 +132,17 @@ def test_a_rotation_killed_mid_run_leaves_whole_jobs_and_the_next_run_finishes(m
     finally:
         rotate.kill()
         rotate.wait()
-    stopped_at = under_new.count()
+    return under_new.count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rotation_killed_mid_run_leaves_whole_jobs_and_the_next_run_finishes(monkeypatch):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv(KEYS, old)
+    tasks.secret_sum.enqueue_many([((n, n), {"label": SECRET}) for n in range(2000)])
+    monkeypatch.setenv(KEYS, f"{new},{old}")
+    new_id = encryption.key_id(new.encode())
+    stopped_at = killed_rotation(new_id)
     assert stopped_at < 2000, "killed before it was done"
     for job in Job.objects.all():  # each job wholly under one key: its meta names the key of its args
         assert encryption.SEALED.fullmatch(job.args[0]).group(1) == job.meta["encrypted"]

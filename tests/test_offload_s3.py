@@ -15,15 +15,17 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from cryptography.fernet import Fernet
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.utils import timezone
 from moto.core.authorization import enable_iam_authentication
 from moto.server import ThreadedMotoServer
 
-from queues import lifecycle, offload, values
+from queues import encryption, lifecycle, offload, values
 from queues.exceptions import PayloadUnavailable
 from queues.models import Job, OffloadedPayload
+from queues.testing import run_jobs
 from taskweb.settings import payload_storage
 
 from . import tasks
@@ -32,6 +34,7 @@ from .factories import make_queue
 from .payloads import BIG, raw_row, stored_objects
 from .processes import WorkerProcess
 from .test_deploy import docs_blocks
+from .test_encryption import KEYS, SECRET
 from .test_package import readme_block
 
 pytestmark = pytest.mark.django_db(transaction=True)  # deletions remove objects on commit
@@ -142,6 +145,30 @@ def test_a_bulk_enqueue_stores_each_large_job_once_and_all_or_nothing(bucket):
     with pytest.raises(ValueError):
         lifecycle.enqueue_many(specs, batch_size=0)  # the insert fails inside the transaction
     assert len(keys(bucket)) == 3 and Job.objects.count() == 3
+
+
+def test_key_rotation_stores_encrypted_objects_again_in_the_bucket_and_deletes_the_old_ones(
+    bucket, monkeypatch
+):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv(KEYS, old)
+    done = tasks.secret_sum.enqueue(2, 3, label=SECRET + BIG)
+    run_jobs()
+    waiting = tasks.secret_sum.enqueue(4, 5, label=SECRET + BIG)
+    before = keys(bucket)
+    assert len(before) == 3, "the arguments of both, the result of one"
+    monkeypatch.setenv(KEYS, f"{new},{old}")
+    assert lifecycle.rotate_keys(batch=1).objects == 3
+    after = keys(bucket)
+    assert len(after) == 3 and not set(after) & set(before), "no orphan, none lost"
+    assert after == sorted(OffloadedPayload.objects.values_list("name", flat=True))
+    monkeypatch.setenv(KEYS, new)  # the old key gone: everything opens with the new one alone
+    assert tasks.secret_sum.get_result(done.id).return_value == {"sum": 5, "label": SECRET + BIG}
+    assert tasks.secret_sum.get_result(waiting.id).kwargs == {"label": SECRET + BIG}
+    new_id = encryption.key_id(new.encode())
+    for key in after:
+        text = bucket.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+        assert {match.group(1) for match in encryption.SEALED.finditer(text)} == {new_id}
 
 
 def test_a_missing_bucket_refuses_the_enqueue_clearly_and_changes_nothing(bucket, settings):

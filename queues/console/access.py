@@ -4,7 +4,8 @@ A socket is checked when it opens; after that its user may lose staff status or 
 view permission, be deactivated, log out, or change their password (which ends their
 other sessions). The poller asks here about every socket it feeds, at most once a
 second, with two queries whatever the number of sockets: one for the users still
-allowed, one for the sessions still alive.
+allowed, one for the sessions still alive; and a third for those who may see encrypted
+payloads in the clear (``revealing``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 
-from ..rules import VIEW, is_operator
+from ..rules import RULES, VIEW, is_operator
 
 MODEL_BACKEND_ONLY = ["django.contrib.auth.backends.ModelBackend"]
+PAYLOADS = RULES["payload.view"].permission
 Key = TypeVar("Key")
 
 
@@ -50,20 +52,41 @@ def refused(viewers: Mapping[Key, Viewer]) -> set[Key]:
     }
 
 
-def _operators(user_ids: set[int]) -> dict[int, Any]:
-    """The users among ``user_ids`` who are active staff with the view permission."""
+def revealing(viewers: Mapping[Key, Viewer]) -> set[Key]:
+    """The keys of ``viewers`` whose user may see encrypted payloads in the clear
+    (``rules.sees_payloads``), in one query whatever the number of sockets."""
+    if not viewers:
+        return set()
+    users = _operators({viewer.user_id for viewer in viewers.values()}, also=PAYLOADS)
+    return {key for key, viewer in viewers.items() if viewer.user_id in users}
+
+
+def _operators(user_ids: set[int], also: str | None = None) -> dict[int, Any]:
+    """The users among ``user_ids`` who are active staff with the view permission (and the
+    permission ``also``, when given)."""
     User = get_user_model()
     candidates = User.objects.filter(pk__in=user_ids, is_active=True, is_staff=True)
     if _permission_backends() != MODEL_BACKEND_ONLY:
         # Another backend may grant permissions from anywhere: ask it, once per user.
-        return {user.pk: user for user in candidates if is_operator(user)}
-    # ModelBackend's rule in one query: superuser, or the permission directly or by a group.
-    app_label, codename = VIEW.split(".")
-    view = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-    direct = User.user_permissions.through.objects.filter(user_id=OuterRef("pk"), permission__in=view)
-    by_group = User.groups.through.objects.filter(user_id=OuterRef("pk"), group__permissions__in=view)
-    allowed = candidates.filter(Q(is_superuser=True) | Exists(direct) | Exists(by_group))
+        return {
+            user.pk: user
+            for user in candidates
+            if is_operator(user) and (also is None or user.has_perm(also))
+        }
+    # ModelBackend's rule in one query: superuser, or each permission directly or by a group.
+    allowed = candidates.filter(_granted(User, VIEW))
+    if also is not None:
+        allowed = allowed.filter(_granted(User, also))
     return {user.pk: user for user in allowed}
+
+
+def _granted(User: Any, permission: str) -> Q:
+    """Users who hold ``permission`` by ModelBackend's rule: superusers, directly, or by a group."""
+    app_label, codename = permission.split(".")
+    held = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+    direct = User.user_permissions.through.objects.filter(user_id=OuterRef("pk"), permission__in=held)
+    by_group = User.groups.through.objects.filter(user_id=OuterRef("pk"), group__permissions__in=held)
+    return Q(is_superuser=True) | Exists(direct) | Exists(by_group)
 
 
 def _permission_backends() -> list[str]:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from ..rules import sees_payloads
 from . import access, live, watches
 from .permissions import allowed_actions, is_operator
 
@@ -28,11 +29,12 @@ NO_LAYER = "queues.console.no-layer"
 sockets need no channel layer (and open no channel on a project's Redis)."""
 
 
-def _access(user: Any) -> frozenset[str] | None:
-    """None for anyone who may not watch; otherwise the actions this user may take."""
+def _access(user: Any) -> tuple[frozenset[str], bool] | None:
+    """None for anyone who may not watch; otherwise the actions this user may take, and
+    whether they may see encrypted payloads in the clear."""
     if user is None or not is_operator(user):
         return None
-    return allowed_actions(user)
+    return allowed_actions(user), sees_payloads(user)
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
@@ -40,10 +42,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     subscribed = False
 
     async def connect(self) -> None:
-        allowed = await database_sync_to_async(_access)(self.scope.get("user"))
-        if allowed is None:
+        found = await database_sync_to_async(_access)(self.scope.get("user"))
+        if found is None:
             await self.close(code=FORBIDDEN)
             return
+        allowed, reveal = found
         query = dict(parse_qsl(self.scope.get("query_string", b"").decode()))
         watch = watches.watch_for(query, allowed)
         if watch is None:
@@ -51,7 +54,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             return
         await self.accept()
         viewer = access.Viewer(self.scope["user"].pk, self.scope["session"].session_key)
-        live.poller.subscribe(self, watch, viewer)
+        live.poller.subscribe(self, watch, viewer, reveal)
         self.subscribed = True
 
     async def disconnect(self, code: int) -> None:

@@ -14,6 +14,12 @@ them directly: no channel layer sits between them.
 Every ``ACCESS_SECONDS`` the same tick also re-checks, for all sockets at once, that
 their users may still watch (``access.refused``); a socket whose user lost the right
 or whose session ended is closed.
+
+Encrypted payloads (results, error texts) are shown in the clear only to sockets whose
+user has ``queues.view_payloads``, as pages show them: each fragment that can hold one is
+rendered once per tick for each ``reveal`` value among its viewers (twice at most, never
+once per socket), and each socket gets its variant. The same check re-reads who may see
+payloads; a socket whose user gained or lost the permission gets its page again.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class Subscription:
     socket: Socket
     watch: Watch
     viewer: access.Viewer
+    reveal: bool = False  # its user may see encrypted payloads in the clear (re-read with access)
     started: bool = False  # set in the poller's thread once the socket has had its first fragments
 
 
@@ -59,7 +66,7 @@ class Fanout:
     """Turns one tick's updates into each socket's HTML, sending common fragments only
     when they differ from what the topic's sockets already have (or to a new socket)."""
 
-    last: dict[Topic, str] = field(default_factory=dict)
+    last: dict[tuple[Topic, bool], str] = field(default_factory=dict)
 
     def html(self, updates: list[Update], subscriptions: list[Subscription]) -> dict[Subscription, str]:
         parts: dict[Subscription, list[str]] = {sub: [] for sub in subscriptions}
@@ -68,15 +75,24 @@ class Fanout:
             parts[sub].append(sub.watch.start())
             sub.started = True
         for update in updates:
-            shared = render.shared(update)
-            unchanged = self.last.get(update.topic) == shared
-            self.last[update.topic] = shared
-            for sub in subscriptions:
-                if update.topic in sub.watch.topics:
-                    parts[sub].append(
-                        sub.watch.show(update, "" if unchanged and sub not in fresh else shared)
-                    )
+            watching = [sub for sub in subscriptions if update.topic in sub.watch.topics]
+            unchanged: dict[bool, bool] = {}
+            shared = _variants(update, {sub.reveal for sub in watching})
+            for reveal, text in shared.items():
+                unchanged[reveal] = self.last.get((update.topic, reveal)) == text
+                self.last[(update.topic, reveal)] = text
+            for sub in watching:
+                text = "" if unchanged[sub.reveal] and sub not in fresh else shared[sub.reveal]
+                parts[sub].append(sub.watch.show(update, text, sub.reveal))
         return {sub: html for sub, texts in parts.items() if (html := "".join(texts))}
+
+
+def _variants(update: Update, reveals: set[bool]) -> dict[bool, str]:
+    """An update's common fragments for each ``reveal`` value among its viewers: rendered once
+    for each when they may hold payloads, once for all when they cannot."""
+    if not render.shows_payloads(update):
+        return dict.fromkeys(reveals, render.shared(update)) if reveals else {}
+    return {reveal: render.shared(update, reveal) for reveal in reveals}
 
 
 class Poller:
@@ -87,9 +103,10 @@ class Poller:
         # One thread keeps one database connection for every tick of this process.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="console-poller")
 
-    def subscribe(self, socket: Socket, watch: Watch, viewer: access.Viewer) -> None:
-        """The socket gets its page's fragments on the next tick, then what changes."""
-        self.subscriptions[socket] = Subscription(socket, watch, viewer)
+    def subscribe(self, socket: Socket, watch: Watch, viewer: access.Viewer, reveal: bool = False) -> None:
+        """The socket gets its page's fragments on the next tick, then what changes; encrypted
+        payloads in the clear when ``reveal`` (its user has ``queues.view_payloads``)."""
+        self.subscriptions[socket] = Subscription(socket, watch, viewer, reveal)
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._task = self._last = loop.create_task(self._run())
@@ -156,6 +173,11 @@ def _run_tick(
         gone = access.refused({id(sub): sub.viewer for sub in subscriptions})
         refused = [sub for sub in subscriptions if id(sub) in gone]
         subscriptions = [sub for sub in subscriptions if id(sub) not in gone]
+        revealing = access.revealing({id(sub): sub.viewer for sub in subscriptions})
+        for sub in subscriptions:
+            if sub.reveal != (id(sub) in revealing):
+                # Its page again, from the start, as its user may now see it.
+                sub.reveal, sub.started = not sub.reveal, False
     topics = {topic for sub in subscriptions for topic in sub.watch.topics}
     refresh = {topic for sub in subscriptions if not sub.started for topic in sub.watch.topics}
     updates = tick.run(topics, refresh)

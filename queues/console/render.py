@@ -4,6 +4,10 @@ Each top-level element of a fragment carries an ``id``; htmx swaps it out-of-ban
 the page. Pages render the same templates with the same contexts, so a live update
 looks exactly like a reload. All HTML comes from templates (autoescaped); nothing here
 assembles markup from strings.
+
+``reveal`` is the pages' own flag (``rules.sees_payloads``): whether the fragment goes to
+viewers who may see encrypted payloads in the clear; the others get "🔒 encrypted" in
+their place (``templatetags.console``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ from django.template.loader import render_to_string
 
 from ..models import Attempt, Job, Queue
 from ..states import TRANSITIONS
-from .events import DeadLettersUpdate, OverviewUpdate, QueueUpdate, Update, WorkersUpdate
+from .events import DeadLettersUpdate, JobUpdate, OverviewUpdate, QueueUpdate, Update, WorkersUpdate
+
+PAYLOAD_UPDATES = (JobUpdate, DeadLettersUpdate)
+"""Updates whose fragments may hold encrypted payloads (results, error texts): rendered once
+per ``reveal`` value among their viewers. Every other update is the same for all."""
 
 
 def chart_json(series: dict[str, list]) -> str:
@@ -38,31 +46,41 @@ def queue_context(update: QueueUpdate) -> dict[str, Any]:
     return {"row": update.row, "now": update.now, "chart": chart_json(update.chart)}
 
 
+def shows_payloads(update: Update) -> bool:
+    return isinstance(update, PAYLOAD_UPDATES)
+
+
 @singledispatch
-def shared(update: Update) -> str:
-    """The fragments of an update that are the same for every socket watching its topic
-    (rendered once per tick however many sockets watch); "" when each socket renders its own."""
+def shared(update: Update, reveal: bool = False) -> str:
+    """The fragments of an update that are the same for every socket watching its topic with
+    the same ``reveal`` (rendered once per tick and value however many sockets watch); "" when
+    each socket renders its own."""
     return ""
 
 
 @shared.register
-def _(update: OverviewUpdate) -> str:
+def _(update: OverviewUpdate, reveal: bool = False) -> str:
     return render_to_string("queues/live/overview.html", overview_context(update))
 
 
 @shared.register
-def _(update: QueueUpdate) -> str:
+def _(update: QueueUpdate, reveal: bool = False) -> str:
     return render_to_string("queues/live/queue.html", queue_context(update))
 
 
 @shared.register
-def _(update: WorkersUpdate) -> str:
+def _(update: WorkersUpdate, reveal: bool = False) -> str:
     return render_to_string("queues/live/workers.html", {"rows": update.rows})
 
 
 @shared.register
-def _(update: DeadLettersUpdate) -> str:
-    return render_to_string("queues/live/dead_groups.html", {"groups": update.groups})
+def _(update: DeadLettersUpdate, reveal: bool = False) -> str:
+    return render_to_string("queues/live/dead_groups.html", {"groups": update.groups, "reveal": reveal})
+
+
+@shared.register
+def _(update: JobUpdate, reveal: bool = False) -> str:
+    return job_live(update.job, update.job_id, reveal)
 
 
 def status_cells(jobs: Iterable[Any]) -> str:
@@ -72,16 +90,18 @@ def status_cells(jobs: Iterable[Any]) -> str:
     return render_to_string("queues/live/status_cells.html", {"jobs": jobs}) if jobs else ""
 
 
-def job_live(job: Job | None, job_id: int) -> str:
+def job_live(job: Job | None, job_id: int, reveal: bool = False) -> str:
     """The live block of a job page, or word that the job was deleted."""
     if job is None:
         return render_to_string("queues/live/job_gone.html", {"id": job_id})
-    return render_to_string("queues/live/job.html", {"job": job})
+    return render_to_string("queues/live/job.html", {"job": job, "reveal": reveal})
 
 
-def new_attempts(attempts: list[Attempt], count: int) -> str:
+def new_attempts(attempts: list[Attempt], count: int, reveal: bool = False) -> str:
     """Attempts appended below those a job page shows (an open traceback stays open)."""
-    return render_to_string("queues/partials/new_attempts.html", {"attempts": attempts, "count": count})
+    return render_to_string(
+        "queues/partials/new_attempts.html", {"attempts": attempts, "count": count, "reveal": reveal}
+    )
 
 
 def job_actions(job_id: int, status: str, allowed: frozenset[str]) -> str:

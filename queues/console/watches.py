@@ -46,9 +46,10 @@ class Watch:
         """What the socket gets before its first update (runs in the poller's thread)."""
         return ""
 
-    def show(self, update: Update, shared: str) -> str:
+    def show(self, update: Update, shared: str, reveal: bool = False) -> str:
         """This page's part of ``update``; ``shared`` is its common fragments, or "" when the
-        socket already has them."""
+        socket already has them. ``reveal``: whether this socket's user may see encrypted
+        payloads in the clear (``shared`` was rendered for it)."""
         return shared
 
 
@@ -109,7 +110,7 @@ class JobListWatch(Watch):
     def start(self) -> str:
         return render.status_cells(_in_range(self.lasting, self.ids))
 
-    def show(self, update: Update, shared: str) -> str:
+    def show(self, update: Update, shared: str, reveal: bool = False) -> str:
         if not isinstance(update, JobsUpdate):
             return ""
         cells = render.status_cells(
@@ -132,7 +133,7 @@ class DeadLetterListWatch(Watch):
     def start(self) -> str:
         return render.status_cells(_in_range(self.jobs, self.job_ids))
 
-    def show(self, update: Update, shared: str) -> str:
+    def show(self, update: Update, shared: str, reveal: bool = False) -> str:
         if isinstance(update, JobsUpdate):
             return render.status_cells(
                 job for job in update.jobs if job.id in self.job_ids and self.jobs.matches(job)
@@ -151,19 +152,17 @@ class JobWatch(Watch):
         self.attempts_shown = attempts
         self.allowed = allowed
 
-    def show(self, update: Update, shared: str) -> str:
-        """The live block, this user's buttons, and only the attempts not on the page yet
-        (so a traceback someone opened stays open)."""
+    def show(self, update: Update, shared: str, reveal: bool = False) -> str:
+        """The live block (``shared``), this user's buttons, and only the attempts not on the
+        page yet (so a traceback someone opened stays open)."""
         if not isinstance(update, JobUpdate):
             return ""
         status = update.job.status if update.job is not None else ""
-        html = render.job_live(update.job, self.job_id) + render.job_actions(
-            self.job_id, status, self.allowed
-        )
+        html = shared + render.job_actions(self.job_id, status, self.allowed)
         new = [attempt for attempt in update.attempts if attempt.number > self.attempts_shown]
         if new:
             self.attempts_shown = max(attempt.number for attempt in new)
-            html += render.new_attempts(new, self.attempts_shown)
+            html += render.new_attempts(new, self.attempts_shown, reveal)
         return html
 
 

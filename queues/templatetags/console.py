@@ -59,8 +59,8 @@ def pretty_json(value: object) -> str:
 @register.simple_tag(takes_context=True)
 def payload(context: template.Context, text: str) -> str:
     """An error text of an encrypted job: opened when the page's ``reveal`` is set (pages set it
-    from ``rules.sees_payloads``), "🔒 encrypted" otherwise, as in live fragments, which are
-    rendered once for every viewer. ``{% payload attempt.traceback as shown %}``."""
+    from ``rules.sees_payloads``, live fragments from their socket's user), "🔒 encrypted"
+    otherwise. ``{% payload attempt.traceback as shown %}``."""
     return encryption.shown_text(text, bool(context.get("reveal")))
 
 

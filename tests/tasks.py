@@ -225,6 +225,8 @@ def secret_failure(secret: str) -> None:
 def echo_args(*args: object, **kwargs: object) -> list[object]:
     """Returns what it was given: a plain task whose arguments tests can look for."""
     return [list(args), kwargs]
+
+
 @task
 def step_log(label: str, sleep: float = 0.0) -> str:
     """A workflow step: logs "start <label>" and "end <label>" around its work."""
@@ -256,3 +258,12 @@ def workflow_callback(workflow_id: int, kind: str) -> str:
     """A workflow callback: logs "callback <kind> <workflow id>" once per run."""
     _log(f"callback {kind} {workflow_id}")
     return kind
+
+
+@task
+def pid_after_file(path: str) -> int:
+    """Logs "start <pid>", works until ``path`` exists, returns the pid it ran in."""
+    _log(f"start {os.getpid()}")
+    while not Path(path).exists():
+        time.sleep(0.05)
+    return os.getpid()

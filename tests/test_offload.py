@@ -17,8 +17,8 @@ from queues.checks import check_payload_storage
 from queues.compat import InvalidTaskError
 from queues.conf import conf
 from queues.exceptions import PayloadTooLarge, PayloadUnavailable, ResultTooLarge, error_path
-from queues.runner.child import Assignment, run
 from queues.models import Job, OffloadedPayload
+from queues.runner.child import Assignment, run
 from queues.states import Status
 
 from . import tasks

@@ -95,17 +95,23 @@ def test_a_job_of_a_killed_worker_is_recovered_and_finished_elsewhere(tmp_path, 
     assert executions(run_log)[result.id] == 2
 
 
-def test_a_job_past_its_timeout_is_stopped_and_retried_then_dead(tmp_path, run_log):
-    hung = tasks.hang.enqueue()
-    worker = start(tmp_path, run_log, "--concurrency", "1", QUEUES_RETRY_BASE="0.1")
+@pytest.mark.parametrize(
+    "pool, ended",
+    [("processes", "was stopped"), ("threads", "was abandoned")],  # a thread cannot be killed
+)
+def test_a_job_past_its_timeout_is_stopped_and_retried_then_dead(tmp_path, run_log, pool, ended):
+    hung = tasks.hang.enqueue(4)
+    worker = start(tmp_path, run_log, "--pool", pool, "--concurrency", "1", QUEUES_RETRY_BASE="0.1")
     try:
         wait_until(lambda: status_of(hung.id) == Status.DEAD, timeout=60)
-        after = tasks.add.enqueue(1, 2)
+        after = tasks.add.enqueue(1, 2)  # the slot's fresh child (or thread) runs the next job
         wait_until(lambda: status_of(after.id) == Status.SUCCEEDED, timeout=30)
     finally:
         worker.stop()
-    outcomes = list(Attempt.objects.filter(job_id=hung.id).values_list("outcome", "error_type"))
+    history = Attempt.objects.filter(job_id=hung.id)
+    outcomes = list(history.values_list("outcome", "error_type"))
     assert outcomes == [(Outcome.TIMEOUT, "builtins.TimeoutError")] * 2
+    assert all(ended in message for message in history.values_list("error_message", flat=True))
     assert [error.exception_class for error in tasks.hang.get_result(hung.id).errors] == [TimeoutError] * 2
 
 

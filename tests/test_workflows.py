@@ -303,7 +303,7 @@ def test_a_callback_that_can_no_longer_be_enqueued_is_logged_and_the_steps_still
 def test_a_finished_workflow_is_pruned_with_its_last_step():
     make_queue("default", retention=timedelta(days=1))
     make_queue("kept", retention=timedelta(days=30))
-    done = workflow(chain(tasks.noop.s(), tasks.noop.s())).enqueue()
+    workflow(chain(tasks.noop.s(), tasks.noop.s())).enqueue()  # pruned whole
     partly_kept = workflow(chain(tasks.noop.s(), tasks.noop.using(queue_name="kept").s())).enqueue()
     run_jobs()
     unfinished = workflow(chain(tasks.noop.s(), tasks.noop.s())).enqueue()

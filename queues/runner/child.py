@@ -188,6 +188,15 @@ def child_main(conn: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
     try:
+        serve(conn)
+    finally:
+        os._exit(0)
+
+
+def serve(conn: Connection) -> None:
+    """Run each assignment that comes down ``conn`` and send back its report, until the
+    parent says stop (None) or hangs up; a child process's loop, and a job thread's."""
+    try:
         while True:
             try:
                 assignment = conn.recv()
@@ -195,9 +204,12 @@ def child_main(conn: Connection) -> None:
                 break
             if assignment is None:
                 break
-            conn.send(run(assignment))
+            report = run(assignment)
+            try:
+                conn.send(report)
+            except OSError:  # the parent gave up on this job (a thread past its timeout)
+                break
             # Between jobs, as between requests: drop a connection that broke or aged out.
             db.close_old_connections()
     finally:
         db.connections.close_all()
-        os._exit(0)

@@ -38,7 +38,7 @@ from .child import Assignment, Report
 from .duties import ClusterDuties
 from .outbox import FLUSH_AFTER, Outbox
 from .pacing import Pacer
-from .pool import InProcessPool, Pool, ProcessPool, Slot
+from .pool import InProcessPool, Pool, ProcessPool, Slot, ThreadPool
 
 logger = logging.getLogger("queues.worker")
 DB_ERRORS = (db.OperationalError, db.InterfaceError)
@@ -53,11 +53,14 @@ class Worker:
     burst: bool = False  # exit once no job is left to claim
     listen: bool = True
     in_process: bool = False  # run jobs in this process (tests of the loop): no timeouts
+    threads: bool = False  # run jobs in threads of this process (``--pool threads``)
     grace: float = field(default_factory=lambda: float(conf.QUEUES_SHUTDOWN_GRACE))
     id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
 
     def __post_init__(self) -> None:
-        self.pool: Pool = InProcessPool() if self.in_process else ProcessPool()
+        self.pool: Pool = ProcessPool()
+        if self.in_process or self.threads:
+            self.pool = InProcessPool() if self.in_process else ThreadPool()
         self.pacer = Pacer(self.concurrency, fixed=self.prefetch)
         self.duties = ClusterDuties(self.id)
         self.outbox: Outbox | None = None
@@ -372,7 +375,7 @@ class Worker:
             if now >= slot.deadline and slot.job is not None:
                 self._kill(slot)
                 if slot.job is not None:
-                    message = f"attempt ran past its timeout of {slot.job.timeout}s and was stopped"
+                    message = f"attempt ran past its timeout of {slot.job.timeout}s and {self.pool.stopped}"
                     self._fail_slot(slot, error_path(TimeoutError), message, Outcome.TIMEOUT)
                 else:  # it finished just in time
                     self.pool.renew(slot)

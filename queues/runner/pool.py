@@ -1,10 +1,15 @@
 """The children that run jobs, one job each at a time; the loop sends a job only to an idle one.
 
 ``ProcessPool`` forks real children (a job past its timeout, or cancelled, is stopped
-by killing its child and starting a new one). ``InProcessPool`` runs each job in the
-worker's own process the moment it is sent (RQ's ``SimpleWorker`` idea): the loop is
-the same, which is what unit tests of the loop use; nothing can stop such a job.
-Both speak through a pipe per slot, so the loop waits on them alike.
+by killing its child and starting a new one): the default, because only a process can
+be stopped from outside. ``ThreadPool`` (``runworker --pool threads``) runs each slot
+as a thread of the worker: far cheaper in memory for many slots of jobs that wait on
+I/O, but a thread cannot be killed, so a job past its timeout or cancelled is only
+abandoned (recorded as such; its code runs on until it returns, its report dropped)
+and a fresh thread takes its slot. ``InProcessPool`` runs each job in the worker's own
+loop the moment it is sent (RQ's ``SimpleWorker`` idea): the loop is the same, which is
+what unit tests of the loop use; nothing can stop such a job. All speak through a pipe
+per slot, so the loop waits on them alike.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import math
 import multiprocessing
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -21,7 +27,7 @@ from typing import Any, Protocol
 from django import db
 
 from .. import values
-from .child import Assignment, Report, child_main, run
+from .child import Assignment, Report, child_main, run, serve
 
 
 @dataclass
@@ -37,6 +43,8 @@ class Slot:
 
 class Pool(Protocol):
     slots: list[Slot]
+    stopped: str
+    """How a job cut short by ``kill`` ended, for its attempt's error message."""
 
     def add(self) -> Slot: ...
 
@@ -54,6 +62,8 @@ class Pool(Protocol):
 
 class ProcessPool:
     """Forked children, each running ``child.child_main``."""
+
+    stopped = "was stopped"
 
     def __init__(self) -> None:
         self.slots: list[Slot] = []
@@ -80,6 +90,10 @@ class ProcessPool:
         if slot.process.is_alive():
             os.kill(slot.process.pid, signal.SIGKILL)
         slot.process.join(5)
+        return self._hang_up(slot)
+
+    def _hang_up(self, slot: Slot) -> Report | None:
+        """Close the slot's pipe; the report its job sent just before, if any."""
         report = None
         try:
             if slot.job is not None and slot.conn.poll():
@@ -110,8 +124,29 @@ class ProcessPool:
         return slot.process.exitcode
 
 
+class ThreadPool(ProcessPool):
+    """Threads of this process, each running ``child.serve``; ``kill`` abandons a thread."""
+
+    stopped = "was abandoned: a thread cannot be stopped, its code runs on until it returns"
+
+    def _spawn(self) -> tuple[Connection, Any]:
+        ours, theirs = multiprocessing.Pipe()
+        thread = threading.Thread(target=serve, args=(theirs,), name="job", daemon=True)
+        thread.start()
+        return ours, thread
+
+    def kill(self, slot: Slot) -> Report | None:
+        """Hang up on the thread: it ends once its job returns, its report refused."""
+        return self._hang_up(slot)
+
+    def exit_code(self, slot: Slot) -> int | None:
+        return None
+
+
 class InProcessPool:
     """Runs each job here, synchronously, as it is sent; its report waits in the slot's pipe."""
+
+    stopped = "was stopped"
 
     def __init__(self) -> None:
         self.slots: list[Slot] = []

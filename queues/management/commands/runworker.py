@@ -23,7 +23,16 @@ class Command(BaseCommand):
             "--concurrency",
             type=int,
             default=max(2, os.cpu_count() or 1),
-            help="Jobs run at once, each in its own child process (default: CPU count, at least 2).",
+            help="Jobs run at once, each in its own child process, or thread with --pool threads "
+            "(default: CPU count, at least 2).",
+        )
+        parser.add_argument(
+            "--pool",
+            choices=("processes", "threads"),
+            default="processes",
+            help="Run jobs in child processes (default: a job past its timeout, or cancelled, is "
+            "killed) or in threads of the worker (cheap for many jobs that wait on I/O; a thread "
+            "cannot be killed, so such a job is only abandoned and runs on until it returns).",
         )
         parser.add_argument(
             "--prefetch",
@@ -79,6 +88,7 @@ class Command(BaseCommand):
             autoscale=autoscale,
             prefetch=prefetch,
             burst=options["burst"],
+            threads=options["pool"] == "threads",
             listen=not options["no_listen"],
         )
         if options["grace"] is not None:

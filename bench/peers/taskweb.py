@@ -46,7 +46,7 @@ PEER = Peer(
     setup=setup,
     workers=workers,
     config="one runworker process, default options unless BENCH_TASKWEB_ARGS adds some (concurrency = "
-    "CPU count, at least 2; prefetch = concurrency); LISTEN/NOTIFY on PostgreSQL (default)",
+    "CPU count, at least 2; prefetch adaptive); LISTEN/NOTIFY on PostgreSQL (default)",
     env={"LOG_LEVEL": "WARNING"},
     url_var="DATABASE_URL",
     slots=slots(worker_args()),

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from queues import flow_control, lifecycle, values
 from queues.engines import get_engine
+from queues.engines.rows import ClaimQuery
 from queues.models import Circuit, CircuitState, Job, Queue, Worker
 from queues.states import Outcome, Status
 
@@ -274,7 +275,7 @@ def test_the_flow_controlled_claim_still_reads_the_partial_index(breaker):
     limits.queue_budgets = {make_queue("pdf").pk: 2}
     limits.skip_queues = [make_queue("mail").pk]
     limits.skip_tasks = [open_task.task_path]
-    sql, params = get_engine().claim_statement("w", None, 10, now, now, limits=limits)
+    sql, params = get_engine().claim_statement(ClaimQuery("w", None, 10, now, now, limits=limits))
     explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")

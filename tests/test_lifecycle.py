@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from queues import bounds, lifecycle, values
 from queues.engines import get_engine
+from queues.engines.rows import ClaimQuery
 from queues.exceptions import (
     InvalidJob,
     JobNotFound,
@@ -244,7 +245,7 @@ def test_the_claim_reads_queued_jobs_only():
     job = make_job(run_after=timezone.now() + timedelta(seconds=60))
     Job.objects.filter(pk=job.pk).update(run_after=timezone.now() - timedelta(seconds=1))
     now = timezone.now()
-    claimed = get_engine().claim(worker_id=WORKER, queue_names=None, limit=10, now=now, lease_until=now)
+    claimed = get_engine().claim(ClaimQuery(WORKER, None, 10, now, now))
     assert claimed == [], "a scheduled job waits for its promotion, whatever its run_after"
 
 

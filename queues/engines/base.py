@@ -11,7 +11,7 @@ from django.db import connection
 from ..models import Job
 from ..quarantine import JSON_TYPES, TIME_COLUMNS
 from ..states import LIVE, Outcome, Status
-from .rows import ClaimRow, Succeeded
+from .rows import ClaimQuery, ClaimRow, Succeeded
 
 if TYPE_CHECKING:
     from ..flow_control import ClaimLimits
@@ -83,9 +83,9 @@ RETURNING id
 """
 
 
-# running -> succeeded for a batch, guarded by status, attempt and worker (TRANSITIONS["succeed"]).
-SUCCEED_SQL = """
-WITH done(id, attempt, result) AS (VALUES {values})
+# running -> succeeded for the jobs of a batch ``done`` (TRANSITIONS["succeed"]), guarded by
+# status, attempt and worker. PostgreSQL feeds it to the attempt history in the same statement.
+SUCCEED_UPDATE = """
 UPDATE queues_job SET status = %s, result = done.result, finished_at = %s, updated_at = %s,
     lease_expires_at = NULL, progress = 100
 FROM done
@@ -93,6 +93,7 @@ WHERE queues_job.id = done.id AND queues_job.attempts = done.attempt
   AND queues_job.status = %s AND queues_job.worker_id = %s
 RETURNING queues_job.id
 """
+SUCCEED_SQL = "WITH done(id, attempt, result) AS (VALUES {values})" + SUCCEED_UPDATE
 INSERT_SUCCEEDED_ATTEMPT_SQL = """
 INSERT INTO queues_attempt (job_id, number, worker_id, started_at, finished_at, duration, outcome,
     error_type, error_message, traceback)
@@ -144,20 +145,9 @@ class Engine:
         """A datetime as this database wants it in a raw query parameter."""
         return connection.ops.adapt_datetimefield_value(value)
 
-    def claim(
-        self,
-        *,
-        worker_id: str,
-        queue_names: Sequence[str] | None,
-        limit: int,
-        now: datetime,
-        lease_until: datetime,
-        raw: bool = False,
-        limits: ClaimLimits | None = None,
-    ) -> list[ClaimRow]:
-        """Reserve up to ``limit`` queued jobs for ``worker_id`` in one statement (``raw``
-        jobs of TCP clients start at once: they run on receipt, so they are marked running)."""
-        sql, params = self.claim_statement(worker_id, queue_names, limit, now, lease_until, raw, limits)
+    def claim(self, query: ClaimQuery) -> list[ClaimRow]:
+        """Take the jobs ``query`` asks for, in one statement."""
+        sql, params = self.claim_statement(query)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return [ClaimRow(*row) for row in cursor.fetchall()]
@@ -171,35 +161,27 @@ class Engine:
             cursor.execute(sql, [self.dt(at), self.dt(at), *job_ids, worker_id])
             return {row[0] for row in cursor.fetchall()}
 
-    def claim_statement(
-        self,
-        worker_id: str,
-        queue_names: Sequence[str] | None,
-        limit: int,
-        now: datetime,
-        lease_until: datetime,
-        raw: bool = False,
-        limits: ClaimLimits | None = None,
-    ) -> tuple[str, list[Any]]:
+    def claim_statement(self, query: ClaimQuery) -> tuple[str, list[Any]]:
         queue_filter = ""
-        params: list[Any] = [self.dt(now), Job.RAW_TASK]
-        if queue_names:
-            queue_filter = f" AND name IN ({', '.join(['%s'] * len(queue_names))})"
-            params.extend(queue_names)
+        now = self.dt(query.now)
+        params: list[Any] = [now, Job.RAW_TASK]
+        if query.queue_names:
+            queue_filter = f" AND name IN ({', '.join(['%s'] * len(query.queue_names))})"
+            params.extend(query.queue_names)
         parts = {
             "queue_filter": queue_filter,
             "lock": self.lock_clause,
-            "raw_op": "=" if raw else "<>",
+            "raw_op": "=" if query.raw else "<>",
             "has_callback": self.has_callback_sql,
         }
-        if limits is None:
+        if query.limits is None:
             sql = CLAIM_SQL.format(**parts)
-            params.append(limit)
+            params.append(query.limit)
         else:
-            sql, limit_params = self._flow_parts(parts, limit, limits)
+            sql, limit_params = self._flow_parts(parts, query.limit, query.limits)
             params += limit_params
-        status, started_at = (Status.RUNNING, self.dt(now)) if raw else (Status.RESERVED, None)
-        params += [status.value, worker_id, started_at, self.dt(now), self.dt(lease_until)]
+        status, started_at = (Status.RUNNING, now) if query.raw else (Status.RESERVED, None)
+        params += [status.value, query.worker_id, started_at, now, self.dt(query.lease_until)]
         return sql, params
 
     def _flow_parts(self, parts: dict[str, str], limit: int, limits: ClaimLimits) -> tuple[str, list[Any]]:

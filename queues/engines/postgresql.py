@@ -9,23 +9,19 @@ from typing import Any
 from django.db import connection
 
 from ..states import Outcome, Status
-from .base import INSERT_COLUMNS, Engine
+from .base import INSERT_COLUMNS, SUCCEED_UPDATE, Engine
 from .rows import Succeeded
 
 NOTIFY_CHANNEL = "taskweb_jobs"
 
 # running -> succeeded for a batch (TRANSITIONS["succeed"]), guarded by status, attempt and
 # worker, and the attempt history of the rows it changed, in one statement.
-SUCCEED_SQL = """
+SUCCEED_SQL = (
+    """
 WITH done(id, attempt, result, started_at, finished_at, duration) AS (VALUES {values}),
-updated AS (
-    UPDATE queues_job SET status = %s, result = done.result, finished_at = %s, updated_at = %s,
-        lease_expires_at = NULL, progress = 100
-    FROM done
-    WHERE queues_job.id = done.id AND queues_job.attempts = done.attempt
-      AND queues_job.status = %s AND queues_job.worker_id = %s
-    RETURNING queues_job.id
-)
+updated AS ("""
+    + SUCCEED_UPDATE
+    + """)
 INSERT INTO queues_attempt (job_id, number, worker_id, started_at, finished_at, duration, outcome,
     error_type, error_message, traceback)
 SELECT done.id, done.attempt, %s, done.started_at::timestamptz, done.finished_at::timestamptz,
@@ -33,6 +29,7 @@ SELECT done.id, done.attempt, %s, done.started_at::timestamptz, done.finished_at
 FROM done JOIN updated ON updated.id = done.id
 RETURNING job_id
 """
+)
 
 
 class PostgresEngine(Engine):

@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ..flow_control import ClaimLimits
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimQuery:
+    """What one claim asks for: up to ``limit`` queued jobs of ``queue_names`` (None: every
+    queue) for ``worker_id``, leased until ``lease_until``; ``raw`` jobs of TCP clients,
+    which start at once (they run on receipt), or task jobs, reserved until their start;
+    ``limits`` when queue budgets, rate limits or circuits apply."""
+
+    worker_id: str
+    queue_names: Sequence[str] | None
+    limit: int
+    now: datetime
+    lease_until: datetime
+    raw: bool = False
+    limits: ClaimLimits | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from .. import flow_control
 from ..engines import get_engine
+from ..engines.rows import ClaimQuery
 from ..exceptions import InvalidJob
 from ..models import Job, Queue
 from ..quarantine import decode_claimed
@@ -55,17 +55,16 @@ def claim(
     now = timezone.now()
     if not engine.has_due_jobs(queue_names, now, raw):
         return []
-    claim_rows = partial(engine.claim, worker_id=worker_id, queue_names=queue_names, limit=limit, raw=raw)
     lease = lease or lease_duration()
     limits = flow_control.ClaimLimits.load(queue_names)
     if not limits.active:
-        rows = claim_rows(now=now, lease_until=now + lease)
+        rows = engine.claim(ClaimQuery(worker_id, queue_names, limit, now, now + lease, raw))
     else:
         # Queue concurrency, rate limits and circuit breakers hold across workers
         # because budgets are worked out and spent in the claim's own transaction.
         with transaction.atomic():
             now = limits.plan()
-            rows = claim_rows(now=now, lease_until=now + lease, limits=limits)
+            rows = engine.claim(ClaimQuery(worker_id, queue_names, limit, now, now + lease, raw, limits))
             limits.spend([(row.queue_id, row.task_path) for row in rows], now)
     names = limits.names
     claimed_as = Status.RUNNING if raw else Status.RESERVED

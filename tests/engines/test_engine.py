@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from queues import lifecycle, values
 from queues.engines import get_engine
-from queues.engines.rows import ClaimRow, Succeeded
+from queues.engines.rows import ClaimQuery, ClaimRow, Succeeded
 from queues.models import Attempt, Job
 from queues.states import Outcome, Status
 
@@ -27,14 +27,7 @@ WORKER = "w-engine"
 
 def claim(limit: int = 10, raw: bool = False, queues: list[str] | None = None) -> list[ClaimRow]:
     now = timezone.now()
-    return get_engine().claim(
-        worker_id=WORKER,
-        queue_names=queues,
-        limit=limit,
-        now=now,
-        lease_until=now + timedelta(minutes=1),
-        raw=raw,
-    )
+    return get_engine().claim(ClaimQuery(WORKER, queues, limit, now, now + timedelta(minutes=1), raw))
 
 
 def test_claim_returns_named_rows_of_the_jobs_it_reserved():
@@ -89,7 +82,7 @@ def test_start_marks_reserved_jobs_of_the_worker_running_from_the_given_time():
     mine, theirs = make_job(), make_job()
     claim(limit=1)
     now = timezone.now()
-    get_engine().claim(worker_id="other", queue_names=None, limit=1, now=now, lease_until=now)
+    get_engine().claim(ClaimQuery("other", None, 1, now, now))
     at = timezone.now()
     assert get_engine().start(WORKER, [mine.pk, theirs.pk], at) == {mine.pk}
     mine.refresh_from_db()
@@ -147,7 +140,7 @@ def test_insert_jobs_returns_the_new_ids_in_order():
 
 def plan_of_claim() -> str:
     now = timezone.now()
-    sql, params = get_engine().claim_statement("w", None, 10, now, now)
+    sql, params = get_engine().claim_statement(ClaimQuery("w", None, 10, now, now))
     explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
     with connection.cursor() as cursor:
         cursor.execute(explain + sql, params)

@@ -222,7 +222,7 @@ def run_opened(assignment: Any, run: Callable[[Any], Any], fail: Callable[..., A
         args, kwargs = open_arguments(assignment.args, assignment.kwargs)
     except PayloadKeyError as exc:
         return fail(assignment, exc, retryable=False)
-    report = run(replace(assignment, args=args, kwargs=kwargs))
+    report = run(assignment.with_arguments(args, kwargs))
     try:
         return _sealed_report(report)
     except PayloadKeyError as exc:  # the keys changed under the child: report nothing in the clear

@@ -21,7 +21,6 @@ than ``QUEUES_OFFLOAD_ORPHAN_AGE``. Names start with the hour they were written
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -30,7 +29,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from django import db
 from django.core.files.base import ContentFile
@@ -46,7 +45,6 @@ from .exceptions import PayloadTooLarge, PayloadUnavailable, ResultTooLarge
 from .models import Job, OffloadedPayload
 
 logger = logging.getLogger("queues.offload")
-T = TypeVar("T")
 MARK = "$offloaded"
 _MARK_TEXT = json.dumps(MARK)
 SWEPT_HOURS = 3  # hour folders each sweep lists, the newest ``QUEUES_OFFLOAD_ORPHAN_AGE`` old
@@ -268,13 +266,12 @@ def check_arguments(args: str, kwargs: str) -> None:
 # --- the child that runs a job ----------------------------------------------------------
 
 
-def fetched(assignment: T) -> T:
-    """A child's assignment (a dataclass with ``args`` and ``kwargs``) with its arguments
+def fetched(assignment: Any) -> Any:
+    """A child's assignment (``args``, ``kwargs`` and ``with_arguments``) with its arguments
     read back from the storage if its row held a reference; the same one if not."""
-    if reference(assignment.kwargs) is None:  # type: ignore[attr-defined]
+    if reference(assignment.kwargs) is None:
         return assignment
-    args, kwargs = arguments(assignment.args, assignment.kwargs)  # type: ignore[attr-defined]
-    return dataclasses.replace(assignment, args=args, kwargs=kwargs)  # type: ignore[type-var]
+    return assignment.with_arguments(*arguments(assignment.args, assignment.kwargs))
 
 
 def arguments(args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:

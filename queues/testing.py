@@ -88,10 +88,7 @@ def _attempt(worker_id: str, job: values.ClaimedJob) -> values.Finished:
     """Start one reserved job and run it here, as a worker's child would; describe how it ended."""
     started_at = timezone.now()
     lifecycle.start(worker_id, [job.id], started_at)
-    assignment = Assignment(
-        job.id, job.task_path, job.args, job.kwargs, job.attempt, worker_id, job.queue_name
-    )
-    return attempt_outcome(job, run(assignment), started_at, timezone.now())
+    return attempt_outcome(job, run(Assignment(job, worker_id)), started_at, timezone.now())
 
 
 def _scheduled(names: list[str] | None) -> list[int]:

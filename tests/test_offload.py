@@ -113,9 +113,7 @@ def claim_one() -> tuple[values.ClaimedJob, Assignment]:
     """The next job, claimed and started as a worker does, and the assignment its child would get."""
     (claimed,) = lifecycle.claim("test-worker", ["default"], 1)
     lifecycle.start("test-worker", [claimed.id], timezone.now())
-    return claimed, Assignment(
-        claimed.id, claimed.task_path, claimed.args, claimed.kwargs, claimed.attempt, "test-worker"
-    )
+    return claimed, Assignment(claimed, "test-worker")
 
 
 def test_an_attempt_whose_arguments_are_gone_fails_clearly_and_is_retried():

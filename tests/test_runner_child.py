@@ -7,12 +7,22 @@ import pytest
 from queues.compat import TaskError
 from queues.exceptions import ResultNotSerialisable, TaskImportError
 from queues.runner.child import Assignment, Report, run
+from queues.values import ClaimedJob
 
 
 def attempt(task_path: str, *args: object) -> Report:
-    return run(
-        Assignment(job_id=1, task_path=task_path, args=list(args), kwargs={}, attempt=1, worker_id="w")
+    job = ClaimedJob(
+        id=1,
+        task_path=task_path,
+        args=list(args),
+        kwargs={},
+        attempt=1,
+        attempt_offset=0,
+        max_attempts=1,
+        timeout=60,
+        queue_name="default",
     )
+    return run(Assignment(job, worker_id="w"))
 
 
 def exception_class(report: Report) -> type[BaseException]:

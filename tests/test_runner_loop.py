@@ -45,8 +45,8 @@ def test_every_attempt_started_in_an_idle_slot_and_was_marked_running_first():
     original = InProcessPool.send
 
     def watch(pool: InProcessPool, slot, assignment: Assignment) -> None:
-        sent.append(Job.objects.get(pk=assignment.job_id).status)
-        assert slot.job is not None and slot.job.id == assignment.job_id
+        sent.append(Job.objects.get(pk=assignment.job.id).status)
+        assert slot.job is not None and slot.job.id == assignment.job.id
         original(pool, slot, assignment)
 
     loop.pool.send = watch.__get__(loop.pool)

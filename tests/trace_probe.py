@@ -29,7 +29,8 @@ provider.add_span_processor(SimpleSpanProcessor(exporter))
 trace.set_tracer_provider(provider)
 
 job, _ = lifecycle.enqueue(values.JobSpec(task_path="tests.tasks.add", args=[1, 2]))
-report = child.run(child.Assignment(job.id, job.task_path, job.args, job.kwargs, 1, "probe", "default"))
+(claimed,) = lifecycle.claim("probe", None, 1)
+report = child.run(child.Assignment(claimed, "probe"))
 assert report.ok, report
 print(json.dumps({"meta": job.meta}))
 for span in exporter.get_finished_spans():

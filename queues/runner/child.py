@@ -31,21 +31,30 @@ from ..exceptions import (
     error_path,
 )
 from ..models import Job
+from ..values import ClaimedJob
 
 PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
 class Assignment:
-    """What a child needs to run one attempt; plain data, never a pickled Task."""
+    """What a child needs to run one attempt: the claimed job (plain data, never a pickled
+    Task) and the worker it runs for."""
 
-    job_id: int
-    task_path: str
-    args: list[Any]
-    kwargs: dict[str, Any]
-    attempt: int
+    job: ClaimedJob
     worker_id: str
-    queue_name: str = ""
+
+    @property
+    def args(self) -> list[Any]:
+        return self.job.args
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return self.job.kwargs
+
+    def with_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> Assignment:
+        """The same attempt with its arguments as the task will see them (fetched, opened)."""
+        return replace(self, job=replace(self.job, args=args, kwargs=kwargs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +72,15 @@ class Report:
 
 def run(assignment: Assignment) -> Report:
     """Run the attempt with its job in the log context (and a trace span, if tracing is on)."""
+    job = assignment.job
     fields = {
-        "job_id": assignment.job_id,
-        "queue": assignment.queue_name,
-        "task": assignment.task_path,
-        "attempt": assignment.attempt,
+        "job_id": job.id,
+        "queue": job.queue_name,
+        "task": job.task_path,
+        "attempt": job.attempt,
         "worker": assignment.worker_id,
     }
-    with logs.bind(**fields), tracing.run_span(fields, partial(_meta, assignment.job_id)):
+    with logs.bind(**fields), tracing.run_span(fields, partial(_meta, job.id)):
         return _stored(assignment)
 
 
@@ -86,7 +96,7 @@ def _stored(assignment: Assignment) -> Report:
     if report.result_json is None:
         return report
     try:  # a large result goes to a storage
-        return replace(report, result_json=offload.result_text(report.result_json, assignment.job_id))
+        return replace(report, result_json=offload.result_text(report.result_json, assignment.job.id))
     except (ResultTooLarge, PayloadUnavailable) as exc:
         return _failed(assignment, exc, retryable=not isinstance(exc, NonRetryable))
 
@@ -103,11 +113,11 @@ def _run(assignment: Assignment) -> Report:
     traceback, and this child goes on to the next job.
     """
     try:
-        task = registry.load(assignment.task_path)
+        task = registry.load(assignment.job.task_path)
     except InvalidJob as exc:
         # Retrying cannot fix a task that does not exist: fail it for good, clearly.
         return _failed(assignment, TaskImportError(str(exc)), retryable=False)
-    token = progress._running.set((assignment.job_id, assignment.attempt))
+    token = progress._running.set((assignment.job.id, assignment.job.attempt))
     try:
         args, kwargs = arguments(assignment)
         if task.takes_context:
@@ -121,7 +131,7 @@ def _run(assignment: Assignment) -> Report:
             failure = ResultNotSerialisable(f"The task returned a value that cannot be stored as JSON: {exc}")
             failure.__cause__ = exc
             return _failed(assignment, failure, retryable=False)
-        return Report(assignment.job_id, ok=True, result_json=result_json)
+        return Report(assignment.job.id, ok=True, result_json=result_json)
     except BaseException as exc:  # the attempt's outcome, whatever ended it
         retryable = not isinstance(exc, NonRetryable) and getattr(task, "is_retryable", lambda e: True)(exc)
         return _failed(assignment, exc, retryable=retryable)
@@ -140,7 +150,7 @@ def arguments(assignment: Assignment) -> tuple[list[Any], dict[str, Any]]:
 
 def _failed(assignment: Assignment, exc: BaseException, retryable: bool) -> Report:
     return Report(
-        assignment.job_id,
+        assignment.job.id,
         ok=False,
         error_type=error_path(type(exc)),
         error_message=str(exc)[:2000],
@@ -152,7 +162,7 @@ def _failed(assignment: Assignment, exc: BaseException, retryable: bool) -> Repo
 def _context(task: Any, assignment: Assignment) -> TaskContext:
     result = TaskResult(
         task=task,
-        id=str(assignment.job_id),
+        id=str(assignment.job.id),
         status=TaskResultStatus.RUNNING,
         enqueued_at=None,
         started_at=None,
@@ -162,7 +172,7 @@ def _context(task: Any, assignment: Assignment) -> TaskContext:
         kwargs=assignment.kwargs,
         backend=task.backend,
         errors=[],
-        worker_ids=[assignment.worker_id] * assignment.attempt,
+        worker_ids=[assignment.worker_id] * assignment.job.attempt,
     )
     return TaskContext(task_result=result)
 

@@ -306,7 +306,7 @@ class Worker:
         slot.job, slot.started_at, slot.deadline = job, at, time.monotonic() + job.timeout
         self.pool.send(
             slot,
-            Assignment(job.id, job.task_path, job.args, job.kwargs, job.attempt, self.id, job.queue_name),
+            Assignment(job, self.id),
         )
 
     def _waitables(self, signal_fd: int) -> list[Any]:

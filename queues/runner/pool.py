@@ -35,7 +35,7 @@ class Slot:
     """One child and the one job it runs, if any."""
 
     conn: Connection
-    process: Any = None  # the child process, for a ProcessPool
+    process: Any = None  # the child process (a thread, for a ThreadPool)
     job: values.ClaimedJob | None = None
     started_at: datetime | None = None  # of the running job
     deadline: float = math.inf  # monotonic time its timeout runs out

@@ -1,6 +1,7 @@
 """How every resource router declares its operations, so that each follows the same rules.
 
-An operation names the permission it needs and nothing else about authentication
+A router is mounted at its resource's prefix (``/jobs``); its paths follow it. An
+operation names the permission it needs and nothing else about authentication
 (``security.requires`` turns it into the credentials accepted); reading needs ``view``.
 An action that may not fit the current state says ``conflict=True``, which documents
 its 409. Ids in URLs are 64-bit row ids, bounded by ``RowId`` before they reach SQL.

@@ -57,8 +57,6 @@ class Queue(ReadChecked):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = Recovering.as_manager()
-
     class Meta:
         ordering = ["name"]
 
@@ -195,8 +193,6 @@ class Attempt(ReadChecked):
     error_message = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
 
-    objects = Recovering.as_manager()
-
     class Meta:
         ordering = ["job", "number"]
         indexes = [models.Index(fields=["job", "number"], name="attempt_job_number")]
@@ -225,8 +221,6 @@ class OffloadedPayload(ReadChecked):
     size = models.PositiveBigIntegerField(help_text="Bytes.")
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = Recovering.as_manager()
-
     def __str__(self) -> str:
         return f"{self.storage}:{self.name}"
 
@@ -242,8 +236,6 @@ class DeadLetter(ReadChecked):
     created_at = models.DateTimeField(default=timezone.now)
     replayed_at = models.DateTimeField(null=True, blank=True)
     replayed_by = models.CharField(max_length=150, blank=True, default="")
-
-    objects = Recovering.as_manager()  # its pages read the jobs beside it
 
     class Meta:
         ordering = ["-created_at"]
@@ -317,8 +309,6 @@ class Schedule(ReadChecked):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = Recovering.as_manager()  # its pages read each schedule's last job
-
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["next_run_at"], name="schedule_due", condition=Q(enabled=True))]
@@ -360,8 +350,6 @@ class ScheduleRun(ReadChecked):
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = Recovering.as_manager()
-
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["schedule", "due_at"], name="schedulerun_once_per_due_time")
@@ -377,8 +365,6 @@ class Lease(ReadChecked):
     name = models.CharField(max_length=64, primary_key=True)
     holder = models.CharField(max_length=128)
     expires_at = models.DateTimeField()
-
-    objects = Recovering.as_manager()
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder}"
@@ -406,8 +392,6 @@ class Circuit(ReadChecked):
     )
     last_error = models.TextField(blank=True, default="")
 
-    objects = Recovering.as_manager()
-
     class Meta:
         ordering = ["task_path"]
         indexes = [models.Index(fields=["state"], name="circuit_not_closed", condition=~Q(state="closed"))]
@@ -431,8 +415,6 @@ class MinuteStat(ReadChecked):
     retried = models.PositiveIntegerField(default=0)
     dead = models.PositiveIntegerField(default=0)
     runtime_sum = models.FloatField(default=0.0, help_text="Seconds spent in finished attempts.")
-
-    objects = Recovering.as_manager()
 
     class Meta:
         constraints = [
@@ -463,8 +445,6 @@ class RuntimeBucket(ReadChecked):
     # Seconds, from 5 ms to 30 min; the last bucket takes everything longer.
     BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
     BOUNDS += (math.inf,)
-
-    objects = Recovering.as_manager()
 
     class Meta:
         constraints = [
@@ -523,8 +503,6 @@ class ApiToken(ReadChecked):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = Recovering.as_manager()
-
     class Meta:
         ordering = ["-created_at"]
 
@@ -568,8 +546,6 @@ class Workflow(ReadChecked):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
-
-    objects = Recovering.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -615,8 +591,6 @@ class WorkflowStep(ReadChecked):
     # (or a dependency fails), so a step after 10,000 others costs O(1) per finished one.
     pending = models.IntegerField(default=0)
 
-    objects = Recovering.as_manager()
-
     class Meta:
         ordering = ["job"]
         constraints = [models.UniqueConstraint(fields=["workflow", "name"], name="workflowstep_unique_name")]
@@ -631,8 +605,6 @@ class JobDependency(ReadChecked):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dependencies")
     depends_on = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="dependents")
     position = models.PositiveIntegerField(default=0)
-
-    objects = Recovering.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["job", "depends_on"], name="jobdependency_unique")]

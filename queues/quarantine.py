@@ -226,6 +226,10 @@ class ReadChecked(models.Model):
     """A model whose rows are checked as they are read (``check_read``), so that an
     unreadable one fails the read, and ``Recovering`` repairs it, before any page uses it."""
 
+    # Every model reads through Recovering: this default, or a queryset of its own derived
+    # from it (JobQuerySet, WorkerQuerySet).
+    objects = Recovering.as_manager()
+
     class Meta:
         abstract = True
 

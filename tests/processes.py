@@ -46,10 +46,22 @@ def run_python(*args: str, timeout: float = 60, **env: str) -> subprocess.Comple
     )
 
 
-class WorkerProcess:
-    """A ``manage.py runworker`` subprocess; its output goes to a log file for failures."""
+def task_log(directory: Path, name: str = "runs.log") -> Path:
+    """A new empty file for test tasks to append their lines to (``tests.tasks``)."""
+    path = directory / name
+    path.touch()
+    return path
 
-    def __init__(self, *args: str, log_dir: Path, **env: str) -> None:
+
+class WorkerProcess:
+    """A ``manage.py runworker`` subprocess; its output goes to a log file for failures.
+
+    With ``task_log``, the test tasks it runs append their lines to that file.
+    """
+
+    def __init__(self, *args: str, log_dir: Path, task_log: Path | None = None, **env: str) -> None:
+        if task_log is not None:
+            env["TASKWEB_TEST_LOG"] = str(task_log)
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"worker-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("w")

@@ -10,7 +10,7 @@ from queues.models import Job, Worker
 from queues.states import Status
 
 from .factories import make_job
-from .processes import WorkerProcess, wait_until
+from .processes import WorkerProcess, task_log, wait_until
 from .test_flow import intervals, most_at_once
 
 
@@ -50,13 +50,10 @@ def test_runworker_refuses_bad_autoscale_bounds_before_starting():
 @pytest.mark.process
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_grows_to_its_maximum_under_load_and_shrinks_when_idle(tmp_path):
-    log = tmp_path / "spans.log"
-    log.touch()
+    log = task_log(tmp_path, "spans.log")
     for _ in range(9):
         make_job("tests.tasks.timed", kwargs={"seconds": 1.0})
-    worker = WorkerProcess(
-        "--autoscale", "1,3", log_dir=tmp_path, TASKWEB_TEST_LOG=str(log), QUEUES_AUTOSCALE_IDLE="0.5"
-    )
+    worker = WorkerProcess("--autoscale", "1,3", log_dir=tmp_path, task_log=log, QUEUES_AUTOSCALE_IDLE="0.5")
     try:
         wait_until(lambda: Job.objects.filter(status=Status.SUCCEEDED).count() == 9, timeout=60)
         wait_until(lambda: Worker.objects.filter(concurrency=1).exists())

@@ -17,20 +17,14 @@ from queues.states import Status
 from queues.workflows import chain, group, workflow
 
 from . import tasks
-from .processes import WorkerProcess, wait_until
+from .processes import WorkerProcess, task_log, wait_until
 
 pytestmark = [pytest.mark.process, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def run_log(tmp_path: Path) -> Path:
-    path = tmp_path / "runs.log"
-    path.touch()
-    return path
-
-
-def start(tmp_path: Path, run_log: Path, *args: str, **env: str) -> WorkerProcess:
-    return WorkerProcess(*args, log_dir=tmp_path, TASKWEB_TEST_LOG=str(run_log), **env)
+    return task_log(tmp_path)
 
 
 def lines(run_log: Path) -> list[str]:
@@ -43,7 +37,7 @@ def finished(*runs) -> bool:
 
 def drain(tmp_path: Path, run_log: Path, runs: list, workers: int = 2, timeout: float = 120) -> None:
     """Real workers until every workflow and every callback job has finished."""
-    procs = [start(tmp_path, run_log, "--concurrency", "4") for _ in range(workers)]
+    procs = [WorkerProcess("--concurrency", "4", log_dir=tmp_path, task_log=run_log) for _ in range(workers)]
     try:
         wait_until(lambda: finished(*runs), timeout=timeout)
         live = Job.objects.filter(status__in=[Status.QUEUED, Status.RUNNING])
@@ -124,12 +118,14 @@ def test_a_step_of_a_killed_worker_is_recovered_and_the_workflow_completes(tmp_p
         chain(tasks.step_log_after_file.s("slow", str(release)), tasks.step_log.s("after")),
         on_success=tasks.workflow_callback.s("success"),
     ).enqueue()
-    doomed = start(tmp_path, run_log, "--concurrency", "1")
+    doomed = WorkerProcess("--concurrency", "1", log_dir=tmp_path, task_log=run_log)
     wait_until(lambda: "start slow" in lines(run_log))
     doomed.send(signal.SIGKILL)
     doomed.wait()
     release.touch()
-    survivor = start(tmp_path, run_log, "--concurrency", "2", QUEUES_RETRY_BASE="0.1")
+    survivor = WorkerProcess(
+        "--concurrency", "2", log_dir=tmp_path, task_log=run_log, QUEUES_RETRY_BASE="0.1"
+    )
     try:
         wait_until(lambda: f"callback success {run.id}" in lines(run_log), timeout=90)
     finally:

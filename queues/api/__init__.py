@@ -25,6 +25,6 @@ api = errors.JsonAPI(
 )
 api.add_decorator(security.guard_body, mode="view")
 for module in (jobs, queues, dead_letters, workers, schedules, stats, workflows):
-    api.add_router("", module.router)
+    api.add_router(module.router.prefix, module.router)
 
 __all__ = ["api"]

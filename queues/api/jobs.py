@@ -2,46 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Path as PathParam
-from ninja import Query, Router
+from ninja import Query
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
-from .. import lifecycle, values, webhooks
+from .. import lifecycle, webhooks
 from ..filters import JobFilter
 from ..models import Job
-from ..serializers import job_detail, job_out
+from ..serializers import job_out
 from . import pages, security
-from .errors import CONFLICT
-from .schemas import MAX_ID, JobDetailOut, JobFilters, JobIn, JobOut, JobPage
-from .security import requires
+from .routes import Routes, RowId, job_answer
+from .schemas import JobDetailOut, JobFilters, JobIn, JobOut, JobPage
+from .specs import delayed, job_spec
 
-router = Router(tags=["jobs"])
+router = Routes("/jobs", tags=["jobs"])
 
 
-@router.post(
-    "/jobs", response={200: JobOut, 201: JobOut}, summary="Enqueue a job", auth=requires("job.enqueue")
-)
+@router.action("", {200: JobOut, 201: JobOut}, "Enqueue a job", "job.enqueue")
 def enqueue(request: HttpRequest, payload: JobIn) -> Reply:
     """201 with the new job; 200 with the existing job when its idempotency_key is taken."""
-    run_after = payload.run_at
-    if payload.delay is not None:
-        run_after = timezone.now() + timedelta(seconds=payload.delay)
     meta = {}
     if payload.callback_url is not None:
         meta["callback_url"] = webhooks.validate_callback_url(payload.callback_url)
     job, created = lifecycle.enqueue(
-        values.JobSpec(
-            task_path=payload.task,
-            args=payload.args,
-            kwargs=payload.kwargs,
-            queue=payload.queue,
-            priority=payload.priority,
-            run_after=run_after,
+        job_spec(
+            payload,
+            run_after=delayed(payload.delay, timezone.now()) or payload.run_at,
             max_attempts=payload.max_attempts,
             timeout=payload.timeout,
             idempotency_key=payload.idempotency_key,
@@ -52,41 +41,30 @@ def enqueue(request: HttpRequest, payload: JobIn) -> Reply:
     return Reply(201 if created else 200, shown)
 
 
-@router.get("/jobs", response=JobPage, summary="List jobs, newest first", auth=requires("view"))
+@router.read("", JobPage, "List jobs, newest first")
 def list_jobs(request: HttpRequest, filters: Query[JobFilters]) -> dict[str, Any]:
     wanted = JobFilter(queue=filters.queue, status=filters.status, task=filters.task, q=filters.q)
     jobs = wanted.queryset(Job.objects.select_related("queue"))
     note = wanted.search_note(Job.objects.all())
-    items, next_cursor = pages.page(jobs, filters.cursor, filters.limit)
     reveal = security.reveals(request)
-    return {**pages.with_next([job_out(job, reveal=reveal) for job in items], next_cursor), "note": note}
+    return {**pages.listing(jobs, filters, lambda job: job_out(job, reveal=reveal)), "note": note}
 
 
-@router.get(
-    "/jobs/{job_id}", response=JobDetailOut, summary="A job with its attempt history", auth=requires("view")
+@router.read("/{job_id}", JobDetailOut, "A job with its attempt history")
+def get_job(request: HttpRequest, job_id: int = RowId) -> dict[str, Any]:
+    return job_answer(request, job_id)
+
+
+@router.action(
+    "/{job_id}/cancel", JobDetailOut, "Cancel a waiting or running job", "job.cancel", conflict=True
 )
-def get_job(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
-    return job_detail(job_id, security.reveals(request))
-
-
-@router.post(
-    "/jobs/{job_id}/cancel",
-    response={200: JobDetailOut, **CONFLICT},
-    summary="Cancel a waiting or running job",
-    auth=requires("job.cancel"),
-)
-def cancel(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+def cancel(request: HttpRequest, job_id: int = RowId) -> dict[str, Any]:
     lifecycle.cancel(job_id)
-    return job_detail(job_id, security.reveals(request))
+    return job_answer(request, job_id)
 
 
-@router.post(
-    "/jobs/{job_id}/retry",
-    response={200: JobDetailOut, **CONFLICT},
-    summary="Run a finished job again now",
-    auth=requires("job.retry"),
-)
-def retry(request: HttpRequest, job_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+@router.action("/{job_id}/retry", JobDetailOut, "Run a finished job again now", "job.retry", conflict=True)
+def retry(request: HttpRequest, job_id: int = RowId) -> dict[str, Any]:
     """A scheduled, succeeded, cancelled or dead job goes back to queued with a fresh budget."""
     lifecycle.retry(job_id, by=security.actor(request))
-    return job_detail(job_id, security.reveals(request))
+    return job_answer(request, job_id)

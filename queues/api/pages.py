@@ -6,7 +6,8 @@ range scan per page however deep the client goes.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from django.db.models import Model, QuerySet
 
@@ -26,5 +27,14 @@ def page(rows: QuerySet[M], cursor: str | None, limit: int) -> tuple[list[M], st
     return items, str(items[-1].pk) if more else None
 
 
-def with_next(items: list[Any], next_cursor: str | None) -> dict[str, Any]:
-    return {"items": items, "next_cursor": next_cursor}
+class Paging(Protocol):
+    """The query parameters every list takes: where the page starts, and how long it is."""
+
+    cursor: str | None
+    limit: int
+
+
+def listing(rows: QuerySet[M], paging: Paging, show: Callable[[M], Any]) -> dict[str, Any]:
+    """One page of ``rows`` as every list answers it: each row shown, and the next cursor."""
+    items, next_cursor = page(rows, paging.cursor, paging.limit)
+    return {"items": [show(row) for row in items], "next_cursor": next_cursor}

@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import lifecycle
 from ..models import Queue
 from ..serializers import queue_out, queues_with_counts
-from .errors import CONFLICT, get_or_404
+from .errors import get_or_404
+from .routes import Routes
 from .schemas import Count, QueueIn, QueueOut, QueueSettings
-from .security import requires
 
-router = Router(tags=["queues"])
+router = Routes("/queues", tags=["queues"])
 
 
 def existing(name: str) -> Queue:
@@ -27,74 +26,45 @@ def _settings(payload: QueueSettings) -> dict[str, Any]:
     return payload.model_dump(exclude_unset=True, exclude={"name"})
 
 
-@router.get(
-    "/queues", response=list[QueueOut], summary="Every queue with its job counts", auth=requires("view")
-)
+@router.read("", list[QueueOut], "Every queue with its job counts")
 def list_queues(request: HttpRequest) -> list[dict[str, Any]]:
     return queues_with_counts()
 
 
-@router.post(
-    "/queues", response={201: QueueOut, **CONFLICT}, summary="Create a queue", auth=requires("queue.add")
-)
+@router.action("", {201: QueueOut}, "Create a queue", "queue.add", conflict=True)
 def create_queue(request: HttpRequest, payload: QueueIn) -> Reply:
     return Reply(201, queue_out(lifecycle.create_queue(payload.name, **_settings(payload))))
 
 
-@router.get(
-    "/queues/{name}", response=QueueOut, summary="One queue with its job counts", auth=requires("view")
-)
+@router.read("/{name}", QueueOut, "One queue with its job counts")
 def get_queue(request: HttpRequest, name: str) -> dict[str, Any]:
     return queue_out(existing(name))
 
 
-@router.patch(
-    "/queues/{name}",
-    response=QueueOut,
-    summary="Change a queue's limits and defaults",
-    auth=requires("queue.change"),
-)
+@router.action("/{name}", QueueOut, "Change a queue's limits and defaults", "queue.change", method="PATCH")
 def update_queue(request: HttpRequest, name: str, payload: QueueSettings) -> dict[str, Any]:
     """Fields left out stay as they are; null clears concurrency or rate_limit and puts
     max_attempts, timeout or retention back to its default."""
     return queue_out(lifecycle.update_queue(existing(name).name, **_settings(payload)))
 
 
-@router.post(
-    "/queues/{name}/pause",
-    response=QueueOut,
-    summary="Stop workers claiming from a queue",
-    auth=requires("queue.pause"),
-)
+@router.action("/{name}/pause", QueueOut, "Stop workers claiming from a queue", "queue.pause")
 def pause(request: HttpRequest, name: str) -> dict[str, Any]:
     return queue_out(lifecycle.set_paused(existing(name).name, True))
 
 
-@router.post(
-    "/queues/{name}/resume",
-    response=QueueOut,
-    summary="Let workers claim from a queue again",
-    auth=requires("queue.pause"),
-)
+@router.action("/{name}/resume", QueueOut, "Let workers claim from a queue again", "queue.pause")
 def resume(request: HttpRequest, name: str) -> dict[str, Any]:
     return queue_out(lifecycle.set_paused(existing(name).name, False))
 
 
-@router.post(
-    "/queues/{name}/purge",
-    response=Count,
-    summary="Delete every waiting job of a queue",
-    auth=requires("queue.purge"),
-)
+@router.action("/{name}/purge", Count, "Delete every waiting job of a queue", "queue.purge")
 def purge(request: HttpRequest, name: str) -> dict[str, int]:
     return {"count": lifecycle.purge_queue(existing(name).name)}
 
 
-@router.delete(
-    "/queues/{name}",
-    response={200: Count, **CONFLICT},
-    summary="Delete a queue and its jobs",
-    auth=requires("queue.delete"),
+@router.action(
+    "/{name}", Count, "Delete a queue and its jobs", "queue.delete", conflict=True, method="DELETE"
 )
 def delete_queue(request: HttpRequest, name: str) -> dict[str, int]:
     """Refused with 409 while one of its jobs runs, and for the default queue."""

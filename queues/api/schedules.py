@@ -6,21 +6,17 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from ninja import Path as PathParam
-from ninja import Router
 from ninja import Status as Reply  # the HTTP status; Status means a job's
 
 from .. import bounds, cron, lifecycle, registry, scheduler
 from ..exceptions import QueueConflict
 from ..models import Schedule
-from ..serializers import job_detail, schedule_out
-from . import security
-from .errors import CONFLICT, get_or_404
-from .schemas import MAX_ID, JobDetailOut, ScheduleIn, ScheduleOut, SchedulePatch
-from .security import requires
+from ..serializers import schedule_out
+from .errors import get_or_404
+from .routes import Routes, RowId, job_answer
+from .schemas import JobDetailOut, ScheduleIn, ScheduleOut, SchedulePatch
 
-router = Router(tags=["schedules"])
-ScheduleId = PathParam(..., ge=1, le=MAX_ID)
+router = Routes("/schedules", tags=["schedules"])
 
 
 def _schedule(schedule_id: int) -> Schedule:
@@ -52,61 +48,39 @@ def _save(schedule: Schedule) -> Schedule:
     return schedule
 
 
-@router.get("/schedules", response=list[ScheduleOut], summary="Every schedule", auth=requires("view"))
+@router.read("", list[ScheduleOut], "Every schedule")
 def list_schedules(request: HttpRequest) -> list[dict[str, Any]]:
     return [schedule_out(s) for s in Schedule.objects.select_related("queue")]
 
 
-@router.post(
-    "/schedules",
-    response={201: ScheduleOut, **CONFLICT},
-    summary="Create a schedule",
-    auth=requires("schedule.add"),
-)
+@router.action("", {201: ScheduleOut}, "Create a schedule", "schedule.add", conflict=True)
 def create_schedule(request: HttpRequest, payload: ScheduleIn) -> Reply:
     schedule = Schedule(name=payload.name)
     _apply(schedule, payload.model_dump(exclude={"name"}))
     return Reply(201, schedule_out(_save(schedule)))
 
 
-@router.get("/schedules/{schedule_id}", response=ScheduleOut, summary="One schedule", auth=requires("view"))
-def get_schedule(request: HttpRequest, schedule_id: int = ScheduleId) -> dict[str, Any]:
+@router.read("/{schedule_id}", ScheduleOut, "One schedule")
+def get_schedule(request: HttpRequest, schedule_id: int = RowId) -> dict[str, Any]:
     return schedule_out(_schedule(schedule_id))
 
 
-@router.patch(
-    "/schedules/{schedule_id}",
-    response=ScheduleOut,
-    summary="Change a schedule",
-    auth=requires("schedule.change"),
-)
-def update_schedule(
-    request: HttpRequest, payload: SchedulePatch, schedule_id: int = ScheduleId
-) -> dict[str, Any]:
+@router.action("/{schedule_id}", ScheduleOut, "Change a schedule", "schedule.change", method="PATCH")
+def update_schedule(request: HttpRequest, payload: SchedulePatch, schedule_id: int = RowId) -> dict[str, Any]:
     schedule = _schedule(schedule_id)
     changes = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if v is not None}
     _apply(schedule, changes)
     return schedule_out(_save(schedule))
 
 
-@router.delete(
-    "/schedules/{schedule_id}",
-    response={204: None},
-    summary="Delete a schedule",
-    auth=requires("schedule.delete"),
-)
-def delete_schedule(request: HttpRequest, schedule_id: int = ScheduleId) -> Reply:
+@router.action("/{schedule_id}", {204: None}, "Delete a schedule", "schedule.delete", method="DELETE")
+def delete_schedule(request: HttpRequest, schedule_id: int = RowId) -> Reply:
     _schedule(schedule_id).delete()
     return Reply(204, None)
 
 
-@router.post(
-    "/schedules/{schedule_id}/run",
-    response={201: JobDetailOut},
-    summary="Enqueue a run now",
-    auth=requires("schedule.run"),
-)
-def run_now(request: HttpRequest, schedule_id: int = ScheduleId) -> Reply:
+@router.action("/{schedule_id}/run", {201: JobDetailOut}, "Enqueue a run now", "schedule.run")
+def run_now(request: HttpRequest, schedule_id: int = RowId) -> Reply:
     """Outside the timetable; the next planned run stays as it was."""
     job = scheduler.run_now(_schedule(schedule_id))
-    return Reply(201, job_detail(job.pk, security.reveals(request)))
+    return Reply(201, job_answer(request, job.pk))

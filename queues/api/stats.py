@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
 
 from ..serializers import stats
+from .routes import Routes
 from .schemas import StatsOut
-from .security import requires
 
-router = Router(tags=["stats"])
+router = Routes("/stats", tags=["stats"])
 
 
-@router.get("/stats", response=StatsOut, summary="Counts and throughput at a glance", auth=requires("view"))
+@router.read("", StatsOut, "Counts and throughput at a glance")
 def get_stats(request: HttpRequest) -> dict[str, Any]:
     return stats()

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
 
 from ..models import WorkerStatus
 from ..serializers import workers_with_running
+from .routes import Routes
 from .schemas import WorkerOut
-from .security import requires
 
-router = Router(tags=["workers"])
+router = Routes("/workers", tags=["workers"])
 
 
-@router.get("/workers", response=list[WorkerOut], summary="Workers, newest first", auth=requires("view"))
+@router.read("", list[WorkerOut], "Workers, newest first")
 def list_workers(request: HttpRequest, status: WorkerStatus | None = None) -> list[dict[str, Any]]:
     return workers_with_running(status)

@@ -2,49 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Path as PathParam
-from ninja import Query, Router
+from ninja import Query
 from ninja import Status as Reply
 
 from .. import lifecycle, values, workflow_data
 from ..models import Workflow
 from . import pages, security
-from .errors import CONFLICT
-from .schemas import (
-    MAX_ID,
-    CallbackIn,
-    StepName,
-    WorkflowDetailOut,
-    WorkflowFilters,
-    WorkflowIn,
-    WorkflowPage,
-)
-from .security import requires
+from .routes import Routes, RowId
+from .schemas import StepName, WorkflowDetailOut, WorkflowFilters, WorkflowIn, WorkflowPage
+from .specs import delayed, job_spec
 
-router = Router(tags=["workflows"])
+router = Routes("/workflows", tags=["workflows"])
 
 
-def _job(given: CallbackIn, **options: Any) -> values.JobSpec:
-    return values.JobSpec(
-        task_path=given.task,
-        args=given.args,
-        kwargs=given.kwargs,
-        queue=given.queue,
-        priority=given.priority,
-        **options,
-    )
+def _detail(workflow_id: int) -> dict[str, Any]:
+    """A workflow with its steps, as the operations on one answer it."""
+    return workflow_data.detail(lifecycle.get_workflow(workflow_id))
 
 
-@router.post(
-    "/workflows",
-    response={201: WorkflowDetailOut},
-    summary="Enqueue a workflow: every step at once, in one transaction",
-    auth=requires("workflow.enqueue"),
+@router.action(
+    "",
+    {201: WorkflowDetailOut},
+    "Enqueue a workflow: every step at once, in one transaction",
+    "workflow.enqueue",
 )
 def create(request: HttpRequest, payload: WorkflowIn) -> Reply:
     """Steps name the steps they wait for in depends_on; a step runs once they have all
@@ -53,11 +37,11 @@ def create(request: HttpRequest, payload: WorkflowIn) -> Reply:
     steps = [
         values.StepSpec(
             name=step.name,
-            job=_job(
+            job=job_spec(
                 step,
                 max_attempts=step.max_attempts,
                 timeout=step.timeout,
-                run_after=None if step.delay is None else now + timedelta(seconds=step.delay),
+                run_after=delayed(step.delay, now),
             ),
             depends_on=tuple(step.depends_on),
             pass_result=step.pass_result,
@@ -66,51 +50,42 @@ def create(request: HttpRequest, payload: WorkflowIn) -> Reply:
         for step in payload.steps
     ]
     callbacks = {
-        name: _job(given) for name in Workflow.CALLBACKS if (given := getattr(payload, name)) is not None
+        name: job_spec(given) for name in Workflow.CALLBACKS if (given := getattr(payload, name)) is not None
     }
     workflow = lifecycle.create_workflow(steps, callbacks, name=payload.name)
     return Reply(201, workflow_data.detail(workflow))
 
 
-@router.get(
-    "/workflows", response=WorkflowPage, summary="List workflows, newest first", auth=requires("view")
-)
+@router.read("", WorkflowPage, "List workflows, newest first")
 def list_workflows(request: HttpRequest, filters: Query[WorkflowFilters]) -> dict[str, Any]:
     rows = Workflow.objects.all()
     if filters.status:
         rows = rows.filter(finished_at__isnull=filters.status == "running")
-    items, next_cursor = pages.page(rows, filters.cursor, filters.limit)
-    return pages.with_next([workflow_data.summary(w) for w in items], next_cursor)
+    return pages.listing(rows, filters, workflow_data.summary)
 
 
-@router.get(
-    "/workflows/{workflow_id}",
-    response=WorkflowDetailOut,
-    summary="A workflow with its steps and their states",
-    auth=requires("view"),
+@router.read("/{workflow_id}", WorkflowDetailOut, "A workflow with its steps and their states")
+def get_workflow(request: HttpRequest, workflow_id: int = RowId) -> dict[str, Any]:
+    return _detail(workflow_id)
+
+
+@router.action(
+    "/{workflow_id}/cancel",
+    WorkflowDetailOut,
+    "Cancel every unfinished step of a workflow",
+    "workflow.cancel",
 )
-def get_workflow(request: HttpRequest, workflow_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
-    return workflow_data.detail(lifecycle.get_workflow(workflow_id))
-
-
-@router.post(
-    "/workflows/{workflow_id}/cancel",
-    response={200: WorkflowDetailOut},
-    summary="Cancel every unfinished step of a workflow",
-    auth=requires("workflow.cancel"),
-)
-def cancel(request: HttpRequest, workflow_id: int = PathParam(..., ge=1, le=MAX_ID)) -> dict[str, Any]:
+def cancel(request: HttpRequest, workflow_id: int = RowId) -> dict[str, Any]:
     return workflow_data.detail(lifecycle.cancel_workflow(workflow_id))
 
 
-@router.post(
-    "/workflows/{workflow_id}/steps/{step}/retry",
-    response={200: WorkflowDetailOut, **CONFLICT},
-    summary="Run a finished step again (its cancelled dependents wait for it again)",
-    auth=requires("job.retry"),
+@router.action(
+    "/{workflow_id}/steps/{step}/retry",
+    WorkflowDetailOut,
+    "Run a finished step again (its cancelled dependents wait for it again)",
+    "job.retry",
+    conflict=True,
 )
-def retry_step(
-    request: HttpRequest, step: StepName, workflow_id: int = PathParam(..., ge=1, le=MAX_ID)
-) -> dict[str, Any]:
+def retry_step(request: HttpRequest, step: StepName, workflow_id: int = RowId) -> dict[str, Any]:
     lifecycle.retry(lifecycle.step_job_id(workflow_id, step), by=security.actor(request))
-    return workflow_data.detail(lifecycle.get_workflow(workflow_id))
+    return _detail(workflow_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from .. import bounds, declared, encryption, offload, registry, storable, tracing
 from ..conf import conf
-from ..engines import get_engine
+from ..engines import Engine, get_engine
 from ..exceptions import InvalidJob, UnknownQueue, UnstorableArguments
 from ..models import QUEUE_NAME_VALIDATOR, Job, Queue
 from ..states import Status
@@ -197,8 +197,7 @@ def enqueue_many(
     ORM's per-row work is the cost.
     """
     now = now or timezone.now()
-    queues = {name: get_queue(name) for name in {spec.queue for spec in specs}}
-    rows = [_job_fields(spec, queues[spec.queue], now) for spec in specs]
+    queues, rows = _validated_rows(specs, now)
     keyed: dict[int, set[str]] = defaultdict(set)
     for row in rows:
         if row["idempotency_key"] is not None:
@@ -225,20 +224,9 @@ def enqueue_many(
             new.append(row)
             slots.append((None, True))
         engine = get_engine()
-        ids: list[int] = []
-        for start in range(0, len(new), batch_size):
-            ids += engine.insert_jobs(new[start : start + batch_size])
+        ids = _insert_rows(engine, new, batch_size)
         writing.record(new, ids)
-        engine.upsert_minute_stats(
-            [
-                count
-                for queue in queues.values()
-                for count in _enqueued_counts(
-                    [row for row in new if row["queue_id"] == queue.id], queue.name, now
-                )
-            ]
-        )
-        engine.notify(list(queues))
+        _announce(engine, new, queues, now)
     fresh = iter(ids)
     results = []
     for known, created in slots:
@@ -249,6 +237,38 @@ def enqueue_many(
         else:
             results.append((known, created))
     return results
+
+
+def _validated_rows(specs: Sequence[JobSpec], now: datetime) -> tuple[dict[str, Queue], list[dict[str, Any]]]:
+    """The queues the specs go to, by name, and each spec's validated column values: what a
+    batch of jobs (``enqueue_many``) and a workflow's steps are checked and built with."""
+    queues = {name: get_queue(name) for name in {spec.queue for spec in specs}}
+    return queues, [_job_fields(spec, queues[spec.queue], now) for spec in specs]
+
+
+def _insert_rows(engine: Engine, rows: Sequence[dict[str, Any]], batch_size: int) -> list[int]:
+    """Insert validated job rows ``batch_size`` at a time (COPY on PostgreSQL); their ids in order."""
+    ids: list[int] = []
+    for start in range(0, len(rows), batch_size):
+        ids += engine.insert_jobs(rows[start : start + batch_size])
+    return ids
+
+
+def _announce(
+    engine: Engine, rows: Sequence[dict[str, Any]], queues: Mapping[str, Queue], now: datetime
+) -> None:
+    """Add newly inserted rows to the per-minute enqueued counts, and wake the workers of
+    ``queues`` when the transaction commits."""
+    engine.upsert_minute_stats(
+        [
+            count
+            for queue in queues.values()
+            for count in _enqueued_counts(
+                [row for row in rows if row["queue_id"] == queue.id], queue.name, now
+            )
+        ]
+    )
+    engine.notify(sorted(queues))
 
 
 def _enqueued_counts(rows: Iterable[dict[str, Any]], queue_name: str, now: datetime) -> list[tuple]:

@@ -23,7 +23,7 @@ from ..models import Job, JobDependency, Workflow, WorkflowStep
 from ..states import TRANSITIONS, Status
 from ..values import JobSpec, StepSpec
 from . import dependencies
-from .enqueue import _enqueued_counts, _job_fields, get_queue
+from .enqueue import _announce, _insert_rows, _job_fields, _validated_rows, get_queue
 
 MAX_STEPS = 100_000
 MAX_NAME = 200
@@ -90,8 +90,7 @@ def create_workflow(
         raise InvalidJob(f"A workflow name is at most {MAX_NAME} characters.", "name")
     _check_graph(steps)
     now = timezone.now()
-    queues = {spec: get_queue(spec) for spec in {step.job.queue for step in steps}}
-    rows = [_job_fields(step.job, queues[step.job.queue], now) for step in steps]
+    queues, rows = _validated_rows([step.job for step in steps], now)
     for row, step in zip(rows, steps, strict=True):
         if step.depends_on:
             row["status"] = Status.BLOCKED
@@ -104,9 +103,7 @@ def create_workflow(
         # The claim reads this key to tell workers that a step's outcome has follow-ups.
         for row in rows:
             row["meta"] = json.dumps({**json.loads(row["meta"]), "workflow": workflow.id})
-        ids: list[int] = []
-        for start in range(0, len(rows), INSERT_BATCH):
-            ids += engine.insert_jobs(rows[start : start + INSERT_BATCH])
+        ids = _insert_rows(engine, rows, INSERT_BATCH)
         by_name = {step.name: job_id for step, job_id in zip(steps, ids, strict=True)}
         engine.insert_rows(
             WorkflowStep._meta.db_table,
@@ -132,16 +129,7 @@ def create_workflow(
                 for position, dep in enumerate(step.depends_on)
             ],
         )
-        engine.upsert_minute_stats(
-            [
-                count
-                for queue in queues.values()
-                for count in _enqueued_counts(
-                    [row for row in rows if row["queue_id"] == queue.id], queue.name, now
-                )
-            ]
-        )
-        engine.notify(sorted(queues))
+        _announce(engine, rows, queues, now)
     return workflow
 
 

@@ -244,12 +244,15 @@ def test_a_circuit_opens_on_failures_and_closes_after_a_good_probe(tmp_path):
     worker = WorkerProcess("--concurrency", "1", log_dir=tmp_path, **BREAKER)
     try:
         wait_until(lambda: Circuit.objects.filter(state=CircuitState.OPEN).exists())
-        attempted = Job.objects.filter(attempts__gt=0).count()
-        # While open, the worker keeps heartbeating and claiming but starts none of them.
+        started = Job.objects.filter(started_at__isnull=False)
+        attempted = started.count()
+        # While open, the worker keeps heartbeating and claiming but starts none of them,
+        # not even those it had claimed ahead before the circuit opened.
         later = timezone.now() + timedelta(seconds=2)
         wait_until(lambda: Worker.objects.filter(last_heartbeat__gt=later).exists())
-        assert Job.objects.filter(attempts__gt=0).count() == attempted
+        assert started.count() == attempted
         assert attempted < 20
+        assert not Job.objects.filter(status=Status.RESERVED).exists(), "claimed ahead: given back"
         flag.unlink()
         Circuit.objects.update(retry_at=timezone.now())  # the cool-down is over
         wait_until(lambda: Circuit.objects.get().state == CircuitState.CLOSED)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextvars
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from queues import lifecycle
-from queues.models import Attempt, Job, Worker
+from queues.models import Attempt, Circuit, CircuitState, Job, Worker
 from queues.runner import Worker as Runner
 from queues.runner.child import Assignment
 from queues.runner.pool import InProcessPool
@@ -67,4 +69,25 @@ def test_a_job_cancelled_while_reserved_is_dropped_unstarted():
     loop._claim = claim_then_cancel
     run(loop)
     assert Job.objects.get(pk=job.id).status == Status.CANCELLED
+    assert not Attempt.objects.exists()
+
+
+def test_a_reserved_job_whose_circuit_opened_meanwhile_goes_back_to_its_queue_unstarted(settings):
+    settings.QUEUES_CIRCUIT_FAILURE_RATIO = 0.5
+    jobs = [tasks.record.enqueue() for _ in range(3)]
+    loop = runner()
+    real_claim = loop._claim
+
+    def claim_then_open_the_circuit(now: float) -> None:
+        real_claim(now)
+        if loop.backlog:  # other workers' failures opened it while these waited here
+            Circuit.objects.update_or_create(
+                task_path="tests.tasks.record",
+                defaults={"state": CircuitState.OPEN, "retry_at": timezone.now() + timedelta(minutes=5)},
+            )
+
+    loop._claim = claim_then_open_the_circuit
+    run(loop)
+    assert [Job.objects.get(pk=job.id).status for job in jobs] == [Status.QUEUED] * 3
+    assert not Job.objects.filter(attempts__gt=0).exists(), "their claim is not counted"
     assert not Attempt.objects.exists()

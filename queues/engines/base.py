@@ -78,9 +78,12 @@ picked AS (
 # reserved -> running for the jobs a worker hands to idle children now (TRANSITIONS["start"]).
 START_SQL = """
 UPDATE queues_job SET status = 'running', started_at = %s, updated_at = %s
-WHERE id IN ({ids}) AND status = 'reserved' AND worker_id = %s
+WHERE id IN ({ids}) AND status = 'reserved' AND worker_id = %s{circuits}
 RETURNING id
 """
+# With circuit breakers on, a job whose task's circuit opened since the claim does not start:
+# the claim honoured the breaker, and so must a job that waited reserved meanwhile.
+START_CIRCUITS = "\n  AND task_path NOT IN (SELECT task_path FROM queues_circuit WHERE state = 'open')"
 
 
 # running -> succeeded for the jobs of a batch ``done`` (TRANSITIONS["succeed"]), guarded by
@@ -152,11 +155,15 @@ class Engine:
             cursor.execute(sql, params)
             return [ClaimRow(*row) for row in cursor.fetchall()]
 
-    def start(self, worker_id: str, job_ids: Sequence[int], at: datetime) -> set[int]:
-        """Mark reserved jobs of ``worker_id`` running from ``at``; returns the ids it still held."""
+    def start(
+        self, worker_id: str, job_ids: Sequence[int], at: datetime, honour_circuits: bool = False
+    ) -> set[int]:
+        """Mark reserved jobs of ``worker_id`` running from ``at``, except, if
+        ``honour_circuits``, those of a task whose circuit is open; returns the ids started."""
         if not job_ids:
             return set()
-        sql = START_SQL.format(ids=", ".join(["%s"] * len(job_ids)))
+        circuits = START_CIRCUITS if honour_circuits else ""
+        sql = START_SQL.format(ids=", ".join(["%s"] * len(job_ids)), circuits=circuits)
         with connection.cursor() as cursor:
             cursor.execute(sql, [self.dt(at), self.dt(at), *job_ids, worker_id])
             return {row[0] for row in cursor.fetchall()}

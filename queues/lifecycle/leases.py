@@ -103,10 +103,11 @@ def start(worker_id: str, job_ids: Sequence[int], at: datetime) -> set[int]:
     """Mark reserved jobs running from ``at``: their code starts now in an idle child.
 
     ``started_at``, the timeout and the attempt's duration count from here. Returns the
-    ids still held: a job missing from the answer was cancelled or recovered while it
-    waited, and must not be run.
+    ids started: a job missing from the answer was cancelled or recovered while it
+    waited, or its task's circuit opened since the claim (it is still reserved: give it
+    back with ``release``), and must not be run.
     """
-    return get_engine().start(worker_id, job_ids, at)
+    return get_engine().start(worker_id, job_ids, at, honour_circuits=flow_control.breaker_on())
 
 
 def renew_leases(worker_id: str, running: dict[int, int]) -> set[int]:

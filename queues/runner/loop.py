@@ -263,8 +263,9 @@ class Worker:
     def _dispatch(self) -> None:
         """Hand backlog jobs to idle children only, marking them running in one write.
 
-        A job the write no longer finds reserved for this worker (cancelled or recovered
-        while it waited) is dropped unstarted.
+        A job the write does not start is dropped unstarted: cancelled or recovered while
+        it waited, or its task's circuit opened since the claim (then it goes back to its
+        queue, its claim not counted, for when the circuit lets it through).
         """
         idle = self.idle_slots()
         if not idle or not self.backlog:
@@ -281,10 +282,12 @@ class Worker:
                 self._send(idle.pop(0), job, at)
             else:
                 logger.info(
-                    "job %s is no longer held by this worker (cancelled or recovered); not started",
+                    "job %s not started: cancelled, recovered, or its task's circuit is open",
                     job.id,
                     extra=logs.job_fields(job, self.id),
                 )
+        if len(started) < len(jobs):
+            lifecycle.release(self.id, [job.id for job in jobs if job.id not in started])
 
     def _has_work(self) -> bool:
         assert self.outbox is not None

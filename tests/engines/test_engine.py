@@ -16,7 +16,7 @@ from django.utils import timezone
 from queues import lifecycle, values
 from queues.engines import get_engine
 from queues.engines.rows import ClaimQuery, ClaimRow, Succeeded
-from queues.models import Attempt, Job
+from queues.models import Attempt, Circuit, CircuitState, Job
 from queues.states import Outcome, Status
 
 from ..factories import make_job, make_queue
@@ -88,6 +88,19 @@ def test_start_marks_reserved_jobs_of_the_worker_running_from_the_given_time():
     mine.refresh_from_db()
     assert (mine.status, mine.started_at) == (Status.RUNNING, at)
     assert Job.objects.get(pk=theirs.pk).status == Status.RESERVED
+
+
+@pytest.mark.parametrize("honour_circuits", [True, False])
+def test_start_honouring_circuits_leaves_a_job_of_a_task_with_an_open_circuit_reserved(honour_circuits):
+    broken, fine = make_job("tests.tasks.fail"), make_job("tests.tasks.noop")
+    claim()
+    Circuit.objects.create(
+        task_path="tests.tasks.fail", state=CircuitState.OPEN, retry_at=timezone.now() + timedelta(minutes=5)
+    )
+    started = get_engine().start(WORKER, [broken.pk, fine.pk], timezone.now(), honour_circuits)
+    assert started == ({fine.pk} if honour_circuits else {broken.pk, fine.pk})
+    expected = Status.RESERVED if honour_circuits else Status.RUNNING
+    assert Job.objects.get(pk=broken.pk).status == expected
 
 
 def test_start_of_no_jobs_is_no_statement():

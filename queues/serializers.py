@@ -63,9 +63,7 @@ def stats() -> dict[str, Any]:
     workers.update(dict(Worker.objects.values_list("status").annotate(n=Count("id")).order_by()))
     return {
         "counts": totals,
-        "queues": [
-            {"name": q.name, "paused": q.paused, "counts": per_queue[q.pk]} for q in queues
-        ],
+        "queues": [{"name": q.name, "paused": q.paused, "counts": per_queue[q.pk]} for q in queues],
         "dead_letters": DeadLetter.objects.filter(replayed_at=None).count(),
         "workers": workers,
         "last_minute": _since(1),

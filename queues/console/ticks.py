@@ -122,9 +122,7 @@ class Tick:
 
     def _workers_changed(self) -> bool:
         """A worker started, stopped or was lost: which queues are served may have changed."""
-        alive = list(
-            Worker.objects.alive().order_by("id").values_list("id", "queues")
-        )
+        alive = list(Worker.objects.alive().order_by("id").values_list("id", "queues"))
         changed, self.alive_workers = alive != self.alive_workers, alive
         return changed
 
@@ -155,7 +153,9 @@ class Tick:
         if self.last_dead_id is None:
             self.last_dead_id = newest
         new = list(
-            DeadLetter.objects.filter(id__gt=self.last_dead_id).order_by("id").values_list(*LETTER_FIELDS)[:PAGE]
+            DeadLetter.objects.filter(id__gt=self.last_dead_id)
+            .order_by("id")
+            .values_list(*LETTER_FIELDS)[:PAGE]
         )
         self.last_dead_id = max([newest if len(new) < PAGE else new[-1][0], self.last_dead_id])
         if not refresh and state == self.dead_state and not new:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from queues.models import Job, Workflow, WorkflowStatus
+from queues.models import Job, Worker, Workflow, WorkflowStatus
 from queues.states import Status
 from queues.workflows import chain, group, workflow
 
@@ -42,6 +42,10 @@ def drain(tmp_path: Path, run_log: Path, runs: list, workers: int = 2, timeout: 
         wait_until(lambda: finished(*runs), timeout=timeout)
         live = Job.objects.filter(status__in=[Status.QUEUED, Status.RUNNING])
         wait_until(lambda: not live.exists(), timeout=timeout)
+        # Others may have drained it all before a slow one started: SIGTERM must find each
+        # worker running (registered, its signal handlers in place), not still importing.
+        registered = Worker.objects.filter(pid__in=[proc.pid for proc in procs])
+        wait_until(lambda: registered.count() == workers, timeout=timeout)
     finally:
         codes = [proc.stop() for proc in procs]
     assert codes == [0] * workers, [proc.output() for proc in procs]

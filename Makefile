@@ -18,10 +18,12 @@ $(BIN)/python:
 
 $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 $(VENV)/.installed-test: requirements.txt requirements-test.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-test.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -54,6 +56,7 @@ test-postgres: install-test
 test-django6:
 	test -x $(VENV6)/bin/python || $(PYTHON312) -m venv $(VENV6)
 	$(VENV6)/bin/pip install --quiet -r requirements-test.txt
+	$(VENV6)/bin/pip install --quiet --no-deps -e .
 	env -u DATABASE_URL $(VENV6)/bin/python -m pytest -m "not browser and not chaos" $(PYTEST_ARGS)
 
 ## Debian's Chromium for the browser tests (Playwright drives it; no browser download).
